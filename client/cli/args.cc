@@ -1,0 +1,42 @@
+#include "client/cli/args.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace trialrules::cli {
+
+absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
+                               const std::set<std::string>& valued,
+                               const std::set<std::string>& flags) {
+  Args args;
+  for (size_t i = 0; i < argv.size(); ++i) {
+    const std::string& arg = argv[i];
+    if (!arg.starts_with("--")) {
+      args.positional.push_back(arg);
+      continue;
+    }
+    std::string name = arg.substr(2);
+    std::string value;
+    const size_t equals = name.find('=');
+    const bool inline_value = equals != std::string::npos;
+    if (inline_value) {
+      value = name.substr(equals + 1);
+      name = name.substr(0, equals);
+    }
+    if (flags.count(name) > 0 && !inline_value) {
+      args.switches.insert(name);
+    } else if (valued.count(name) > 0) {
+      if (!inline_value) {
+        if (i + 1 >= argv.size()) {
+          return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value"));
+        }
+        value = argv[++i];
+      }
+      args.options[name] = value;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("unknown option --", name));
+    }
+  }
+  return args;
+}
+
+}  // namespace trialrules::cli

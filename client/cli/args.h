@@ -1,0 +1,43 @@
+// A small command-line reader shared by the subcommands: `--name value`,
+// `--name=value`, boolean `--name`, and positional arguments.
+#ifndef TRIALRULES_CLIENT_CLI_ARGS_H_
+#define TRIALRULES_CLIENT_CLI_ARGS_H_
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace trialrules::cli {
+
+struct Args {
+  std::map<std::string, std::string> options;
+  std::set<std::string> switches;
+  std::vector<std::string> positional;
+
+  std::string Get(const std::string& name, const std::string& fallback = "") const {
+    const auto it = options.find(name);
+    return it == options.end() ? fallback : it->second;
+  }
+  bool Has(const std::string& name) const { return switches.count(name) > 0; }
+};
+
+// `valued` lists the options that take a value, `flags` those that don't;
+// anything else starting with "--" is a usage error.
+absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
+                               const std::set<std::string>& valued,
+                               const std::set<std::string>& flags);
+
+// Exit codes of every subcommand.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitProblems = 1;
+inline constexpr int kExitUsage = 2;
+
+int RunCheck(const std::vector<std::string>& argv);
+int RunEval(const std::vector<std::string>& argv);
+
+}  // namespace trialrules::cli
+
+#endif  // TRIALRULES_CLIENT_CLI_ARGS_H_

@@ -1,0 +1,38 @@
+// trialrules: the rule author's command-line tool.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "client/cli/args.h"
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: trialrules COMMAND [OPTIONS]\n"
+    "commands:\n"
+    "  check PATH...           load rule files or directories, run their test\n"
+    "                          cases, print problems (file:line:col: rule ID: message)\n"
+    "  eval --rules PATH --protocol ID [--version V]\n"
+    "       [--kind eligibility|withdrawal|escalation|stopping]\n"
+    "       --facts FILE.json [--json]\n"
+    "                          evaluate one patient (or cohort, or the trial)\n"
+    "exit codes: 0 ok, 1 problems or refused input, 2 usage\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << kUsage;
+    return trialrules::cli::kExitUsage;
+  }
+  const std::string command = argv[1];
+  const std::vector<std::string> rest(argv + 2, argv + argc);
+  if (command == "check") return trialrules::cli::RunCheck(rest);
+  if (command == "eval") return trialrules::cli::RunEval(rest);
+  if (command == "help" || command == "--help" || command == "-h") {
+    std::cout << kUsage;
+    return trialrules::cli::kExitOk;
+  }
+  std::cerr << "unknown command \"" << command << "\"\n" << kUsage;
+  return trialrules::cli::kExitUsage;
+}

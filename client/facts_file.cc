@@ -1,0 +1,73 @@
+#include "client/facts_file.h"
+
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace trialrules {
+
+using google::protobuf::Struct;
+using google::protobuf::Value;
+
+absl::StatusOr<std::vector<FactInput>> ParseFactsJson(absl::string_view json) {
+  Struct document;
+  const auto parsed = google::protobuf::util::JsonStringToMessage(
+      google::protobuf::StringPiece(json.data(), json.size()), &document);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("facts file is not valid JSON: ", parsed.message().as_string()));
+  }
+  const auto facts = document.fields().find("facts");
+  if (facts == document.fields().end() ||
+      facts->second.kind_case() != Value::kStructValue) {
+    return absl::InvalidArgumentError(
+        "facts file must be a JSON object with an object \"facts\"");
+  }
+  std::vector<FactInput> inputs;
+  for (const auto& [name, value] : facts->second.struct_value().fields()) {
+    FactInput input;
+    input.name = name;
+    switch (value.kind_case()) {
+      case Value::kNumberValue: input.value = value.number_value(); break;
+      case Value::kBoolValue: input.value = value.bool_value(); break;
+      case Value::kStringValue: input.value = value.string_value(); break;
+      case Value::kStructValue: {
+        const auto& fields = value.struct_value().fields();
+        const auto number = fields.find("value");
+        const auto unit = fields.find("unit");
+        if (number == fields.end() ||
+            number->second.kind_case() != Value::kNumberValue ||
+            (unit != fields.end() && unit->second.kind_case() != Value::kStringValue) ||
+            fields.size() > 2 || (fields.size() == 2 && unit == fields.end())) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "fact \"", name,
+              "\": an object value must be {\"value\": NUMBER, \"unit\": \"TEXT\"}"));
+        }
+        input.value = number->second.number_value();
+        if (unit != fields.end()) input.unit = unit->second.string_value();
+        break;
+      }
+      default:
+        return absl::InvalidArgumentError(absl::StrCat(
+            "fact \"", name,
+            "\": a value must be a number, true/false, a date string or "
+            "{\"value\", \"unit\"} (leave a missing fact out)"));
+    }
+    inputs.push_back(std::move(input));
+  }
+  // Protobuf's map has no order: sort so that output and errors are stable.
+  std::sort(inputs.begin(), inputs.end(),
+            [](const FactInput& a, const FactInput& b) { return a.name < b.name; });
+  return inputs;
+}
+
+std::optional<std::string> AssessmentDate(const std::vector<FactInput>& facts) {
+  for (const FactInput& fact : facts) {
+    if (fact.name != "assessment_date") continue;
+    if (const auto* text = std::get_if<std::string>(&fact.value)) return *text;
+  }
+  return std::nullopt;
+}
+
+}  // namespace trialrules

@@ -1,0 +1,118 @@
+#include "client/render.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+
+namespace trialrules {
+
+DecisionView ViewOf(const RuleSet& rule_set, const Evaluation& evaluation) {
+  DecisionView view;
+  view.kind = std::string(EvaluationKindName(evaluation.kind));
+  view.decision = std::string(DecisionName(evaluation.decision));
+  view.protocol_id = rule_set.protocol_id();
+  view.version = rule_set.version();
+  view.sha256 = rule_set.sha256();
+  for (const RuleResult& result : evaluation.rules) {
+    const RuleSpec& spec = rule_set.rules()[result.rule];
+    DecisionView::Rule rule{spec.id, std::string(RuleKindName(spec.kind)),
+                            spec.text, std::string(OutcomeName(result.outcome)),
+                            result.not_finite, {}};
+    for (int f : result.missing_facts) {
+      rule.missing_facts.push_back(rule_set.facts()[f].name);
+    }
+    view.rules.push_back(std::move(rule));
+  }
+  for (int f : evaluation.missing_facts) {
+    view.missing_facts.push_back(rule_set.facts()[f].name);
+  }
+  return view;
+}
+
+std::string JsonQuote(absl::string_view text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          absl::StrAppendFormat(&out, "\\u%04x", c);
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += "\"";
+  return out;
+}
+
+namespace {
+
+std::string JsonList(const std::vector<std::string>& items) {
+  std::vector<std::string> quoted;
+  for (const std::string& item : items) quoted.push_back(JsonQuote(item));
+  return absl::StrCat("[", absl::StrJoin(quoted, ","), "]");
+}
+
+std::string Shorten(absl::string_view text, size_t width) {
+  if (text.size() <= width) return std::string(text);
+  return absl::StrCat(text.substr(0, width - 3), "...");
+}
+
+}  // namespace
+
+std::string RenderJson(const DecisionView& view) {
+  std::vector<std::string> rules;
+  for (const DecisionView::Rule& rule : view.rules) {
+    rules.push_back(absl::StrCat(
+        "{\"id\":", JsonQuote(rule.id), ",\"kind\":", JsonQuote(rule.kind),
+        ",\"outcome\":", JsonQuote(rule.outcome),
+        ",\"missing_facts\":", JsonList(rule.missing_facts),
+        ",\"not_finite\":", rule.not_finite ? "true" : "false", "}"));
+  }
+  return absl::StrCat(
+      "{\"decision\":", JsonQuote(view.decision),
+      ",\"rule_set\":{\"protocol_id\":", JsonQuote(view.protocol_id),
+      ",\"version\":", JsonQuote(view.version),
+      ",\"sha256\":", JsonQuote(view.sha256), "}",
+      ",\"rules\":[", absl::StrJoin(rules, ","), "]",
+      ",\"missing_facts\":", JsonList(view.missing_facts), "}\n");
+}
+
+std::string RenderTable(const DecisionView& view) {
+  size_t id_width = 4;
+  size_t missing_width = 13;
+  std::vector<std::string> missing;
+  for (const DecisionView::Rule& rule : view.rules) {
+    id_width = std::max(id_width, rule.id.size());
+    std::string text = absl::StrJoin(rule.missing_facts, ", ");
+    if (rule.not_finite) text = text.empty() ? "(not finite)" : text + " (not finite)";
+    missing_width = std::max(missing_width, std::min<size_t>(text.size(), 48));
+    missing.push_back(std::move(text));
+  }
+  std::string out = absl::StrFormat("%-*s  %-7s  %-*s  %s\n", id_width, "RULE",
+                                    "OUTCOME", missing_width, "MISSING FACTS",
+                                    "WORDING");
+  for (size_t i = 0; i < view.rules.size(); ++i) {
+    const DecisionView::Rule& rule = view.rules[i];
+    absl::StrAppendFormat(&out, "%-*s  %-7s  %-*s  %s\n", id_width, rule.id,
+                          rule.outcome, missing_width, missing[i],
+                          Shorten(rule.text, 70));
+  }
+  absl::StrAppend(&out, "\n", view.kind, " decision: ", view.decision, "\n");
+  if (!view.missing_facts.empty()) {
+    absl::StrAppend(&out, "missing facts: ", absl::StrJoin(view.missing_facts, ", "),
+                    "\n");
+  }
+  absl::StrAppend(&out, "answered by: ", view.protocol_id, " version ",
+                  view.version, " (sha256 ", view.sha256, ")\n");
+  return out;
+}
+
+}  // namespace trialrules

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian packages trialrules needs, only those missing. Idempotent.
+set -euo pipefail
+packages=(
+  build-essential cmake pkg-config
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev libmuparser-dev prometheus-cpp-dev libboost-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  python3-grpcio python3-grpc-tools
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+echo "installing: ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,535 @@
+#include "service/engine/expression.h"
+
+#include <muParser.h>
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <limits>
+#include <regex>
+
+#include <boost/math/distributions/beta.hpp>
+#include <boost/math/distributions/binomial.hpp>
+
+#include "absl/strings/str_cat.h"
+
+namespace trialrules {
+namespace {
+
+constexpr double kUnknown = std::numeric_limits<double>::quiet_NaN();
+
+// ---------------------------------------------------------------------------
+// Evaluation: three-valued operators over doubles, NaN meaning unknown.
+// ---------------------------------------------------------------------------
+
+// Set by an operator whose finite operands gave no finite result. Operators
+// are plain function pointers (muparser passes no context to operators), and
+// a thread evaluates one expression at a time, so a thread-local flag is the
+// evaluation's own.
+thread_local bool tl_not_finite = false;
+
+bool IsUnknown(double v) { return std::isnan(v); }
+
+double Checked(double result, double a, double b) {
+  if (!std::isfinite(result) && std::isfinite(a) && std::isfinite(b)) {
+    tl_not_finite = true;
+    return kUnknown;
+  }
+  return result;
+}
+
+double Checked1(double result, double a) { return Checked(result, a, 0.0); }
+
+double Add(double a, double b) { return Checked(a + b, a, b); }
+double Sub(double a, double b) { return Checked(a - b, a, b); }
+double Mul(double a, double b) { return Checked(a * b, a, b); }
+double Div(double a, double b) { return Checked(a / b, a, b); }
+double Pow(double a, double b) { return Checked(std::pow(a, b), a, b); }
+double Neg(double a) { return -a; }
+
+double Truth(bool b) { return b ? 1.0 : 0.0; }
+#define TRIALRULES_COMPARISON(name, op)                     \
+  double name(double a, double b) {                         \
+    if (IsUnknown(a) || IsUnknown(b)) return kUnknown;      \
+    return Truth(a op b);                                   \
+  }
+TRIALRULES_COMPARISON(Less, <)
+TRIALRULES_COMPARISON(LessEqual, <=)
+TRIALRULES_COMPARISON(Greater, >)
+TRIALRULES_COMPARISON(GreaterEqual, >=)
+TRIALRULES_COMPARISON(Equal, ==)
+TRIALRULES_COMPARISON(NotEqual, !=)
+#undef TRIALRULES_COMPARISON
+
+// Kleene: false && unknown is false; true || unknown is true.
+double And(double a, double b) {
+  if (a == 0.0 || b == 0.0) return 0.0;
+  if (IsUnknown(a) || IsUnknown(b)) return kUnknown;
+  return 1.0;
+}
+double Or(double a, double b) {
+  if ((!IsUnknown(a) && a != 0.0) || (!IsUnknown(b) && b != 0.0)) return 1.0;
+  if (IsUnknown(a) || IsUnknown(b)) return kUnknown;
+  return 0.0;
+}
+double Not(double a) { return IsUnknown(a) ? kUnknown : Truth(a == 0.0); }
+
+// An unknown condition still decides the value when both branches agree.
+double If(double condition, double then_value, double else_value) {
+  if (IsUnknown(condition)) {
+    return then_value == else_value ? then_value : kUnknown;
+  }
+  return condition != 0.0 ? then_value : else_value;
+}
+
+double Abs(double a) { return std::fabs(a); }
+double Sqrt(double a) { return Checked1(std::sqrt(a), a); }
+double Exp(double a) { return Checked1(std::exp(a), a); }
+double Ln(double a) { return Checked1(std::log(a), a); }
+double Log10(double a) { return Checked1(std::log10(a), a); }
+double Floor(double a) { return std::floor(a); }
+double Ceil(double a) { return std::ceil(a); }
+double Min(double a, double b) {
+  return IsUnknown(a) || IsUnknown(b) ? kUnknown : std::min(a, b);
+}
+double Max(double a, double b) {
+  return IsUnknown(a) || IsUnknown(b) ? kUnknown : std::max(a, b);
+}
+
+double OutsideDomain() {
+  tl_not_finite = true;
+  return kUnknown;
+}
+
+// P(X <= x) for X ~ Beta(a, b).
+double BetaCdf(double x, double a, double b) {
+  if (IsUnknown(x) || IsUnknown(a) || IsUnknown(b)) return kUnknown;
+  if (!(x >= 0 && x <= 1 && a > 0 && b > 0 && std::isfinite(a) &&
+        std::isfinite(b))) {
+    return OutsideDomain();
+  }
+  try {
+    return boost::math::cdf(boost::math::beta_distribution<double>(a, b), x);
+  } catch (const std::exception&) {
+    return OutsideDomain();
+  }
+}
+
+// P(K <= k) for K ~ Binomial(n, p).
+double BinomCdf(double k, double n, double p) {
+  if (IsUnknown(k) || IsUnknown(n) || IsUnknown(p)) return kUnknown;
+  if (!(n >= 0 && n <= 1e9 && n == std::floor(n) && p >= 0 && p <= 1 &&
+        std::isfinite(k))) {
+    return OutsideDomain();
+  }
+  if (k < 0) return 0.0;
+  if (k >= n) return 1.0;
+  try {
+    return boost::math::cdf(boost::math::binomial_distribution<double>(n, p),
+                            std::floor(k));
+  } catch (const std::exception&) {
+    return OutsideDomain();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Type checking: the same parser, with operators over types. A type is
+// encoded as a negative sentinel double; literals are never negative (a
+// leading '-' is the unary operator), so any other value is a number literal.
+// ---------------------------------------------------------------------------
+
+constexpr double kNumberType = -9.25e307;
+constexpr double kBoolType = -8.25e307;
+constexpr double kDateType = -7.25e307;
+constexpr double kErrorType = -6.25e307;
+
+double TypeCode(ValueType type) {
+  switch (type) {
+    case ValueType::kBool: return kBoolType;
+    case ValueType::kDate: return kDateType;
+    case ValueType::kNumber: return kNumberType;
+  }
+  return kErrorType;
+}
+
+struct TypeCheckContext {
+  const absl::flat_hash_map<std::string, ValueType>* symbols = nullptr;
+  std::deque<double> storage;  // muparser keeps pointers: must not move
+  std::vector<std::string> unknown_names;
+  std::string first_error;
+};
+thread_local TypeCheckContext* tl_type_context = nullptr;
+
+absl::string_view TypeWord(double code) {
+  if (code == kBoolType) return "a true/false value";
+  if (code == kDateType) return "a date";
+  return "a number";
+}
+
+double TypeError(const std::string& message) {
+  if (tl_type_context->first_error.empty()) {
+    tl_type_context->first_error = message;
+  }
+  return kErrorType;
+}
+
+bool IsType(double code, double type) {
+  if (type == kNumberType) {
+    return code != kBoolType && code != kDateType && code != kErrorType;
+  }
+  return code == type;
+}
+
+double OperandError(absl::string_view op, double a, double b,
+                    absl::string_view wanted) {
+  const double bad = IsType(a, kNumberType) && wanted == "numbers" ? b : a;
+  return TypeError(absl::StrCat("'", op, "' needs ", wanted, " but got ",
+                                TypeWord(bad == kErrorType ? b : bad)));
+}
+
+#define TRIALRULES_PROPAGATE(a, b) \
+  if ((a) == kErrorType || (b) == kErrorType) return kErrorType
+
+double TypeAdd(double a, double b) {
+  TRIALRULES_PROPAGATE(a, b);
+  if (IsType(a, kNumberType) && IsType(b, kNumberType)) return kNumberType;
+  if ((IsType(a, kDateType) && IsType(b, kNumberType)) ||
+      (IsType(a, kNumberType) && IsType(b, kDateType))) {
+    return kDateType;
+  }
+  return TypeError(absl::StrCat("'+' cannot add ", TypeWord(a), " and ",
+                                TypeWord(b)));
+}
+double TypeSub(double a, double b) {
+  TRIALRULES_PROPAGATE(a, b);
+  if (IsType(a, kNumberType) && IsType(b, kNumberType)) return kNumberType;
+  if (IsType(a, kDateType) && IsType(b, kNumberType)) return kDateType;
+  if (IsType(a, kDateType) && IsType(b, kDateType)) return kNumberType;
+  return TypeError(absl::StrCat("'-' cannot subtract ", TypeWord(b), " from ",
+                                TypeWord(a)));
+}
+double TypeArithmetic(absl::string_view op, double a, double b) {
+  TRIALRULES_PROPAGATE(a, b);
+  if (IsType(a, kNumberType) && IsType(b, kNumberType)) return kNumberType;
+  return OperandError(op, a, b, "numbers");
+}
+double TypeMul(double a, double b) { return TypeArithmetic("*", a, b); }
+double TypeDiv(double a, double b) { return TypeArithmetic("/", a, b); }
+double TypePow(double a, double b) { return TypeArithmetic("^", a, b); }
+double TypeNeg(double a) {
+  if (a == kErrorType) return kErrorType;
+  if (IsType(a, kNumberType)) return kNumberType;
+  return TypeError(absl::StrCat("unary '-' needs a number but got ",
+                                TypeWord(a)));
+}
+
+double TypeOrder(absl::string_view op, double a, double b) {
+  TRIALRULES_PROPAGATE(a, b);
+  if ((IsType(a, kNumberType) && IsType(b, kNumberType)) ||
+      (IsType(a, kDateType) && IsType(b, kDateType))) {
+    return kBoolType;
+  }
+  return TypeError(absl::StrCat("'", op, "' cannot compare ", TypeWord(a),
+                                " with ", TypeWord(b)));
+}
+double TypeLess(double a, double b) { return TypeOrder("<", a, b); }
+double TypeLessEqual(double a, double b) { return TypeOrder("<=", a, b); }
+double TypeGreater(double a, double b) { return TypeOrder(">", a, b); }
+double TypeGreaterEqual(double a, double b) { return TypeOrder(">=", a, b); }
+
+double TypeEquality(absl::string_view op, double a, double b) {
+  TRIALRULES_PROPAGATE(a, b);
+  if ((IsType(a, kBoolType) && IsType(b, kBoolType))) return kBoolType;
+  return TypeOrder(op, a, b);
+}
+double TypeEqual(double a, double b) { return TypeEquality("==", a, b); }
+double TypeNotEqual(double a, double b) { return TypeEquality("!=", a, b); }
+
+double TypeLogic(absl::string_view op, double a, double b) {
+  TRIALRULES_PROPAGATE(a, b);
+  if (IsType(a, kBoolType) && IsType(b, kBoolType)) return kBoolType;
+  const double bad = IsType(a, kBoolType) ? b : a;
+  return TypeError(absl::StrCat("'", op, "' needs true/false operands but got ",
+                                TypeWord(bad)));
+}
+double TypeAnd(double a, double b) { return TypeLogic("&&", a, b); }
+double TypeOr(double a, double b) { return TypeLogic("||", a, b); }
+double TypeNot(double a) {
+  if (a == kErrorType) return kErrorType;
+  if (IsType(a, kBoolType)) return kBoolType;
+  return TypeError(absl::StrCat("'!' needs a true/false operand but got ",
+                                TypeWord(a)));
+}
+
+double TypeIf(double condition, double then_value, double else_value) {
+  if (condition == kErrorType || then_value == kErrorType ||
+      else_value == kErrorType) {
+    return kErrorType;
+  }
+  if (!IsType(condition, kBoolType)) {
+    return TypeError(absl::StrCat("if() needs a true/false condition but got ",
+                                  TypeWord(condition)));
+  }
+  for (double type : {kBoolType, kDateType, kNumberType}) {
+    if (IsType(then_value, type) && IsType(else_value, type)) return type;
+  }
+  return TypeError(absl::StrCat("if() branches differ: ", TypeWord(then_value),
+                                " and ", TypeWord(else_value)));
+}
+
+double TypeNumeric1(absl::string_view name, double a) {
+  if (a == kErrorType) return kErrorType;
+  if (IsType(a, kNumberType)) return kNumberType;
+  return TypeError(absl::StrCat(name, "() needs a number but got ",
+                                TypeWord(a)));
+}
+double TypeNumeric3(absl::string_view name, double a, double b, double c) {
+  for (double v : {a, b, c}) {
+    if (v == kErrorType) return kErrorType;
+    if (!IsType(v, kNumberType)) {
+      return TypeError(absl::StrCat(name, "() needs numbers but got ",
+                                    TypeWord(v)));
+    }
+  }
+  return kNumberType;
+}
+double TypeAbs(double a) { return TypeNumeric1("abs", a); }
+double TypeSqrt(double a) { return TypeNumeric1("sqrt", a); }
+double TypeExp(double a) { return TypeNumeric1("exp", a); }
+double TypeLn(double a) { return TypeNumeric1("ln", a); }
+double TypeLog10(double a) { return TypeNumeric1("log10", a); }
+double TypeFloor(double a) { return TypeNumeric1("floor", a); }
+double TypeCeil(double a) { return TypeNumeric1("ceil", a); }
+double TypeMin(double a, double b) { return TypeArithmetic("min", a, b); }
+double TypeMax(double a, double b) { return TypeArithmetic("max", a, b); }
+double TypeBetaCdf(double x, double a, double b) {
+  return TypeNumeric3("beta_cdf", x, a, b);
+}
+double TypeBinomCdf(double k, double n, double p) {
+  return TypeNumeric3("binom_cdf", k, n, p);
+}
+#undef TRIALRULES_PROPAGATE
+
+// The operator and function table, once for evaluation and once for types.
+struct Operators {
+  mu::fun_type2 add, sub, mul, div, pow;
+  mu::fun_type2 less, less_equal, greater, greater_equal, equal, not_equal;
+  mu::fun_type2 logical_and, logical_or;
+  mu::fun_type1 neg, logical_not;
+  mu::fun_type3 if_then_else;
+  mu::fun_type1 abs, sqrt, exp, ln, log10, floor, ceil;
+  mu::fun_type2 min, max;
+  mu::fun_type3 beta_cdf, binom_cdf;
+};
+
+constexpr Operators kEvaluationOperators = {
+    Add,  Sub,   Mul,  Div,   Pow,   Less,  LessEqual, Greater,
+    GreaterEqual, Equal, NotEqual, And, Or, Neg, Not, If,
+    Abs,  Sqrt,  Exp,  Ln,    Log10, Floor, Ceil,      Min,
+    Max,  BetaCdf, BinomCdf};
+
+constexpr Operators kTypeOperators = {
+    TypeAdd,  TypeSub,   TypeMul,  TypeDiv,   TypePow,   TypeLess,
+    TypeLessEqual, TypeGreater, TypeGreaterEqual, TypeEqual, TypeNotEqual,
+    TypeAnd,  TypeOr,    TypeNeg,  TypeNot,   TypeIf,    TypeAbs,
+    TypeSqrt, TypeExp,   TypeLn,   TypeLog10, TypeFloor, TypeCeil,
+    TypeMin,  TypeMax,   TypeBetaCdf, TypeBinomCdf};
+
+// Replaces muparser's built-in operators, functions and constants with ours.
+// Constant folding is off: it would run operators at parse time, outside any
+// evaluation, and muparser's own folding of && and || truncates to integers.
+std::unique_ptr<mu::Parser> NewParser(const Operators& ops) {
+  auto parser = std::make_unique<mu::Parser>();
+  parser->EnableBuiltInOprt(false);
+  parser->EnableOptimizer(false);
+  parser->ClearFun();
+  parser->ClearConst();
+  parser->ClearInfixOprt();
+  parser->ClearPostfixOprt();
+  parser->ClearOprt();
+  parser->DefineOprt("+", ops.add, mu::prADD_SUB, mu::oaLEFT);
+  parser->DefineOprt("-", ops.sub, mu::prADD_SUB, mu::oaLEFT);
+  parser->DefineOprt("*", ops.mul, mu::prMUL_DIV, mu::oaLEFT);
+  parser->DefineOprt("/", ops.div, mu::prMUL_DIV, mu::oaLEFT);
+  parser->DefineOprt("^", ops.pow, mu::prPOW, mu::oaRIGHT);
+  parser->DefineOprt("<", ops.less, mu::prCMP, mu::oaLEFT);
+  parser->DefineOprt("<=", ops.less_equal, mu::prCMP, mu::oaLEFT);
+  parser->DefineOprt(">", ops.greater, mu::prCMP, mu::oaLEFT);
+  parser->DefineOprt(">=", ops.greater_equal, mu::prCMP, mu::oaLEFT);
+  parser->DefineOprt("==", ops.equal, mu::prCMP, mu::oaLEFT);
+  parser->DefineOprt("!=", ops.not_equal, mu::prCMP, mu::oaLEFT);
+  parser->DefineOprt("&&", ops.logical_and, mu::prLAND, mu::oaLEFT);
+  parser->DefineOprt("||", ops.logical_or, mu::prLOR, mu::oaLEFT);
+  parser->DefineInfixOprt("-", ops.neg, mu::prINFIX, false);
+  parser->DefineInfixOprt("!", ops.logical_not, mu::prINFIX, false);
+  parser->DefineFun("if", ops.if_then_else, false);
+  parser->DefineFun("abs", ops.abs, false);
+  parser->DefineFun("sqrt", ops.sqrt, false);
+  parser->DefineFun("exp", ops.exp, false);
+  parser->DefineFun("ln", ops.ln, false);
+  parser->DefineFun("log10", ops.log10, false);
+  parser->DefineFun("floor", ops.floor, false);
+  parser->DefineFun("ceil", ops.ceil, false);
+  parser->DefineFun("min", ops.min, false);
+  parser->DefineFun("max", ops.max, false);
+  parser->DefineFun("beta_cdf", ops.beta_cdf, false);
+  parser->DefineFun("binom_cdf", ops.binom_cdf, false);
+  return parser;
+}
+
+// Called by muparser for each name the expression uses that is not defined:
+// gives every name storage holding its type code, and records the unknown.
+double* CollectName(const char* name, void* /*user_data*/) {
+  TypeCheckContext& context = *tl_type_context;
+  const auto it = context.symbols->find(name);
+  if (it == context.symbols->end()) {
+    context.unknown_names.emplace_back(name);
+    context.storage.push_back(kErrorType);
+  } else {
+    context.storage.push_back(TypeCode(it->second));
+  }
+  return &context.storage.back();
+}
+
+// muparser's messages end with " at position N." (0-based, of the
+// expression): the caller reports the position itself, as a file column.
+std::string WithoutPosition(std::string message) {
+  static const std::regex kPosition(
+      R"(( found)? at (expression )?position \d+\.?)");
+  message = std::regex_replace(message, kPosition, "");
+  while (!message.empty() && (message.back() == '.' || message.back() == ' '))
+    message.pop_back();
+  return message;
+}
+
+// Errors found by reading the text, with clearer words than muparser's.
+bool PreScan(absl::string_view text, ExpressionCheck* check) {
+  if (text.size() > kMaxExpressionLength) {
+    check->error = absl::StrCat("expression is ", text.size(),
+                                " characters long; the limit is ",
+                                kMaxExpressionLength);
+    return false;
+  }
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    const char prev = i > 0 ? text[i - 1] : '\0';
+    const char next = i + 1 < text.size() ? text[i + 1] : '\0';
+    if (c == '?' || c == ':') {
+      check->error =
+          "'?:' is not allowed: it is not three-valued (an unknown condition "
+          "would pick a branch); write if(condition, then, else)";
+    } else if (c == '=' && next != '=' && prev != '=' && prev != '<' &&
+               prev != '>' && prev != '!') {
+      check->error = "'=' assigns in muparser; write '==' to compare";
+    } else if (c == '"') {
+      check->error = "string literals are not allowed";
+    } else if (static_cast<unsigned char>(c) >= 0x80 ||
+               (static_cast<unsigned char>(c) < 0x20 && c != '\n' &&
+                c != '\t' && c != '\r')) {
+      check->error = "unexpected character (only ASCII is allowed)";
+    } else {
+      continue;
+    }
+    check->error_offset = static_cast<int>(i);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::string_view ValueTypeName(ValueType type) {
+  switch (type) {
+    case ValueType::kNumber: return "number";
+    case ValueType::kBool: return "bool";
+    case ValueType::kDate: return "date";
+  }
+  return "?";
+}
+
+ExpressionCheck CheckExpression(
+    absl::string_view text,
+    const absl::flat_hash_map<std::string, ValueType>& symbols) {
+  ExpressionCheck check;
+  if (!PreScan(text, &check)) return check;
+  if (text.find_first_not_of(" \t\r\n") == absl::string_view::npos) {
+    check.error = "expression is empty";
+    return check;
+  }
+  TypeCheckContext context;
+  context.symbols = &symbols;
+  tl_type_context = &context;
+  double result = kErrorType;
+  try {
+    std::unique_ptr<mu::Parser> parser = NewParser(kTypeOperators);
+    parser->SetVarFactory(CollectName, nullptr);
+    parser->SetExpr(std::string(text));
+    int results = 0;
+    result = parser->Eval(results)[results - 1];
+    for (const auto& [name, unused] : parser->GetUsedVar()) {
+      check.used_names.push_back(name);
+    }
+    if (results != 1) {
+      check.error = absl::StrCat("',' outside a function call gives ", results,
+                                 " values; a rule must give one");
+      check.error_offset = static_cast<int>(text.find(','));
+    }
+  } catch (mu::Parser::exception_type& e) {
+    check.error = WithoutPosition(e.GetMsg());
+    check.error_offset = e.GetPos() >= 0 && e.GetPos() <= static_cast<int>(text.size())
+                             ? e.GetPos()
+                             : -1;
+  }
+  tl_type_context = nullptr;
+  if (!check.error.empty()) return check;
+  if (!context.unknown_names.empty()) {
+    const std::string& name = context.unknown_names.front();
+    check.error = absl::StrCat("unknown name '", name,
+                               "': not a declared fact, derived value or rule");
+    check.error_offset = static_cast<int>(text.find(name));
+    return check;
+  }
+  if (!context.first_error.empty()) {
+    check.error = context.first_error;
+    return check;
+  }
+  check.type = result == kBoolType   ? ValueType::kBool
+               : result == kDateType ? ValueType::kDate
+                                     : ValueType::kNumber;
+  std::sort(check.used_names.begin(), check.used_names.end());
+  return check;
+}
+
+std::unique_ptr<BoundExpression> BoundExpression::Create(
+    absl::string_view text, const absl::flat_hash_map<std::string, int>& slot_of,
+    double* slots) {
+  std::unique_ptr<mu::Parser> parser = NewParser(kEvaluationOperators);
+  for (const auto& [name, slot] : slot_of) {
+    parser->DefineVar(name, &slots[slot]);
+  }
+  parser->SetExpr(std::string(text));
+  // muparser parses lazily, on the first Eval: do it now, not on a request.
+  parser->Eval();
+  return std::unique_ptr<BoundExpression>(new BoundExpression(std::move(parser)));
+}
+
+BoundExpression::BoundExpression(std::unique_ptr<mu::Parser> parser)
+    : parser_(std::move(parser)) {}
+
+BoundExpression::~BoundExpression() = default;
+
+double BoundExpression::Evaluate(bool* not_finite) const {
+  tl_not_finite = false;
+  double value;
+  try {
+    value = parser_->Eval();
+  } catch (mu::Parser::exception_type&) {
+    // Not expected after CheckExpression; never let it become an answer.
+    tl_not_finite = true;
+    value = kUnknown;
+  }
+  *not_finite = tl_not_finite;
+  return value;
+}
+
+}  // namespace trialrules

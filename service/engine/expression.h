@@ -1,0 +1,81 @@
+// The muparser adapter: the only code in trialrules that includes muParser.h.
+//
+// Rule expressions are muparser syntax, but evaluated with our own operators
+// so that muparser's traps (see the README) cannot reach a clinical answer:
+//  - unknown (missing) values are NaN, and every operator is three-valued:
+//    `&&`, `||`, `!` follow Kleene's logic, comparisons of an unknown are
+//    unknown (never false), and `if(c, a, b)` with an unknown `c` is unknown
+//    unless both branches agree;
+//  - a computation on finite operands that is not finite (division by zero,
+//    overflow, a function outside its domain) is reported, never folded into
+//    a true/false answer;
+//  - `=` (assignment), `?:` (not three-valued), `,` (several results) and
+//    string literals are refused when the expression is checked;
+//  - types are checked at load: a true/false value used as a number, a
+//    number used as a condition, or a date mixed with a number is an error.
+#ifndef TRIALRULES_SERVICE_ENGINE_EXPRESSION_H_
+#define TRIALRULES_SERVICE_ENGINE_EXPRESSION_H_
+
+#include <memory>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+
+namespace mu {
+class Parser;
+}
+
+namespace trialrules {
+
+enum class ValueType { kNumber, kBool, kDate };
+
+absl::string_view ValueTypeName(ValueType type);
+
+// The longest expression accepted: muparser's compile time grows with the
+// square of the length, and no criterion needs more.
+inline constexpr size_t kMaxExpressionLength = 2000;
+
+// The outcome of checking an expression. On success `error` is empty.
+struct ExpressionCheck {
+  std::string error;      // what is wrong, for the rule author
+  int error_offset = -1;  // 0-based offset in the expression text, or -1
+  ValueType type = ValueType::kNumber;
+  std::vector<std::string> used_names;  // sorted, unique
+};
+
+// Parses `text` and checks its names against `symbols` and its operand
+// types. Never throws.
+ExpressionCheck CheckExpression(
+    absl::string_view text,
+    const absl::flat_hash_map<std::string, ValueType>& symbols);
+
+// An expression compiled against value slots (doubles, NaN = unknown).
+// Thread-compatible: a BoundExpression must not be evaluated by two threads
+// at once (muparser writes its stack while evaluating); each thread uses its
+// own, bound to its own slots.
+class BoundExpression {
+ public:
+  // `text` must have passed CheckExpression. `slot_of` gives each used name
+  // its index into `slots`, which must outlive this object.
+  static std::unique_ptr<BoundExpression> Create(
+      absl::string_view text,
+      const absl::flat_hash_map<std::string, int>& slot_of, double* slots);
+  ~BoundExpression();
+  BoundExpression(const BoundExpression&) = delete;
+  BoundExpression& operator=(const BoundExpression&) = delete;
+
+  // Evaluates over the current slot values. Returns NaN when the value is
+  // unknown; sets *not_finite when a computation on known operands had no
+  // finite value.
+  double Evaluate(bool* not_finite) const;
+
+ private:
+  explicit BoundExpression(std::unique_ptr<mu::Parser> parser);
+  std::unique_ptr<mu::Parser> parser_;
+};
+
+}  // namespace trialrules
+
+#endif  // TRIALRULES_SERVICE_ENGINE_EXPRESSION_H_

@@ -1,0 +1,14 @@
+// SHA-256 of bytes, as lowercase hex: identifies a rule file's exact content.
+#ifndef TRIALRULES_SERVICE_ENGINE_SHA256_H_
+#define TRIALRULES_SERVICE_ENGINE_SHA256_H_
+
+#include <string>
+#include "absl/strings/string_view.h"
+
+namespace trialrules {
+
+std::string Sha256Hex(absl::string_view bytes);
+
+}  // namespace trialrules
+
+#endif  // TRIALRULES_SERVICE_ENGINE_SHA256_H_
