@@ -87,16 +87,30 @@ class Locator {
   // 1-based line and column of `field` (element `index` if repeated).
   static std::pair<int, int> Of(const Tree* tree, const Message& message,
                                 absl::string_view field, int index = -1) {
-    if (tree == nullptr) return {0, 0};
-    const auto location = tree->GetLocation(Field(message, field), index);
+    const auto* descriptor = Field(message, field);
+    if (tree == nullptr || descriptor == nullptr) return {0, 0};
+    // protobuf aborts on an index out of range: clamp it.
+    if (descriptor->is_repeated()) {
+      const int size = message.GetReflection()->FieldSize(message, descriptor);
+      if (size == 0) return {0, 0};
+      index = std::clamp(index, 0, size - 1);
+    } else {
+      index = -1;
+    }
+    const auto location = tree->GetLocation(descriptor, index);
     if (location.line < 0) return {0, 0};
     return {location.line + 1, location.column + 1};
   }
 
   static const Tree* Nested(const Tree* tree, const Message& message,
                             absl::string_view field, int index) {
-    if (tree == nullptr) return nullptr;
-    return tree->GetTreeForNested(Field(message, field), index);
+    const auto* descriptor = Field(message, field);
+    if (tree == nullptr || descriptor == nullptr || !descriptor->is_repeated() ||
+        index < 0 ||
+        index >= message.GetReflection()->FieldSize(message, descriptor)) {
+      return nullptr;
+    }
+    return tree->GetTreeForNested(descriptor, index);
   }
 
   // The position of character `offset` of a string field's value, assuming

@@ -1,6 +1,7 @@
 #include "service/engine/rule_set.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -79,8 +80,12 @@ bool KindHasRule(EvaluationKind kind, RuleKind rule_kind) {
   return false;
 }
 
+// The shortest text that reads back as the same double: an error must name
+// the value the caller sent, not a rounding of it.
 std::string FormatNumber(double value) {
-  return absl::StrCat(value);
+  char buffer[64];
+  const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
+  return std::string(buffer, result.ptr);
 }
 
 std::string DescribeValue(const FactSpec& spec, double canonical) {
@@ -289,7 +294,7 @@ RuleSet::NewEvaluatorState() const {
 
 std::unique_ptr<RuleSet::EvaluatorState> RuleSet::AcquireState() const {
   {
-    absl::MutexLock lock(&pool_mutex_);
+    std::lock_guard<std::mutex> lock(pool_mutex_);
     if (!pool_.empty()) {
       std::unique_ptr<EvaluatorState> state = std::move(pool_.back());
       pool_.pop_back();
@@ -301,7 +306,7 @@ std::unique_ptr<RuleSet::EvaluatorState> RuleSet::AcquireState() const {
 }
 
 void RuleSet::ReleaseState(std::unique_ptr<EvaluatorState> state) const {
-  absl::MutexLock lock(&pool_mutex_);
+  std::lock_guard<std::mutex> lock(pool_mutex_);
   pool_.push_back(std::move(state));
 }
 

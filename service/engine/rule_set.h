@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include "absl/strings/string_view.h"
@@ -17,7 +18,6 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "service/engine/dates.h"
 #include "service/engine/expression.h"
@@ -200,9 +200,10 @@ class RuleSet {
   std::vector<absl::flat_hash_map<std::string, int>> node_slots_;
   Plan plans_[4];
 
-  mutable absl::Mutex pool_mutex_;
-  mutable std::vector<std::unique_ptr<EvaluatorState>> pool_
-      ABSL_GUARDED_BY(pool_mutex_);
+  // std::mutex rather than absl::Mutex: Debian's Abseil is not built with
+  // ThreadSanitizer, which then cannot see absl::Mutex's ordering.
+  mutable std::mutex pool_mutex_;
+  mutable std::vector<std::unique_ptr<EvaluatorState>> pool_;  // by pool_mutex_
 };
 
 }  // namespace trialrules

@@ -1,0 +1,100 @@
+// The trialrules CLI as a rule author runs it: real binary, real files.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace {
+
+struct CliRun {
+  int exit_code;
+  std::string output;  // stdout and stderr
+};
+
+CliRun Cli(const std::string& args) {
+  const std::string command = std::string("cd ") + TRIALRULES_SOURCE_DIR + " && " +
+                              TRIALRULES_CLI + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string output;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+TEST(CliTest, CheckOnBundledRulesIsClean) {
+  const CliRun run = Cli("check rules/");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("2 of 2 files loaded, 0 problems"), std::string::npos)
+      << run.output;
+}
+
+TEST(CliTest, CheckPrintsProblemsAndExitsOne) {
+  const CliRun run = Cli("check --quiet tests/data/bad_rules/unknown_fact.textproto");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_EQ(run.output,
+            "tests/data/bad_rules/unknown_fact.textproto:7:53: rule I1: unknown "
+            "name 'karnofksy': not a declared fact, derived value or rule\n");
+}
+
+TEST(CliTest, UsageErrorsExitTwo) {
+  EXPECT_EQ(Cli("").exit_code, 2);
+  EXPECT_EQ(Cli("frobnicate").exit_code, 2);
+  EXPECT_EQ(Cli("check").exit_code, 2);
+  EXPECT_EQ(Cli("eval --rules rules --protocol NCT04094766").exit_code, 2);
+  EXPECT_EQ(Cli("eval --rules rules --protocol NCT04094766 --kind sideways "
+                "--facts tests/data/facts/eligible_patient.json").exit_code, 2);
+}
+
+TEST(CliTest, EvalAnswersUnderTheVersionInForceOnTheAssessmentDate) {
+  const CliRun run = Cli("eval --rules rules --protocol NCT04094766 "
+                      "--facts tests/data/facts/eligible_patient.json --json");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(run.output.rfind("{\"decision\":\"ELIGIBLE\",\"rule_set\":{\"protocol_id\":"
+                             "\"NCT04094766\",\"version\":\"1.0\",\"sha256\":\"", 0), 0u)
+      << run.output;
+  EXPECT_NE(run.output.find("{\"id\":\"I6\",\"kind\":\"inclusion\",\"outcome\":\"TRUE\","
+                            "\"missing_facts\":[],\"not_finite\":false}"),
+            std::string::npos);
+}
+
+TEST(CliTest, EvalWithExplicitVersionReportsMissingFacts) {
+  // Version 2.0 adds E11 (prior_car_t), which this patient's facts lack.
+  const CliRun run = Cli("eval --rules rules --protocol NCT04094766 --version 2.0 "
+                      "--facts tests/data/facts/eligible_patient.json");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("eligibility decision: INDETERMINATE"), std::string::npos)
+      << run.output;
+  EXPECT_NE(run.output.find("missing facts: prior_car_t"), std::string::npos);
+  EXPECT_NE(run.output.find("answered by: NCT04094766 version 2.0"), std::string::npos);
+}
+
+TEST(CliTest, EvalEscalation) {
+  const CliRun run = Cli("eval --rules rules --protocol NCT04094766 --kind escalation "
+                      "--facts tests/data/facts/cohort_one_of_three.json");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("escalation decision: EXPAND"), std::string::npos)
+      << run.output;
+}
+
+TEST(CliTest, EvalRefusesBadFactOnOneLine) {
+  const CliRun run = Cli("eval --rules rules --protocol NCT04094766 "
+                      "--facts tests/data/facts/karnofsky_out_of_range.json");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_EQ(run.output,
+            "error: fact \"karnofsky\" = 150: outside the valid range 0 to 100\n");
+}
+
+TEST(CliTest, EvalRefusesDateWithNoVersionInForce) {
+  const CliRun run = Cli("eval --rules rules --protocol NCT04094766 "
+                      "--facts tests/data/bad_rules/../facts/karnofsky_out_of_range.json "
+                      "--version 7");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_EQ(run.output,
+            "error: version \"7\": protocol NCT04094766 has no such version loaded\n");
+}
+
+}  // namespace

@@ -1,0 +1,131 @@
+// Engine throughput on NCT04094766 eligibility (per-rule outcomes, missing
+// facts, decision), beside a raw muparser loop over the same expressions
+// (two-valued, no explanation) as the ceiling to compare with.
+//   build/tests/engine_benchmark --benchmark_min_time=2
+#include <muParser.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "benchmark/benchmark.h"
+#include "client/population.h"
+#include "service/engine/loader.h"
+
+namespace trialrules {
+namespace {
+
+constexpr int kPatients = 4096;
+
+std::shared_ptr<const RuleSet> LoadV1() {
+  static std::shared_ptr<const RuleSet> rule_set = [] {
+    std::ifstream in(std::string(TRIALRULES_SOURCE_DIR) +
+                     "/rules/NCT04094766-v1.0.textproto");
+    std::stringstream text;
+    text << in.rdbuf();
+    return LoadRuleSet(text.str(), "NCT04094766-v1.0.textproto").rule_set;
+  }();
+  return rule_set;
+}
+
+std::vector<FactValues> Patients(double missing_fraction) {
+  auto rule_set = LoadV1();
+  std::vector<FactValues> bound;
+  for (const auto& patient : SyntheticPopulation(
+           *rule_set, EvaluationKind::kEligibility, kPatients, missing_fraction, 42)) {
+    bound.push_back(*rule_set->BindFacts(patient));
+  }
+  return bound;
+}
+
+void BM_EngineEligibility(benchmark::State& state, double missing_fraction) {
+  auto rule_set = LoadV1();
+  const std::vector<FactValues> patients = Patients(missing_fraction);
+  Evaluation evaluation;
+  size_t i = 0;
+  int64_t unknown = 0;
+  for (auto _ : state) {
+    rule_set->Evaluate(EvaluationKind::kEligibility, patients[i++ % kPatients],
+                       &evaluation);
+    unknown += evaluation.missing_facts.size();
+    benchmark::DoNotOptimize(evaluation.decision);
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["missing_facts_per_patient"] =
+      static_cast<double>(unknown) / state.iterations();
+}
+BENCHMARK_CAPTURE(BM_EngineEligibility, all_facts, 0.0);
+BENCHMARK_CAPTURE(BM_EngineEligibility, missing_20pct, 0.2);
+
+// Includes checking and converting every fact from its name and value.
+void BM_EngineEligibilityWithFactChecks(benchmark::State& state) {
+  auto rule_set = LoadV1();
+  const auto population = SyntheticPopulation(
+      *rule_set, EvaluationKind::kEligibility, kPatients, 0.0, 42);
+  Evaluation evaluation;
+  size_t i = 0;
+  for (auto _ : state) {
+    absl::StatusOr<FactValues> facts = rule_set->BindFacts(population[i++ % kPatients]);
+    rule_set->Evaluate(EvaluationKind::kEligibility, *facts, &evaluation);
+    benchmark::DoNotOptimize(evaluation.decision);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_EngineEligibilityWithFactChecks);
+
+double RawNot(double v) { return v == 0 ? 1 : 0; }
+double RawIf(double c, double a, double b) { return c != 0 ? a : b; }
+
+// muparser as it comes: built-in operators, one parser per expression bound
+// to one array; derived value and rules evaluated in dependency order.
+void BM_RawMuparserEligibility(benchmark::State& state) {
+  auto rule_set = LoadV1();
+  const std::vector<FactValues> patients = Patients(0.0);
+  const RuleSetDefinition& def = rule_set->definition();
+  std::vector<std::pair<std::string, std::string>> nodes;  // name, expression
+  for (const DerivedSpec& d : def.derived) nodes.emplace_back(d.name, d.expression);
+  std::vector<std::pair<std::string, std::string>> later;
+  for (const RuleSpec& r : def.rules) {
+    if (r.kind != RuleKind::kInclusion && r.kind != RuleKind::kExclusion) continue;
+    const bool uses_rules = r.expression.find("I3") != std::string::npos;
+    (uses_rules ? later : nodes).emplace_back(r.id, r.expression);
+  }
+  nodes.insert(nodes.end(), later.begin(), later.end());
+
+  const size_t fact_count = def.facts.size();
+  std::vector<double> slots(fact_count + nodes.size(), 0.0);
+  std::vector<std::unique_ptr<mu::Parser>> parsers;
+  for (const auto& [name, expression] : nodes) {
+    auto parser = std::make_unique<mu::Parser>();
+    parser->DefineInfixOprt("!", RawNot);
+    parser->DefineFun("if", RawIf);
+    for (size_t f = 0; f < fact_count; ++f) parser->DefineVar(def.facts[f].name, &slots[f]);
+    for (size_t n = 0; n < nodes.size(); ++n) {
+      parser->DefineVar(nodes[n].first, &slots[fact_count + n]);
+    }
+    parser->SetExpr(expression);
+    parser->Eval();
+    parsers.push_back(std::move(parser));
+  }
+  size_t i = 0;
+  int eligible = 0;
+  for (auto _ : state) {
+    const FactValues& patient = patients[i++ % kPatients];
+    std::copy(patient.values.begin(), patient.values.end(), slots.begin());
+    bool all = true;
+    for (size_t n = 0; n < parsers.size(); ++n) {
+      const double value = parsers[n]->Eval();
+      slots[fact_count + n] = value;
+      all &= value != 0;
+    }
+    eligible += all;
+  }
+  benchmark::DoNotOptimize(eligible);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_RawMuparserEligibility);
+
+}  // namespace
+}  // namespace trialrules
+
+BENCHMARK_MAIN();

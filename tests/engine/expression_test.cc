@@ -1,0 +1,179 @@
+#include "service/engine/expression.h"
+
+#include <cmath>
+#include <limits>
+
+#include "gtest/gtest.h"
+
+namespace trialrules {
+namespace {
+
+constexpr double U = std::numeric_limits<double>::quiet_NaN();  // unknown
+constexpr double T = 1.0;
+constexpr double F = 0.0;
+
+// Evaluates `text` with bools a, b and numbers x, y.
+class ExpressionTest : public ::testing::Test {
+ protected:
+  double Eval(const std::string& text, double a, double b, double x = 0,
+              double y = 0, bool* not_finite_out = nullptr) {
+    const ExpressionCheck check = CheckExpression(text, symbols_);
+    EXPECT_EQ(check.error, "") << text;
+    slots_[0] = a;
+    slots_[1] = b;
+    slots_[2] = x;
+    slots_[3] = y;
+    auto expression = BoundExpression::Create(text, slot_of_, slots_);
+    bool not_finite = false;
+    const double value = expression->Evaluate(&not_finite);
+    if (not_finite_out != nullptr) *not_finite_out = not_finite;
+    return value;
+  }
+  std::string Error(const std::string& text) {
+    return CheckExpression(text, symbols_).error;
+  }
+
+  absl::flat_hash_map<std::string, ValueType> symbols_ = {
+      {"a", ValueType::kBool}, {"b", ValueType::kBool},
+      {"x", ValueType::kNumber}, {"y", ValueType::kNumber},
+      {"d", ValueType::kDate}};
+  absl::flat_hash_map<std::string, int> slot_of_ = {
+      {"a", 0}, {"b", 1}, {"x", 2}, {"y", 3}, {"d", 4}};
+  double slots_[5] = {};
+};
+
+void ExpectSame(double expected, double actual, const std::string& what) {
+  if (std::isnan(expected)) {
+    EXPECT_TRUE(std::isnan(actual)) << what << " gave " << actual;
+  } else {
+    EXPECT_EQ(expected, actual) << what;
+  }
+}
+
+TEST_F(ExpressionTest, AndFollowsKleeneTruthTable) {
+  const double values[] = {T, F, U};
+  const double expected[3][3] = {{T, F, U}, {F, F, F}, {U, F, U}};
+  for (int i = 0; i < 3; ++i) {
+    for (int j = 0; j < 3; ++j) {
+      ExpectSame(expected[i][j], Eval("a && b", values[i], values[j]),
+                 "and " + std::to_string(i) + "," + std::to_string(j));
+    }
+  }
+}
+
+TEST_F(ExpressionTest, OrFollowsKleeneTruthTable) {
+  const double values[] = {T, F, U};
+  const double expected[3][3] = {{T, T, T}, {T, F, U}, {T, U, U}};
+  for (int i = 0; i < 3; ++i) {
+    for (int j = 0; j < 3; ++j) {
+      ExpectSame(expected[i][j], Eval("a || b", values[i], values[j]),
+                 "or " + std::to_string(i) + "," + std::to_string(j));
+    }
+  }
+}
+
+TEST_F(ExpressionTest, NotOfUnknownIsUnknown) {
+  ExpectSame(F, Eval("!a", T, F), "!T");
+  ExpectSame(T, Eval("!a", F, F), "!F");
+  ExpectSame(U, Eval("!a", U, F), "!U");
+}
+
+TEST_F(ExpressionTest, ComparisonsOfUnknownAreUnknownNotFalse) {
+  for (const char* op : {"<", "<=", ">", ">=", "==", "!="}) {
+    ExpectSame(U, Eval(std::string("x ") + op + " 5", F, F, U), op);
+  }
+  // muparser alone makes both of these false for a missing value.
+  ExpectSame(U, Eval("x < 5 * y", F, F, U, 40), "x < 5*y");
+  ExpectSame(U, Eval("x >= 5 * y", F, F, U, 40), "x >= 5*y");
+}
+
+TEST_F(ExpressionTest, ComparisonBoundaries) {
+  ExpectSame(T, Eval("x >= 70", F, F, 70), ">= at boundary");
+  ExpectSame(F, Eval("x > 70", F, F, 70), "> at boundary");
+  ExpectSame(F, Eval("x < 70", F, F, 70), "< at boundary");
+  ExpectSame(T, Eval("x <= 70", F, F, 70), "<= at boundary");
+}
+
+TEST_F(ExpressionTest, LogicOnFractionsIsNotTruncated) {
+  // muparser's constant folding would make 0.5 && 1 false.
+  ExpectSame(T, Eval("x > 0.4 && 0.5 < 1", F, F, 0.5), "fractions");
+}
+
+TEST_F(ExpressionTest, IfWithUnknownConditionIsUnknownUnlessBranchesAgree) {
+  ExpectSame(0.85, Eval("if(a, 0.85, 1) + 0", T, F), "if T");
+  ExpectSame(1, Eval("if(a, 0.85, 1) + 0", F, F), "if F");
+  ExpectSame(U, Eval("if(a, 0.85, 1) + 0", U, F), "if U");
+  ExpectSame(2, Eval("if(a, 2, 2) + 0", U, F), "if U, same branches");
+}
+
+TEST_F(ExpressionTest, DivisionByZeroIsNotFiniteNeverAnAnswer) {
+  bool not_finite = false;
+  ExpectSame(U, Eval("1 / (x - x) > 5", F, F, 3, 0, &not_finite), "1/0");
+  EXPECT_TRUE(not_finite);
+  ExpectSame(U, Eval("sqrt(x) > 1", F, F, -1, 0, &not_finite), "sqrt(-1)");
+  EXPECT_TRUE(not_finite);
+  ExpectSame(U, Eval("x ^ y > 1", F, F, 10, 400, &not_finite), "overflow");
+  EXPECT_TRUE(not_finite);
+  ExpectSame(U, Eval("ln(x) > 1", F, F, 0, 0, &not_finite), "ln(0)");
+  EXPECT_TRUE(not_finite);
+  // A missing operand is unknown, not a computation failure.
+  ExpectSame(U, Eval("1 / x > 5", F, F, U, 0, &not_finite), "1/U");
+  EXPECT_FALSE(not_finite);
+}
+
+TEST_F(ExpressionTest, StatisticalFunctionsFromBoostMath) {
+  // Beta(3, 2): P(X <= 0.2) = 4x^3 - 3x^4 = 0.0272.
+  EXPECT_NEAR(Eval("beta_cdf(0.2, 3, 2) + 0", F, F), 0.0272, 1e-12);
+  // Binomial(10, 0.5): P(K <= 5) = 638/1024.
+  EXPECT_NEAR(Eval("binom_cdf(5, 10, 0.5) + 0", F, F), 638.0 / 1024, 1e-12);
+  bool not_finite = false;
+  ExpectSame(U, Eval("beta_cdf(0.2, x, 1) > 0", F, F, -1, 0, &not_finite), "a<0");
+  EXPECT_TRUE(not_finite);
+}
+
+TEST_F(ExpressionTest, DatesSubtractToDays) {
+  EXPECT_EQ(CheckExpression("d - d >= 14", symbols_).error, "");
+  EXPECT_EQ(CheckExpression("d + 14 > d", symbols_).error, "");
+}
+
+TEST_F(ExpressionTest, RefusesMuparserTraps) {
+  EXPECT_EQ(Error("x = 5"), "'=' assigns in muparser; write '==' to compare");
+  EXPECT_EQ(Error("a, b"), "',' outside a function call gives 2 values; a rule must give one");
+  EXPECT_EQ(Error("a ? x : y"),
+            "'?:' is not allowed: it is not three-valued (an unknown condition "
+            "would pick a branch); write if(condition, then, else)");
+  EXPECT_EQ(Error("\"s\" == \"s\""), "string literals are not allowed");
+  EXPECT_EQ(Error(""), "expression is empty");
+}
+
+TEST_F(ExpressionTest, RefusesMixedTypes) {
+  EXPECT_EQ(Error("a + 1 > 0"), "'+' cannot add a true/false value and a number");
+  EXPECT_EQ(Error("x && a"), "'&&' needs true/false operands but got a number");
+  EXPECT_EQ(Error("!x"), "'!' needs a true/false operand but got a number");
+  EXPECT_EQ(Error("d > 5"), "'>' cannot compare a date with a number");
+  EXPECT_EQ(Error("a * 2 > 1"), "'*' needs numbers but got a true/false value");
+  EXPECT_EQ(Error("if(x, 1, 2) > 0"), "if() needs a true/false condition but got a number");
+}
+
+TEST_F(ExpressionTest, ReportsUnknownNamesAndPositions) {
+  const ExpressionCheck check = CheckExpression("x > 1 && zz", symbols_);
+  EXPECT_EQ(check.error, "unknown name 'zz': not a declared fact, derived value or rule");
+  EXPECT_EQ(check.error_offset, 9);
+  const ExpressionCheck syntax = CheckExpression("x > ", symbols_);
+  EXPECT_EQ(syntax.error, "Unexpected end of expression");
+}
+
+TEST_F(ExpressionTest, RefusesOverlongExpressions) {
+  std::string text = "x > 0";
+  while (text.size() <= kMaxExpressionLength) text += " || x > 0";
+  EXPECT_EQ(Error(text).rfind("expression is ", 0), 0u);
+}
+
+TEST_F(ExpressionTest, ListsUsedNames) {
+  const ExpressionCheck check = CheckExpression("y > 1 && a || x < 2", symbols_);
+  EXPECT_EQ(check.used_names, (std::vector<std::string>{"a", "x", "y"}));
+  EXPECT_EQ(check.type, ValueType::kBool);
+}
+
+}  // namespace
+}  // namespace trialrules
