@@ -503,22 +503,41 @@ ExpressionCheck CheckExpression(
 std::unique_ptr<BoundExpression> BoundExpression::Create(
     absl::string_view text, const absl::flat_hash_map<std::string, int>& slot_of,
     double* slots) {
+  const size_t first = text.find_first_not_of(" \t\r\n");
+  const size_t last = text.find_last_not_of(" \t\r\n");
+  if (first != absl::string_view::npos) {
+    const auto name = slot_of.find(text.substr(first, last - first + 1));
+    if (name != slot_of.end()) {
+      return std::unique_ptr<BoundExpression>(
+          new BoundExpression(nullptr, &slots[name->second]));
+    }
+  }
   std::unique_ptr<mu::Parser> parser = NewParser(kEvaluationOperators);
   for (const auto& [name, slot] : slot_of) {
     parser->DefineVar(name, &slots[slot]);
   }
   parser->SetExpr(std::string(text));
   // muparser parses lazily, on the first Eval: do it now, not on a request.
-  parser->Eval();
-  return std::unique_ptr<BoundExpression>(new BoundExpression(std::move(parser)));
+  try {
+    parser->Eval();
+  } catch (mu::Parser::exception_type&) {
+    return nullptr;  // not checked by CheckExpression, or names not bound
+  }
+  return std::unique_ptr<BoundExpression>(
+      new BoundExpression(std::move(parser), nullptr));
 }
 
-BoundExpression::BoundExpression(std::unique_ptr<mu::Parser> parser)
-    : parser_(std::move(parser)) {}
+BoundExpression::BoundExpression(std::unique_ptr<mu::Parser> parser,
+                                 const double* direct)
+    : parser_(std::move(parser)), direct_(direct) {}
 
 BoundExpression::~BoundExpression() = default;
 
 double BoundExpression::Evaluate(bool* not_finite) const {
+  if (direct_ != nullptr) {
+    *not_finite = false;
+    return *direct_;
+  }
   tl_not_finite = false;
   double value;
   try {

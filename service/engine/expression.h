@@ -72,8 +72,11 @@ class BoundExpression {
   double Evaluate(bool* not_finite) const;
 
  private:
-  explicit BoundExpression(std::unique_ptr<mu::Parser> parser);
+  BoundExpression(std::unique_ptr<mu::Parser> parser, const double* direct);
   std::unique_ptr<mu::Parser> parser_;
+  // An expression that is a single name reads its slot directly: many
+  // criteria are one fact, and the interpreter would only copy it.
+  const double* direct_ = nullptr;
 };
 
 }  // namespace trialrules
