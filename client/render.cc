@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "service/util/json.h"
 
 namespace trialrules {
 
@@ -31,34 +32,7 @@ DecisionView ViewOf(const RuleSet& rule_set, const Evaluation& evaluation) {
   return view;
 }
 
-std::string JsonQuote(absl::string_view text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          absl::StrAppendFormat(&out, "\\u%04x", c);
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += "\"";
-  return out;
-}
-
 namespace {
-
-std::string JsonList(const std::vector<std::string>& items) {
-  std::vector<std::string> quoted;
-  for (const std::string& item : items) quoted.push_back(JsonQuote(item));
-  return absl::StrCat("[", absl::StrJoin(quoted, ","), "]");
-}
 
 std::string Shorten(absl::string_view text, size_t width) {
   if (text.size() <= width) return std::string(text);

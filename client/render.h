@@ -40,9 +40,6 @@ std::string RenderJson(const DecisionView& view);
 // the version that answered.
 std::string RenderTable(const DecisionView& view);
 
-// `text` as a JSON string literal.
-std::string JsonQuote(absl::string_view text);
-
 }  // namespace trialrules
 
 #endif  // TRIALRULES_CLIENT_RENDER_H_

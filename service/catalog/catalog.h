@@ -4,6 +4,7 @@
 #define TRIALRULES_SERVICE_CATALOG_CATALOG_H_
 
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include "absl/strings/string_view.h"
@@ -48,6 +49,26 @@ class Catalog {
 
  private:
   std::vector<std::shared_ptr<const RuleSet>> rule_sets_;
+};
+
+// The catalog in force. Readers pin a snapshot for a whole request, so a
+// request finishes on the version it started with while a new catalog is
+// published. Thread-safe.
+class CatalogHolder {
+ public:
+  // Null until the first Publish().
+  std::shared_ptr<const Catalog> Snapshot() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return current_;
+  }
+  void Publish(std::shared_ptr<const Catalog> catalog) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    current_ = std::move(catalog);
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<const Catalog> current_;
 };
 
 }  // namespace trialrules

@@ -190,6 +190,10 @@ absl::StatusOr<std::shared_ptr<const RuleSet>> RuleSet::Create(
     rs.node_expression_.push_back(rs.def_.rules[r].expression);
   }
 
+  for (int f = 0; f < fact_count; ++f) rs.facts_by_name_.push_back(f);
+  std::sort(rs.facts_by_name_.begin(), rs.facts_by_name_.end(), [&](int a, int b) {
+    return rs.def_.facts[a].name < rs.def_.facts[b].name;
+  });
   rs.node_deps_.resize(node_count);
   rs.node_slots_.resize(node_count);
   std::vector<std::vector<int>> direct_fact_deps(node_count);
@@ -314,9 +318,33 @@ const std::vector<int>& RuleSet::FactsFor(EvaluationKind kind) const {
   return plans_[static_cast<int>(kind)].facts;
 }
 
+const std::vector<int>& RuleSet::RulesFor(EvaluationKind kind) const {
+  return plans_[static_cast<int>(kind)].rules;
+}
+
 int RuleSet::FindFact(absl::string_view name) const {
   const auto it = fact_index_.find(name);
   return it == fact_index_.end() ? -1 : it->second;
+}
+
+std::string RuleSet::CanonicalFacts(const FactValues& facts) const {
+  std::string out = "{";
+  for (int f : facts_by_name_) {
+    if (!facts.present[f]) continue;
+    const FactSpec& spec = def_.facts[f];
+    if (out.size() > 1) out += ",";
+    absl::StrAppend(&out, "\"", spec.name, "\":");
+    switch (spec.type) {
+      case ValueType::kNumber: out += FormatNumber(facts.values[f]); break;
+      case ValueType::kBool: out += facts.values[f] != 0 ? "true" : "false"; break;
+      case ValueType::kDate:
+        absl::StrAppend(&out, "\"",
+                        FormatIsoDate(static_cast<DayNumber>(facts.values[f])), "\"");
+        break;
+    }
+  }
+  out += "}";
+  return out;
 }
 
 FactValues RuleSet::EmptyFacts() const {

@@ -155,6 +155,9 @@ class RuleSet {
   const std::vector<RuleSpec>& rules() const { return def_.rules; }
   // Facts that the rules of `kind` depend on, in declaration order.
   const std::vector<int>& FactsFor(EvaluationKind kind) const;
+  // The rules `kind` evaluates (indices into rules()), in file order: the
+  // order of Evaluation::rules.
+  const std::vector<int>& RulesFor(EvaluationKind kind) const;
 
   // Index into facts(), or -1.
   int FindFact(absl::string_view name) const;
@@ -171,6 +174,11 @@ class RuleSet {
       int fact, const std::variant<double, bool, std::string>& value,
       absl::string_view unit) const;
   FactValues EmptyFacts() const;
+  // The facts as one canonical JSON object: names sorted, values in
+  // canonical units (shortest round-trip numbers), dates as YYYY-MM-DD,
+  // missing facts left out. Equal facts give equal text, whatever units or
+  // order they were sent in: its SHA-256 identifies a decision's inputs.
+  std::string CanonicalFacts(const FactValues& facts) const;
 
   // Evaluates `facts` for `kind` into `out`, reusing its storage.
   void Evaluate(EvaluationKind kind, const FactValues& facts,
@@ -192,6 +200,7 @@ class RuleSet {
 
   RuleSetDefinition def_;
   absl::flat_hash_map<std::string, int> fact_index_;
+  std::vector<int> facts_by_name_;  // fact indices sorted by name
   // Nodes are derived values (0..D-1) then rules (D..D+R-1); node n's value
   // lives in slot facts().size() + n.
   std::vector<std::vector<int>> node_deps_;        // direct node deps

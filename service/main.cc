@@ -1,0 +1,133 @@
+// trialrules-server: flags (each with an environment-variable twin), signals,
+// wiring. SIGTERM/SIGINT are taken by a thread with sigwait, never by a
+// handler: shutdown runs as ordinary code.
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "service/server/server.h"
+
+namespace {
+
+struct Flag {
+  const char* name;
+  const char* env;
+  std::string value;
+  const char* help;
+};
+
+std::vector<Flag> DefaultFlags() {
+  return {
+      {"listen", "TRIALRULES_LISTEN", "127.0.0.1:50051", "gRPC listen address (port 0: any free port)"},
+      {"rules-dir", "TRIALRULES_RULES_DIR", "rules", "directory of rule files (*.textproto)"},
+      {"metrics-address", "TRIALRULES_METRICS_ADDRESS", "127.0.0.1:9464", "Prometheus /metrics address"},
+      {"audit-log", "TRIALRULES_AUDIT_LOG", "trialrules-audit.jsonl", "decision audit log (JSON lines, appended)"},
+      {"audit-include-facts", "TRIALRULES_AUDIT_INCLUDE_FACTS", "false", "also write the canonical facts (patient data) to the audit log"},
+      {"drain-seconds", "TRIALRULES_DRAIN_SECONDS", "20", "on SIGTERM, time for calls in flight to finish"},
+      {"max-message-bytes", "TRIALRULES_MAX_MESSAGE_BYTES", "16777216", "largest request or response"},
+      {"max-facts", "TRIALRULES_MAX_FACTS", "1000", "facts per request, columns per screen"},
+      {"port-file", "TRIALRULES_PORT_FILE", "", "write the bound gRPC port here once listening"},
+  };
+}
+
+void Usage(const std::vector<Flag>& flags) {
+  std::cerr << "usage: trialrules-server [--FLAG=VALUE]...\n";
+  for (const Flag& flag : flags) {
+    std::cerr << "  --" << flag.name << " (env " << flag.env << ", default \"" << flag.value
+              << "\")\n      " << flag.help << "\n";
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<Flag> flags = DefaultFlags();
+  for (Flag& flag : flags) {
+    if (const char* env = std::getenv(flag.env)) flag.value = env;
+  }
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      Usage(flags);
+      return 0;
+    }
+    bool matched = false;
+    for (Flag& flag : flags) {
+      const std::string prefix = absl::StrCat("--", flag.name);
+      if (arg == prefix && i + 1 < argc) {
+        flag.value = argv[++i];
+      } else if (arg.rfind(prefix + "=", 0) == 0) {
+        flag.value = arg.substr(prefix.size() + 1);
+      } else {
+        continue;
+      }
+      matched = true;
+      break;
+    }
+    if (!matched) {
+      std::cerr << "unknown argument \"" << arg << "\"\n";
+      Usage(flags);
+      return 2;
+    }
+  }
+  auto get = [&](absl::string_view name) -> const std::string& {
+    for (const Flag& flag : flags) {
+      if (flag.name == name) return flag.value;
+    }
+    std::abort();
+  };
+  trialrules::ServerOptions options;
+  options.listen_address = get("listen");
+  options.rules_dir = get("rules-dir");
+  options.audit_log_path = get("audit-log");
+  options.audit_include_facts = get("audit-include-facts") == "true";
+  int drain_seconds = 0, max_message_bytes = 0, max_facts = 0;
+  if (!absl::SimpleAtoi(get("drain-seconds"), &drain_seconds) || drain_seconds < 0 ||
+      !absl::SimpleAtoi(get("max-message-bytes"), &max_message_bytes) ||
+      max_message_bytes < 1024 || !absl::SimpleAtoi(get("max-facts"), &max_facts) ||
+      max_facts < 1) {
+    std::cerr << "--drain-seconds, --max-message-bytes (>= 1024) and --max-facts (>= 1) "
+                 "take whole numbers\n";
+    return 2;
+  }
+  options.max_message_bytes = max_message_bytes;
+  options.limits.max_facts = static_cast<size_t>(max_facts);
+
+  // Block the shutdown signals in every thread (gRPC's threads inherit the
+  // mask); this thread takes them with sigwait.
+  sigset_t shutdown_signals;
+  sigemptyset(&shutdown_signals);
+  sigaddset(&shutdown_signals, SIGTERM);
+  sigaddset(&shutdown_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &shutdown_signals, nullptr);
+
+  absl::StatusOr<std::unique_ptr<trialrules::TrialRulesServer>> server =
+      trialrules::TrialRulesServer::Start(options);
+  if (!server.ok()) {
+    std::cerr << "trialrules-server: " << server.status().message() << "\n";
+    return 1;
+  }
+  std::cerr << "trialrules-server: listening on " << options.listen_address << " (port "
+            << (*server)->port() << "), audit log " << options.audit_log_path << "\n";
+  if (!get("port-file").empty()) {
+    std::ofstream(get("port-file")) << (*server)->port() << "\n";
+  }
+  const int loaded = (*server)->LoadRules();
+  std::cerr << "trialrules-server: " << loaded << " rule sets loaded from "
+            << options.rules_dir << (loaded == 0 ? "; answering UNAVAILABLE" : "") << "\n";
+
+  int signal_number = 0;
+  sigwait(&shutdown_signals, &signal_number);
+  std::cerr << "trialrules-server: signal " << signal_number << ", draining for up to "
+            << drain_seconds << " s\n";
+  (*server)->Shutdown(absl::Seconds(drain_seconds));
+  std::cerr << "trialrules-server: stopped\n";
+  return 0;
+}

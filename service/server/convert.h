@@ -1,0 +1,39 @@
+// Translation between the service's protos and the engine's types, and
+// between absl::Status and grpc::Status. Nothing here decides anything.
+#ifndef TRIALRULES_SERVICE_SERVER_CONVERT_H_
+#define TRIALRULES_SERVICE_SERVER_CONVERT_H_
+
+#include <grpcpp/support/status.h>
+
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "service/engine/loader.h"
+#include "service/engine/rule_set.h"
+#include "trialrules/v1/service.pb.h"
+
+namespace trialrules {
+
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+v1::Decision ToProto(Decision decision);
+v1::Outcome ToProto(Outcome outcome);
+
+// A request fact → the engine's input. A fact without a value is refused.
+absl::StatusOr<FactInput> FromProto(const v1::FactValue& fact);
+
+void FillRuleSetRef(const RuleSet& rule_set, v1::RuleSetRef* out);
+
+// Rule outcomes, missing facts and decision of `evaluation`.
+void FillEvaluation(const RuleSet& rule_set, const Evaluation& evaluation,
+                    v1::EvaluateResponse* out);
+
+// Summary (ListRuleSets) or, with `full`, every fact and rule (GetRuleSet).
+void FillRuleSetInfo(const RuleSet& rule_set, bool full, v1::RuleSetInfo* out);
+
+void FillProblems(const std::vector<Problem>& problems,
+                  google::protobuf::RepeatedPtrField<v1::Problem>* out);
+
+}  // namespace trialrules
+
+#endif  // TRIALRULES_SERVICE_SERVER_CONVERT_H_

@@ -1,0 +1,70 @@
+// Wiring shared by main and the tests: the gRPC server with the trialrules
+// service, health (grpc.health.v1) and reflection, over a catalog loaded from
+// the rules directory, with the audit log as the decisions' observer.
+#ifndef TRIALRULES_SERVICE_SERVER_SERVER_H_
+#define TRIALRULES_SERVICE_SERVER_SERVER_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "service/audit/audit_log.h"
+#include "service/catalog/catalog.h"
+#include "service/server/trial_rules_service.h"
+
+namespace trialrules {
+
+struct ServerOptions {
+  std::string listen_address = "127.0.0.1:50051";
+  std::string rules_dir = "rules";
+  std::string audit_log_path = "trialrules-audit.jsonl";
+  bool audit_include_facts = false;
+  int max_message_bytes = 16 << 20;
+  ServiceLimits limits;
+};
+
+class TrialRulesServer {
+ public:
+  // Binds and starts serving, NOT_SERVING and answering UNAVAILABLE until
+  // LoadRules() has published a catalog. Fails on a port already in use.
+  static absl::StatusOr<std::unique_ptr<TrialRulesServer>> Start(ServerOptions options);
+  ~TrialRulesServer();
+
+  int port() const { return port_; }
+
+  // Loads every rule file of the rules directory and publishes those that
+  // load (problems are logged with file:line:col). Returns how many loaded.
+  int LoadRules();
+
+  // Health NOT_SERVING, stop accepting, let calls in flight finish within
+  // `drain`, then stop. Never call from a signal handler.
+  void Shutdown(absl::Duration drain);
+
+ private:
+  explicit TrialRulesServer(ServerOptions options);
+  void UpdateHealth();
+  void WatchHealth();
+
+  const ServerOptions options_;
+  CatalogHolder catalog_;
+  std::unique_ptr<AuditLog> audit_;
+  std::unique_ptr<TrialRulesService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+
+  std::mutex mutex_;
+  std::condition_variable stop_;
+  bool shutting_down_ = false;  // guarded by mutex_
+  bool serving_ = false;        // guarded by mutex_
+  std::thread health_watcher_;
+};
+
+}  // namespace trialrules
+
+#endif  // TRIALRULES_SERVICE_SERVER_SERVER_H_

@@ -1,0 +1,430 @@
+#include "service/server/trial_rules_service.h"
+
+#include <algorithm>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "service/server/convert.h"
+
+namespace trialrules {
+namespace {
+
+DayNumber TodayUtc() {
+  return static_cast<DayNumber>(absl::ToCivilDay(absl::Now(), absl::UTCTimeZone()) -
+                                absl::CivilDay(1970, 1, 1));
+}
+
+absl::Status CheckLength(absl::string_view field, absl::string_view value,
+                         size_t limit) {
+  if (value.size() <= limit) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      field, " \"", value.substr(0, 32), "...\" is ", value.size(),
+      " characters long; the limit is ", limit));
+}
+
+// The date that picks the version: `assessment_date` if sent, else today.
+absl::StatusOr<DayNumber> AsOfDate(const std::vector<FactInput>& facts) {
+  for (const FactInput& fact : facts) {
+    if (fact.name != "assessment_date") continue;
+    const std::string* text = std::get_if<std::string>(&fact.value);
+    if (text == nullptr) {
+      return absl::InvalidArgumentError(
+          "fact \"assessment_date\": expected a date \"YYYY-MM-DD\"");
+    }
+    absl::StatusOr<DayNumber> day = ParseIsoDate(*text);
+    if (!day.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "fact \"assessment_date\" = \"", *text, "\": ", day.status().message()));
+    }
+    return *day;
+  }
+  return TodayUtc();
+}
+
+}  // namespace
+
+TrialRulesService::TrialRulesService(const CatalogHolder* catalog, AuditLog* audit,
+                                     ServiceLimits limits)
+    : catalog_(catalog), audit_(audit), limits_(limits) {}
+
+absl::StatusOr<std::shared_ptr<const Catalog>> TrialRulesService::Snapshot() const {
+  std::shared_ptr<const Catalog> snapshot = catalog_->Snapshot();
+  if (snapshot == nullptr || snapshot->rule_sets().empty()) {
+    return absl::UnavailableError("no rule sets are loaded yet; retry shortly");
+  }
+  return snapshot;
+}
+
+absl::Status TrialRulesService::Answer(EvaluationKind kind, absl::string_view method,
+                                       const v1::EvaluateRequest& request,
+                                       v1::EvaluateResponse* response) {
+  if (request.protocol_id().empty()) {
+    return absl::InvalidArgumentError("protocol_id is required");
+  }
+  for (auto [field, value, limit] :
+       {std::tuple{"protocol_id", &request.protocol_id(), limits_.max_name_length},
+        std::tuple{"version", &request.version(), limits_.max_name_length},
+        std::tuple{"subject_ref", &request.subject_ref(), limits_.max_reference_length},
+        std::tuple{"site_id", &request.site_id(), limits_.max_reference_length},
+        std::tuple{"dose_level", &request.dose_level(), limits_.max_reference_length}}) {
+    if (absl::Status s = CheckLength(field, *value, limit); !s.ok()) return s;
+  }
+  if (static_cast<size_t>(request.facts_size()) > limits_.max_facts) {
+    return absl::InvalidArgumentError(absl::StrCat("facts: ", request.facts_size(),
+                                                   " facts; the limit is ",
+                                                   limits_.max_facts));
+  }
+  std::vector<FactInput> inputs;
+  inputs.reserve(request.facts_size());
+  for (const v1::FactValue& fact : request.facts()) {
+    if (absl::Status s = CheckLength("fact name", fact.name(), limits_.max_name_length);
+        !s.ok()) {
+      return s;
+    }
+    absl::StatusOr<FactInput> input = FromProto(fact);
+    if (!input.ok()) return input.status();
+    inputs.push_back(*std::move(input));
+  }
+  absl::StatusOr<DayNumber> as_of = AsOfDate(inputs);
+  if (!as_of.ok()) return as_of.status();
+
+  absl::StatusOr<std::shared_ptr<const Catalog>> catalog = Snapshot();
+  if (!catalog.ok()) return catalog.status();
+  absl::StatusOr<std::shared_ptr<const RuleSet>> selected =
+      (*catalog)->Select(request.protocol_id(), request.version(), *as_of);
+  if (!selected.ok()) return selected.status();
+  const RuleSet& rule_set = **selected;
+
+  if (kind == EvaluationKind::kEscalation && !request.dose_level().empty()) {
+    const auto& levels = rule_set.definition().dose_levels;
+    if (std::none_of(levels.begin(), levels.end(), [&](const DoseLevelSpec& level) {
+          return level.id == request.dose_level();
+        })) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "dose_level \"", request.dose_level(), "\" is not a dose level of ",
+          rule_set.protocol_id(), " version ", rule_set.version()));
+    }
+  }
+  std::vector<std::string> ignored;
+  absl::StatusOr<FactValues> facts = rule_set.BindFacts(
+      inputs, request.ignore_unknown_facts() ? &ignored : nullptr);
+  if (!facts.ok()) return facts.status();
+
+  Evaluation evaluation;
+  rule_set.Evaluate(kind, *facts, &evaluation);
+  const std::string decision_id = NewDecisionId();
+  const DecisionRecord record{decision_id, absl::Now(),          method,
+                              &rule_set,   request.subject_ref(), request.site_id(),
+                              &evaluation, &*facts};
+  if (absl::Status s = audit_->Record({record}); !s.ok()) return s;
+
+  FillEvaluation(rule_set, evaluation, response);
+  response->set_decision_id(decision_id);
+  response->set_subject_ref(request.subject_ref());
+  response->set_site_id(request.site_id());
+  response->set_dose_level(request.dose_level());
+  response->set_as_of_date(FormatIsoDate(*as_of));
+  for (std::string& name : ignored) response->add_ignored_facts(std::move(name));
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* TrialRulesService::Evaluate(
+    EvaluationKind kind, absl::string_view method, grpc::CallbackServerContext* context,
+    const v1::EvaluateRequest& request, v1::EvaluateResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (context->IsCancelled()) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled"));
+    return reactor;
+  }
+  const absl::Status status = Answer(kind, method, request, response);
+  if (!status.ok()) response->Clear();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TrialRulesService::CheckEligibility(
+    grpc::CallbackServerContext* context, const v1::EvaluateRequest* request,
+    v1::EvaluateResponse* response) {
+  return Evaluate(EvaluationKind::kEligibility, "CheckEligibility", context, *request,
+                  response);
+}
+
+grpc::ServerUnaryReactor* TrialRulesService::CheckWithdrawal(
+    grpc::CallbackServerContext* context, const v1::EvaluateRequest* request,
+    v1::EvaluateResponse* response) {
+  return Evaluate(EvaluationKind::kWithdrawal, "CheckWithdrawal", context, *request,
+                  response);
+}
+
+grpc::ServerUnaryReactor* TrialRulesService::EvaluateEscalation(
+    grpc::CallbackServerContext* context, const v1::EvaluateRequest* request,
+    v1::EvaluateResponse* response) {
+  return Evaluate(EvaluationKind::kEscalation, "EvaluateEscalation", context, *request,
+                  response);
+}
+
+grpc::ServerUnaryReactor* TrialRulesService::EvaluateStopping(
+    grpc::CallbackServerContext* context, const v1::EvaluateRequest* request,
+    v1::EvaluateResponse* response) {
+  return Evaluate(EvaluationKind::kStopping, "EvaluateStopping", context, *request,
+                  response);
+}
+
+grpc::ServerUnaryReactor* TrialRulesService::ListRuleSets(
+    grpc::CallbackServerContext* context, const v1::ListRuleSetsRequest* request,
+    v1::ListRuleSetsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<std::shared_ptr<const Catalog>> catalog = Snapshot();
+  if (!catalog.ok()) {
+    reactor->Finish(ToGrpcStatus(catalog.status()));
+    return reactor;
+  }
+  for (const auto& rule_set : (*catalog)->rule_sets()) {
+    if (!request->protocol_id().empty() &&
+        rule_set->protocol_id() != request->protocol_id()) {
+      continue;
+    }
+    FillRuleSetInfo(*rule_set, /*full=*/false, response->add_rule_sets());
+  }
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TrialRulesService::GetRuleSet(
+    grpc::CallbackServerContext* context, const v1::GetRuleSetRequest* request,
+    v1::RuleSetInfo* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::Status status;
+  if (request->protocol_id().empty()) {
+    status = absl::InvalidArgumentError("protocol_id is required");
+  } else if (request->version().empty()) {
+    status = absl::InvalidArgumentError("version is required");
+  } else if (absl::StatusOr<std::shared_ptr<const Catalog>> catalog = Snapshot();
+             !catalog.ok()) {
+    status = catalog.status();
+  } else if (auto rule_set = (*catalog)->Select(request->protocol_id(),
+                                                request->version(), 0);
+             !rule_set.ok()) {
+    status = rule_set.status();
+  } else {
+    FillRuleSetInfo(**rule_set, /*full=*/true, response);
+  }
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TrialRulesService::ValidateRuleSet(
+    grpc::CallbackServerContext* context, const v1::ValidateRuleSetRequest* request,
+    v1::ValidateRuleSetResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (request->text().empty()) {
+    reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError("text is required")));
+    return reactor;
+  }
+  if (absl::Status s = CheckLength("file_name", request->file_name(), 256); !s.ok()) {
+    reactor->Finish(ToGrpcStatus(s));
+    return reactor;
+  }
+  const std::string file_name =
+      request->file_name().empty() ? "candidate.textproto" : request->file_name();
+  const LoadResult result = LoadRuleSet(request->text(), file_name);
+  response->set_valid(result.rule_set != nullptr);
+  FillProblems(result.problems, response->mutable_problems());
+  for (const TestCaseResult& test : result.tests) {
+    v1::TestCaseResult* out = response->add_test_cases();
+    out->set_name(test.name);
+    out->set_passed(test.passed);
+  }
+  if (result.rule_set != nullptr) {
+    FillRuleSetRef(*result.rule_set, response->mutable_rule_set());
+  }
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+// ScreenPatients: read a request, answer it, read the next. The rule set is
+// chosen once, from the header, and pinned for the whole stream.
+class TrialRulesService::ScreenReactor
+    : public grpc::ServerBidiReactor<v1::ScreenRequest, v1::ScreenResponse> {
+ public:
+  ScreenReactor(TrialRulesService* service) : service_(service) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status::OK);  // the client has sent everything
+      return;
+    }
+    response_.Clear();
+    const absl::Status status = Process();
+    if (!status.ok()) {
+      Finish(ToGrpcStatus(status));
+      return;
+    }
+    StartWrite(&response_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  absl::Status Process() {
+    if (rule_set_ == nullptr) {
+      if (!request_.has_header()) {
+        return absl::InvalidArgumentError(
+            "header: the first ScreenRequest must carry a header");
+      }
+      if (absl::Status s = Start(request_.header()); !s.ok()) return s;
+    } else if (request_.has_header()) {
+      return absl::InvalidArgumentError(
+          "header: only the first ScreenRequest may carry a header");
+    }
+    const ServiceLimits& limits = service_->limits_;
+    if (static_cast<size_t>(request_.patients_size()) > limits.max_patients_per_message) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("patients: ", request_.patients_size(),
+                       " in one message; the limit is ", limits.max_patients_per_message));
+    }
+    std::vector<DecisionRecord> records;
+    std::vector<Evaluation> evaluations(request_.patients_size());
+    std::vector<FactValues> facts(request_.patients_size());
+    std::vector<std::string> decision_ids(request_.patients_size());
+    const absl::Time now = absl::Now();
+    for (int p = 0; p < request_.patients_size(); ++p) {
+      const v1::ScreenPatient& patient = request_.patients(p);
+      v1::ScreenResult* result = response_.add_results();
+      result->set_subject_ref(patient.subject_ref());
+      absl::Status status = CheckLength("subject_ref", patient.subject_ref(),
+                                        limits.max_reference_length);
+      if (status.ok()) status = Bind(patient, &facts[p]);
+      if (!status.ok()) {
+        result->set_error(absl::StrCat("patients[", p, "]: ", status.message()));
+        continue;
+      }
+      Evaluation& evaluation = evaluations[p];
+      rule_set_->Evaluate(EvaluationKind::kEligibility, facts[p], &evaluation);
+      decision_ids[p] = NewDecisionId();
+      result->set_decision_id(decision_ids[p]);
+      result->set_decision(ToProto(evaluation.decision));
+      for (const RuleResult& rule : evaluation.rules) {
+        result->add_outcomes(ToProto(rule.outcome));
+      }
+      for (int f : evaluation.missing_facts) {
+        result->add_missing_facts(rule_set_->facts()[f].name);
+      }
+      records.push_back({decision_ids[p], now, "ScreenPatients", rule_set_.get(),
+                         patient.subject_ref(), site_id_, &evaluation, &facts[p]});
+    }
+    if (records.empty()) return absl::OkStatus();
+    return service_->audit_->Record(records);
+  }
+
+  absl::Status Start(const v1::ScreenHeader& header) {
+    const ServiceLimits& limits = service_->limits_;
+    if (header.protocol_id().empty()) {
+      return absl::InvalidArgumentError("header.protocol_id is required");
+    }
+    if (absl::Status s = CheckLength("header.site_id", header.site_id(),
+                                     limits.max_reference_length);
+        !s.ok()) {
+      return s;
+    }
+    if (static_cast<size_t>(header.fact_names_size()) > limits.max_facts) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("header.fact_names: ", header.fact_names_size(),
+                       " columns; the limit is ", limits.max_facts));
+    }
+    if (header.units_size() != 0 && header.units_size() != header.fact_names_size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "header.units: ", header.units_size(), " units for ",
+          header.fact_names_size(), " fact_names (give one per column, or none)"));
+    }
+    DayNumber as_of = TodayUtc();
+    if (!header.as_of_date().empty()) {
+      absl::StatusOr<DayNumber> day = ParseIsoDate(header.as_of_date());
+      if (!day.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "header.as_of_date = \"", header.as_of_date(), "\": ", day.status().message()));
+      }
+      as_of = *day;
+    }
+    absl::StatusOr<std::shared_ptr<const Catalog>> catalog = service_->Snapshot();
+    if (!catalog.ok()) return catalog.status();
+    absl::StatusOr<std::shared_ptr<const RuleSet>> rule_set =
+        (*catalog)->Select(header.protocol_id(), header.version(), as_of);
+    if (!rule_set.ok()) return rule_set.status();
+    rule_set_ = *rule_set;
+    site_id_ = header.site_id();
+    std::set<int> seen;
+    for (int c = 0; c < header.fact_names_size(); ++c) {
+      const std::string& name = header.fact_names(c);
+      const int fact = rule_set_->FindFact(name);
+      if (fact < 0 && !header.ignore_unknown_facts()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "header.fact_names[", c, "] = \"", name.substr(0, 64), "\": unknown fact for protocol ",
+            rule_set_->protocol_id(), " version ", rule_set_->version()));
+      }
+      if (fact >= 0 && !seen.insert(fact).second) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "header.fact_names[", c, "] = \"", name, "\" is given more than once"));
+      }
+      if (fact < 0) response_.add_ignored_facts(name);
+      columns_.push_back(fact);
+      units_.push_back(header.units_size() > 0 ? header.units(c) : "");
+    }
+    FillRuleSetRef(*rule_set_, response_.mutable_rule_set());
+    for (int rule : rule_set_->RulesFor(EvaluationKind::kEligibility)) {
+      response_.add_rule_ids(rule_set_->rules()[rule].id);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Bind(const v1::ScreenPatient& patient, FactValues* facts) const {
+    if (static_cast<size_t>(patient.values_size()) > columns_.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          patient.values_size(), " values for ", columns_.size(), " columns"));
+    }
+    *facts = rule_set_->EmptyFacts();
+    for (int c = 0; c < patient.values_size(); ++c) {
+      const v1::ScreenValue& value = patient.values(c);
+      const int fact = columns_[c];
+      if (fact < 0) continue;
+      std::variant<double, bool, std::string> input;
+      switch (value.value_case()) {
+        case v1::ScreenValue::kNumber: input = value.number(); break;
+        case v1::ScreenValue::kBoolean: input = value.boolean(); break;
+        case v1::ScreenValue::kDate: input = value.date(); break;
+        default: continue;  // missing
+      }
+      absl::StatusOr<double> converted = rule_set_->ConvertFact(fact, input, units_[c]);
+      if (!converted.ok()) return converted.status();
+      facts->values[fact] = *converted;
+      facts->present[fact] = 1;
+    }
+    return absl::OkStatus();
+  }
+
+  TrialRulesService* service_;
+  v1::ScreenRequest request_;
+  v1::ScreenResponse response_;
+  std::shared_ptr<const RuleSet> rule_set_;
+  std::string site_id_;
+  std::vector<int> columns_;  // fact index per column, -1 when ignored
+  std::vector<std::string> units_;
+};
+
+grpc::ServerBidiReactor<v1::ScreenRequest, v1::ScreenResponse>*
+TrialRulesService::ScreenPatients(grpc::CallbackServerContext* context) {
+  return new ScreenReactor(this);
+}
+
+}  // namespace trialrules

@@ -1,0 +1,72 @@
+// The gRPC service: translates requests into engine calls and answers into
+// responses. Each request pins one catalog snapshot, so it finishes on the
+// version it started with; every decision is audited before it is sent.
+#ifndef TRIALRULES_SERVICE_SERVER_TRIAL_RULES_SERVICE_H_
+#define TRIALRULES_SERVICE_SERVER_TRIAL_RULES_SERVICE_H_
+
+#include <cstddef>
+
+#include "service/audit/audit_log.h"
+#include "service/catalog/catalog.h"
+#include "trialrules/v1/service.grpc.pb.h"
+
+namespace trialrules {
+
+// Request limits; each refusal names the field and the value.
+struct ServiceLimits {
+  size_t max_facts = 1000;          // facts per request, columns per screen
+  size_t max_name_length = 64;      // fact names, protocol ids, versions
+  size_t max_reference_length = 128;  // subject_ref, site_id, dose_level
+  size_t max_patients_per_message = 100000;
+};
+
+// Thread-safe; handlers never block on anything but the audit write.
+class TrialRulesService final : public v1::TrialRules::CallbackService {
+ public:
+  TrialRulesService(const CatalogHolder* catalog, AuditLog* audit,
+                    ServiceLimits limits);
+
+  grpc::ServerUnaryReactor* CheckEligibility(grpc::CallbackServerContext* context,
+                                             const v1::EvaluateRequest* request,
+                                             v1::EvaluateResponse* response) override;
+  grpc::ServerUnaryReactor* CheckWithdrawal(grpc::CallbackServerContext* context,
+                                            const v1::EvaluateRequest* request,
+                                            v1::EvaluateResponse* response) override;
+  grpc::ServerUnaryReactor* EvaluateEscalation(grpc::CallbackServerContext* context,
+                                               const v1::EvaluateRequest* request,
+                                               v1::EvaluateResponse* response) override;
+  grpc::ServerUnaryReactor* EvaluateStopping(grpc::CallbackServerContext* context,
+                                             const v1::EvaluateRequest* request,
+                                             v1::EvaluateResponse* response) override;
+  grpc::ServerBidiReactor<v1::ScreenRequest, v1::ScreenResponse>* ScreenPatients(
+      grpc::CallbackServerContext* context) override;
+  grpc::ServerUnaryReactor* ListRuleSets(grpc::CallbackServerContext* context,
+                                         const v1::ListRuleSetsRequest* request,
+                                         v1::ListRuleSetsResponse* response) override;
+  grpc::ServerUnaryReactor* GetRuleSet(grpc::CallbackServerContext* context,
+                                       const v1::GetRuleSetRequest* request,
+                                       v1::RuleSetInfo* response) override;
+  grpc::ServerUnaryReactor* ValidateRuleSet(
+      grpc::CallbackServerContext* context, const v1::ValidateRuleSetRequest* request,
+      v1::ValidateRuleSetResponse* response) override;
+
+ private:
+  class ScreenReactor;
+
+  grpc::ServerUnaryReactor* Evaluate(EvaluationKind kind, absl::string_view method,
+                                     grpc::CallbackServerContext* context,
+                                     const v1::EvaluateRequest& request,
+                                     v1::EvaluateResponse* response);
+  absl::Status Answer(EvaluationKind kind, absl::string_view method,
+                      const v1::EvaluateRequest& request,
+                      v1::EvaluateResponse* response);
+  absl::StatusOr<std::shared_ptr<const Catalog>> Snapshot() const;
+
+  const CatalogHolder* catalog_;
+  AuditLog* audit_;
+  const ServiceLimits limits_;
+};
+
+}  // namespace trialrules
+
+#endif  // TRIALRULES_SERVICE_SERVER_TRIAL_RULES_SERVICE_H_
