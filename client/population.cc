@@ -35,7 +35,9 @@ std::vector<std::vector<FactInput>> SyntheticPopulation(
           const double high =
               std::isfinite(spec.max) ? std::min(spec.max, low + 200) : low + 200;
           double value = low + unit(random) * (high - low);
-          if (spec.integer) value = std::min(high, std::floor(value));
+          // As a lab reports them: whole numbers for counts, else one decimal.
+          value = spec.integer ? std::floor(value) : std::round(value * 10) / 10;
+          value = std::clamp(value, low, high);
           input.value = value;
           break;
         }

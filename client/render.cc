@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "service/util/json.h"
 
@@ -40,6 +41,33 @@ std::string Shorten(absl::string_view text, size_t width) {
 }
 
 }  // namespace
+
+namespace {
+
+// "DECISION_ELIGIBLE" → "ELIGIBLE": the proto's prefixes are for C++'s sake.
+std::string WithoutPrefix(const std::string& name, absl::string_view prefix) {
+  return absl::StartsWith(name, prefix) ? name.substr(prefix.size()) : name;
+}
+
+}  // namespace
+
+DecisionView ViewOf(EvaluationKind kind, const v1::EvaluateResponse& response) {
+  DecisionView view;
+  view.kind = std::string(EvaluationKindName(kind));
+  view.decision = WithoutPrefix(v1::Decision_Name(response.decision()), "DECISION_");
+  view.protocol_id = response.rule_set().protocol_id();
+  view.version = response.rule_set().version();
+  view.sha256 = response.rule_set().sha256();
+  for (const v1::RuleOutcome& outcome : response.rules()) {
+    view.rules.push_back({outcome.id(), outcome.kind(), "",
+                          WithoutPrefix(v1::Outcome_Name(outcome.outcome()), "OUTCOME_"),
+                          outcome.not_finite(),
+                          {outcome.missing_facts().begin(), outcome.missing_facts().end()}});
+  }
+  view.missing_facts.assign(response.missing_facts().begin(),
+                            response.missing_facts().end());
+  return view;
+}
 
 std::string RenderJson(const DecisionView& view) {
   std::vector<std::string> rules;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "service/engine/rule_set.h"
+#include "trialrules/v1/service.pb.h"
 
 namespace trialrules {
 
@@ -30,6 +31,8 @@ struct DecisionView {
 };
 
 DecisionView ViewOf(const RuleSet& rule_set, const Evaluation& evaluation);
+// The same view of a server's answer.
+DecisionView ViewOf(EvaluationKind kind, const v1::EvaluateResponse& response);
 
 // {"decision": WORD, "rule_set": {"protocol_id", "version", "sha256"},
 //  "rules": [{"id", "kind", "outcome", "missing_facts", "not_finite"}],

@@ -1,5 +1,6 @@
 #include "client/cli/args.h"
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace trialrules::cli {
@@ -37,6 +38,16 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
     }
   }
   return args;
+}
+
+absl::StatusOr<absl::Duration> DeadlineFlag(const Args& args) {
+  int milliseconds = 0;
+  if (!absl::SimpleAtoi(args.Get("deadline-ms", "10000"), &milliseconds) ||
+      milliseconds <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--deadline-ms \"", args.Get("deadline-ms"), "\" is not a positive whole number"));
+  }
+  return absl::Milliseconds(milliseconds);
 }
 
 }  // namespace trialrules::cli

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 namespace trialrules::cli {
 
@@ -35,8 +36,12 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitProblems = 1;
 inline constexpr int kExitUsage = 2;
 
+// --deadline-ms (default 10000) as a duration.
+absl::StatusOr<absl::Duration> DeadlineFlag(const Args& args);
+
 int RunCheck(const std::vector<std::string>& argv);
 int RunEval(const std::vector<std::string>& argv);
+int RunBench(const std::vector<std::string>& argv);
 
 }  // namespace trialrules::cli
 

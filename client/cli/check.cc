@@ -1,19 +1,75 @@
 // `trialrules check PATH...`: load rule files, run their test cases, print
 // every problem as file:line:col: rule ID: message.
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "client/cli/args.h"
+#include "client/client.h"
 #include "service/catalog/catalog.h"
 
 namespace trialrules::cli {
 
-int RunCheck(const std::vector<std::string>& argv) {
-  absl::StatusOr<Args> args = ParseArgs(argv, {}, {"quiet"});
-  if (!args.ok() || args->positional.empty()) {
-    std::cerr << (args.ok() ? "" : std::string(args.status().message()) + "\n")
-              << "usage: trialrules check [--quiet] PATH...\n";
+namespace {
+
+// Sends each file to the server's ValidateRuleSet: the same checks, run by
+// the engine the service runs. Nothing is activated.
+int CheckOnServer(const Args& args) {
+  absl::StatusOr<absl::Duration> deadline = DeadlineFlag(args);
+  if (!deadline.ok()) {
+    std::cerr << deadline.status().message() << "\n";
     return kExitUsage;
   }
+  const TrialRulesClient client(args.Get("server"), *deadline);
+  std::vector<Problem> listing;
+  const std::vector<std::string> files = ListRuleFiles(args.positional, &listing);
+  int problems = 0;
+  for (const Problem& problem : listing) {
+    std::cout << problem.ToString() << "\n";
+    ++problems;
+  }
+  for (const std::string& file : files) {
+    std::ifstream in(file, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in.is_open()) {
+      std::cout << file << ":0:0: cannot open the file\n";
+      ++problems;
+      continue;
+    }
+    absl::StatusOr<v1::ValidateRuleSetResponse> response =
+        client.ValidateRuleSet(text.str(), file);
+    if (!response.ok()) {
+      std::cerr << "error: " << response.status().message() << "\n";
+      return kExitProblems;
+    }
+    for (const v1::Problem& problem : response->problems()) {
+      std::cout << problem.text() << "\n";
+      ++problems;
+    }
+    if (response->valid() && !args.Has("quiet")) {
+      std::cerr << file << ": ok: " << response->rule_set().protocol_id() << " version "
+                << response->rule_set().version() << ", "
+                << response->test_cases_size() << " test cases passed\n";
+    }
+  }
+  if (files.empty()) {
+    std::cout << "no rule files (*" << kRuleFileExtension << ") found\n";
+    return kExitProblems;
+  }
+  return problems == 0 ? kExitOk : kExitProblems;
+}
+
+}  // namespace
+
+int RunCheck(const std::vector<std::string>& argv) {
+  absl::StatusOr<Args> args = ParseArgs(argv, {"server", "deadline-ms"}, {"quiet"});
+  if (!args.ok() || args->positional.empty()) {
+    std::cerr << (args.ok() ? "" : std::string(args.status().message()) + "\n")
+              << "usage: trialrules check [--quiet] [--server HOST:PORT] PATH...\n";
+    return kExitUsage;
+  }
+  if (!args->Get("server").empty()) return CheckOnServer(*args);
   const std::vector<FileLoad> loads = LoadRuleFiles(args->positional);
   int problems = 0;
   int loaded = 0;

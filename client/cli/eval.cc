@@ -8,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/cli/args.h"
+#include "client/client.h"
 #include "client/facts_file.h"
 #include "client/render.h"
 #include "service/catalog/catalog.h"
@@ -16,7 +17,8 @@ namespace trialrules::cli {
 namespace {
 
 constexpr char kUsage[] =
-    "usage: trialrules eval --rules PATH --protocol ID [--version V]\n"
+    "usage: trialrules eval (--rules PATH | --server HOST:PORT [--deadline-ms N])\n"
+    "         --protocol ID [--version V]\n"
     "         [--kind eligibility|withdrawal|escalation|stopping]\n"
     "         --facts FILE.json [--json]\n";
 
@@ -31,12 +33,44 @@ DayNumber TodayUtc() {
   return static_cast<DayNumber>(today - absl::CivilDay(1970, 1, 1));
 }
 
+int EvalOnServer(const Args& args, EvaluationKind kind,
+                 const std::vector<FactInput>& inputs) {
+  absl::StatusOr<absl::Duration> deadline = DeadlineFlag(args);
+  if (!deadline.ok()) return Fail(deadline.status().message());
+  const TrialRulesClient client(args.Get("server"), *deadline);
+  v1::EvaluateRequest request;
+  request.set_protocol_id(args.Get("protocol"));
+  request.set_version(args.Get("version"));
+  AddFacts(inputs, &request);
+  absl::StatusOr<v1::EvaluateResponse> response = client.Evaluate(kind, request);
+  if (!response.ok()) return Fail(response.status().message());
+  DecisionView view = ViewOf(kind, *response);
+  if (args.Has("json")) {
+    std::cout << RenderJson(view);
+    return kExitOk;
+  }
+  // The table shows each rule's wording: the server's rule set has it.
+  if (absl::StatusOr<v1::RuleSetInfo> info =
+          client.GetRuleSet(view.protocol_id, view.version);
+      info.ok()) {
+    for (DecisionView::Rule& rule : view.rules) {
+      for (const v1::RuleInfo& described : info->rules()) {
+        if (described.id() == rule.id) rule.text = described.text();
+      }
+    }
+  }
+  std::cout << RenderTable(view);
+  return kExitOk;
+}
+
 }  // namespace
 
 int RunEval(const std::vector<std::string>& argv) {
-  absl::StatusOr<Args> args =
-      ParseArgs(argv, {"rules", "protocol", "version", "kind", "facts"}, {"json"});
-  if (!args.ok() || !args->positional.empty() || args->Get("rules").empty() ||
+  absl::StatusOr<Args> args = ParseArgs(
+      argv, {"rules", "server", "protocol", "version", "kind", "facts", "deadline-ms"},
+      {"json"});
+  if (!args.ok() || !args->positional.empty() ||
+      args->Get("rules").empty() == args->Get("server").empty() ||
       args->Get("protocol").empty() || args->Get("facts").empty()) {
     if (!args.ok()) std::cerr << args.status().message() << "\n";
     std::cerr << kUsage;
@@ -56,6 +90,10 @@ int RunEval(const std::vector<std::string>& argv) {
   facts_text << facts_in.rdbuf();
   absl::StatusOr<std::vector<FactInput>> inputs = ParseFactsJson(facts_text.str());
   if (!inputs.ok()) return Fail(inputs.status().message());
+
+  if (!args->Get("server").empty()) {
+    return EvalOnServer(*args, *kind, *inputs);
+  }
 
   std::vector<std::shared_ptr<const RuleSet>> rule_sets;
   for (const FileLoad& load : LoadRuleFiles({args->Get("rules")})) {

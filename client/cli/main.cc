@@ -10,12 +10,16 @@ namespace {
 constexpr char kUsage[] =
     "usage: trialrules COMMAND [OPTIONS]\n"
     "commands:\n"
-    "  check PATH...           load rule files or directories, run their test\n"
+    "  check [--server HOST:PORT] PATH...\n"
+    "                          load rule files or directories, run their test\n"
     "                          cases, print problems (file:line:col: rule ID: message)\n"
-    "  eval --rules PATH --protocol ID [--version V]\n"
+    "  eval (--rules PATH | --server HOST:PORT) --protocol ID [--version V]\n"
     "       [--kind eligibility|withdrawal|escalation|stopping]\n"
     "       --facts FILE.json [--json]\n"
     "                          evaluate one patient (or cohort, or the trial)\n"
+    "  bench --server HOST:PORT [--method CheckEligibility|ScreenPatients] ...\n"
+    "                          load generator (trialrules bench --help)\n"
+    "HOST:PORT may be dns:///NAME:PORT (round-robin over its addresses)\n"
     "exit codes: 0 ok, 1 problems or refused input, 2 usage\n";
 
 }  // namespace
@@ -29,6 +33,7 @@ int main(int argc, char** argv) {
   const std::vector<std::string> rest(argv + 2, argv + argc);
   if (command == "check") return trialrules::cli::RunCheck(rest);
   if (command == "eval") return trialrules::cli::RunEval(rest);
+  if (command == "bench") return trialrules::cli::RunBench(rest);
   if (command == "help" || command == "--help" || command == "-h") {
     std::cout << kUsage;
     return trialrules::cli::kExitOk;

@@ -39,38 +39,79 @@ AuditLog::AuditLog(std::string path, int fd, bool include_facts)
 
 AuditLog::~AuditLog() { ::close(fd_); }
 
-std::string AuditLog::FormatLine(const DecisionRecord& record) const {
+void AuditLog::AppendLine(const DecisionRecord& record, absl::string_view time,
+                          std::string* out) const {
   const RuleSet& rule_set = *record.rule_set;
   const std::string canonical_facts = rule_set.CanonicalFacts(*record.facts);
-  std::string line = absl::StrCat(
-      "{\"decision_id\":", JsonQuote(record.decision_id),
-      ",\"time\":", JsonQuote(absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", record.time,
-                                               absl::UTCTimeZone())),
-      ",\"method\":", JsonQuote(record.method),
-      ",\"protocol_id\":", JsonQuote(rule_set.protocol_id()),
-      ",\"version\":", JsonQuote(rule_set.version()),
-      ",\"sha256\":", JsonQuote(rule_set.sha256()),
-      ",\"subject_ref\":", JsonQuote(record.subject_ref),
-      ",\"site_id\":", JsonQuote(record.site_id),
-      ",\"decision\":", JsonQuote(DecisionName(record.evaluation->decision)),
-      ",\"rules\":{");
+  absl::StrAppend(
+      out, "{\"decision_id\":\"", record.decision_id, "\",\"time\":\"", time,
+      "\",\"method\":\"", record.method, "\",\"protocol_id\":\"",
+      rule_set.protocol_id(), "\",\"version\":\"", rule_set.version(),
+      "\",\"sha256\":\"", rule_set.sha256(), "\",\"subject_ref\":",
+      JsonQuote(record.subject_ref), ",\"site_id\":", JsonQuote(record.site_id),
+      ",\"decision\":\"", DecisionName(record.evaluation->decision), "\",\"rules\":{");
+  // Ids, versions and protocol ids are identifiers (checked at load):
+  // nothing in them needs escaping.
   bool first = true;
   for (const RuleResult& result : record.evaluation->rules) {
-    absl::StrAppend(&line, first ? "" : ",", JsonQuote(rule_set.rules()[result.rule].id),
-                    ":\"", OutcomeName(result.outcome), "\"");
+    absl::StrAppend(out, first ? "\"" : ",\"", rule_set.rules()[result.rule].id,
+                    "\":\"", OutcomeName(result.outcome), "\"");
     first = false;
   }
-  absl::StrAppend(&line, "},\"facts_sha256\":\"", Sha256Hex(canonical_facts), "\"");
-  if (include_facts_) absl::StrAppend(&line, ",\"facts\":", canonical_facts);
-  line += "}";
-  return line;
+  absl::StrAppend(out, "},\"facts_sha256\":\"", Sha256Hex(canonical_facts), "\"");
+  if (include_facts_) absl::StrAppend(out, ",\"facts\":", canonical_facts);
+  out->append("}\n");
 }
 
 absl::Status AuditLog::Record(const std::vector<DecisionRecord>& records) {
   std::string bytes;
+  bytes.reserve(records.size() * 700);
+  absl::Time formatted_time = absl::InfinitePast();
+  std::string time;
   for (const DecisionRecord& record : records) {
-    absl::StrAppend(&bytes, FormatLine(record), "\n");
+    if (record.time != formatted_time) {
+      formatted_time = record.time;
+      time = absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", record.time, absl::UTCTimeZone());
+    }
+    AppendLine(record, time, &bytes);
   }
+  return Write(bytes);
+}
+
+absl::Status AuditLog::RecordBatch(const std::vector<DecisionRecord>& records) {
+  if (records.empty()) return absl::OkStatus();
+  const DecisionRecord& first = records.front();
+  const RuleSet& rule_set = *first.rule_set;
+  std::string bytes;
+  bytes.reserve(256 + records.size() * (include_facts_ ? 1200 : 200));
+  absl::StrAppend(
+      &bytes, "{\"time\":\"",
+      absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", first.time, absl::UTCTimeZone()),
+      "\",\"method\":\"", first.method, "\",\"protocol_id\":\"", rule_set.protocol_id(),
+      "\",\"version\":\"", rule_set.version(), "\",\"sha256\":\"", rule_set.sha256(),
+      "\",\"site_id\":", JsonQuote(first.site_id), ",\"rule_ids\":[");
+  bool first_rule = true;
+  for (const RuleResult& result : first.evaluation->rules) {
+    absl::StrAppend(&bytes, first_rule ? "\"" : ",\"", rule_set.rules()[result.rule].id,
+                    "\"");
+    first_rule = false;
+  }
+  bytes += "],\"decisions\":[";
+  for (size_t i = 0; i < records.size(); ++i) {
+    const DecisionRecord& record = records[i];
+    const std::string canonical_facts = rule_set.CanonicalFacts(*record.facts);
+    absl::StrAppend(&bytes, i == 0 ? "" : ",", "{\"decision_id\":\"", record.decision_id,
+                    "\",\"subject_ref\":", JsonQuote(record.subject_ref),
+                    ",\"decision\":\"", DecisionName(record.evaluation->decision),
+                    "\",\"outcomes\":\"");
+    for (const RuleResult& result : record.evaluation->rules) {
+      bytes += OutcomeName(result.outcome)[0];
+    }
+    absl::StrAppend(&bytes, "\",\"facts_sha256\":\"", Sha256Hex(canonical_facts), "\"");
+    if (include_facts_) absl::StrAppend(&bytes, ",\"facts\":", canonical_facts);
+    bytes += '}';
+  }
+  bytes += "]}\n";
   return Write(bytes);
 }
 

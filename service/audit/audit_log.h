@@ -43,8 +43,18 @@ class AuditLog {
   // the caller must then not answer.
   absl::Status Record(const std::vector<DecisionRecord>& records);
 
-  // The JSON line for one record (without the newline).
-  std::string FormatLine(const DecisionRecord& record) const;
+  // Writes one line for a batch of bulk-screening decisions that share
+  // method, rule set, site and time: those are written once, then per
+  // patient its decision id, subject, decision, outcomes (one letter per
+  // rule, T/F/U, in the order of "rule_ids") and facts hash. The same facts
+  // as one line per decision, at a quarter of the bytes: bulk screening runs
+  // at hundreds of thousands of patients a second.
+  absl::Status RecordBatch(const std::vector<DecisionRecord>& records);
+
+  // Appends the JSON line for one record, with its newline. `time` is the
+  // record's time, formatted (records of one batch share it).
+  void AppendLine(const DecisionRecord& record, absl::string_view time,
+                  std::string* out) const;
 
   // False after a failed write, until a write succeeds again.
   bool healthy() const { return healthy_.load(); }

@@ -32,27 +32,41 @@ FileLoad LoadFile(const fs::path& path) {
 
 }  // namespace
 
-std::vector<FileLoad> LoadRuleFiles(absl::Span<const std::string> paths) {
-  std::vector<FileLoad> loads;
+std::vector<std::string> ListRuleFiles(absl::Span<const std::string> paths,
+                                       std::vector<Problem>* problems) {
+  std::vector<std::string> files;
   for (const std::string& path : paths) {
     std::error_code error;
     if (!fs::is_directory(path, error)) {
-      loads.push_back(LoadFile(path));
+      files.push_back(path);
       continue;
     }
-    std::vector<fs::path> files;
+    std::vector<std::string> in_directory;
     for (const fs::directory_entry& entry : fs::directory_iterator(path, error)) {
       const std::string name = entry.path().filename().string();
       if (name.starts_with(".") || !absl::EndsWith(name, kRuleFileExtension)) continue;
-      if (entry.is_regular_file(error)) files.push_back(entry.path());
+      std::error_code type_error;
+      if (entry.is_regular_file(type_error)) in_directory.push_back(entry.path().string());
     }
     if (error) {
-      loads.push_back({path, {}});
-      loads.back().result.problems.push_back(
+      problems->push_back(
           {path, 0, 0, "", absl::StrCat("cannot list the directory: ", error.message())});
     }
-    std::sort(files.begin(), files.end());
-    for (const fs::path& file : files) loads.push_back(LoadFile(file));
+    std::sort(in_directory.begin(), in_directory.end());
+    files.insert(files.end(), in_directory.begin(), in_directory.end());
+  }
+  return files;
+}
+
+std::vector<FileLoad> LoadRuleFiles(absl::Span<const std::string> paths) {
+  std::vector<FileLoad> loads;
+  std::vector<Problem> problems;
+  for (const std::string& file : ListRuleFiles(paths, &problems)) {
+    loads.push_back(LoadFile(file));
+  }
+  for (Problem& problem : problems) {
+    loads.push_back({problem.file, {}});
+    loads.back().result.problems.push_back(std::move(problem));
   }
   return loads;
 }

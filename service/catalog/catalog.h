@@ -24,8 +24,14 @@ struct FileLoad {
   LoadResult result;
 };
 
-// Loads each path: a file, or a directory's `*.textproto` files (not
-// hidden, sorted by name). A file that cannot be read is a problem too.
+// Expands each path: a file stays as it is; a directory gives its
+// `*.textproto` files (not hidden, sorted by name). A directory that cannot
+// be listed is reported in `problems`.
+std::vector<std::string> ListRuleFiles(absl::Span<const std::string> paths,
+                                       std::vector<Problem>* problems);
+
+// Loads each file ListRuleFiles() gives. A file that cannot be read is a
+// problem too.
 std::vector<FileLoad> LoadRuleFiles(absl::Span<const std::string> paths);
 
 // An immutable set of rule sets. Thread-safe.

@@ -48,8 +48,22 @@ absl::StatusOr<DayNumber> ParseIsoDate(absl::string_view text) {
 
 std::string FormatIsoDate(DayNumber day) {
   const absl::CivilDay civil = absl::CivilDay(1970, 1, 1) + day;
-  return absl::StrFormat("%04d-%02d-%02d", civil.year(), civil.month(),
-                         civil.day());
+  const int year = static_cast<int>(civil.year());
+  if (year < 0 || year > 9999) {
+    return absl::StrFormat("%04d-%02d-%02d", year, civil.month(), civil.day());
+  }
+  // Formatted by hand: audit lines format a date per fact per decision.
+  char text[10] = {static_cast<char>('0' + year / 1000),
+                   static_cast<char>('0' + year / 100 % 10),
+                   static_cast<char>('0' + year / 10 % 10),
+                   static_cast<char>('0' + year % 10),
+                   '-',
+                   static_cast<char>('0' + civil.month() / 10),
+                   static_cast<char>('0' + civil.month() % 10),
+                   '-',
+                   static_cast<char>('0' + civil.day() / 10),
+                   static_cast<char>('0' + civil.day() % 10)};
+  return std::string(text, sizeof text);
 }
 
 }  // namespace trialrules

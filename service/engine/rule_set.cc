@@ -329,17 +329,21 @@ int RuleSet::FindFact(absl::string_view name) const {
 
 std::string RuleSet::CanonicalFacts(const FactValues& facts) const {
   std::string out = "{";
+  out.reserve(32 * facts_by_name_.size());
   for (int f : facts_by_name_) {
     if (!facts.present[f]) continue;
     const FactSpec& spec = def_.facts[f];
-    if (out.size() > 1) out += ",";
-    absl::StrAppend(&out, "\"", spec.name, "\":");
+    if (out.size() > 1) out += ',';
+    out += '"';
+    out += spec.name;  // identifiers: nothing to escape
+    out += "\":";
     switch (spec.type) {
       case ValueType::kNumber: out += FormatNumber(facts.values[f]); break;
       case ValueType::kBool: out += facts.values[f] != 0 ? "true" : "false"; break;
       case ValueType::kDate:
-        absl::StrAppend(&out, "\"",
-                        FormatIsoDate(static_cast<DayNumber>(facts.values[f])), "\"");
+        out += '"';
+        out += FormatIsoDate(static_cast<DayNumber>(facts.values[f]));
+        out += '"';
         break;
     }
   }

@@ -1,6 +1,7 @@
 #include "service/server/trial_rules_service.h"
 
 #include <algorithm>
+#include <limits>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -294,10 +295,18 @@ class TrialRulesService::ScreenReactor
           absl::StrCat("patients: ", request_.patients_size(),
                        " in one message; the limit is ", limits.max_patients_per_message));
     }
-    std::vector<DecisionRecord> records;
-    std::vector<Evaluation> evaluations(request_.patients_size());
-    std::vector<FactValues> facts(request_.patients_size());
-    std::vector<std::string> decision_ids(request_.patients_size());
+    // Per-patient storage is kept across batches: its capacity is reused.
+    const size_t count = request_.patients_size();
+    if (evaluations_.size() < count) {
+      evaluations_.resize(count);
+      facts_.resize(count);
+      decision_ids_.resize(count);
+    }
+    std::vector<Evaluation>& evaluations = evaluations_;
+    std::vector<FactValues>& facts = facts_;
+    std::vector<std::string>& decision_ids = decision_ids_;
+    records_.clear();
+    std::vector<DecisionRecord>& records = records_;
     const absl::Time now = absl::Now();
     for (int p = 0; p < request_.patients_size(); ++p) {
       const v1::ScreenPatient& patient = request_.patients(p);
@@ -318,14 +327,12 @@ class TrialRulesService::ScreenReactor
       for (const RuleResult& rule : evaluation.rules) {
         result->add_outcomes(ToProto(rule.outcome));
       }
-      for (int f : evaluation.missing_facts) {
-        result->add_missing_facts(rule_set_->facts()[f].name);
-      }
+      for (int f : evaluation.missing_facts) result->add_missing_fact_indexes(f);
       records.push_back({decision_ids[p], now, "ScreenPatients", rule_set_.get(),
                          patient.subject_ref(), site_id_, &evaluation, &facts[p]});
     }
     if (records.empty()) return absl::OkStatus();
-    return service_->audit_->Record(records);
+    return service_->audit_->RecordBatch(records);
   }
 
   absl::Status Start(const v1::ScreenHeader& header) {
@@ -385,6 +392,7 @@ class TrialRulesService::ScreenReactor
     for (int rule : rule_set_->RulesFor(EvaluationKind::kEligibility)) {
       response_.add_rule_ids(rule_set_->rules()[rule].id);
     }
+    for (const FactSpec& fact : rule_set_->facts()) response_.add_fact_names(fact.name);
     return absl::OkStatus();
   }
 
@@ -393,7 +401,9 @@ class TrialRulesService::ScreenReactor
       return absl::InvalidArgumentError(absl::StrCat(
           patient.values_size(), " values for ", columns_.size(), " columns"));
     }
-    *facts = rule_set_->EmptyFacts();
+    facts->values.assign(rule_set_->facts().size(),
+                         std::numeric_limits<double>::quiet_NaN());
+    facts->present.assign(rule_set_->facts().size(), 0);
     for (int c = 0; c < patient.values_size(); ++c) {
       const v1::ScreenValue& value = patient.values(c);
       const int fact = columns_[c];
@@ -419,6 +429,10 @@ class TrialRulesService::ScreenReactor
   std::shared_ptr<const RuleSet> rule_set_;
   std::string site_id_;
   std::vector<int> columns_;  // fact index per column, -1 when ignored
+  std::vector<Evaluation> evaluations_;
+  std::vector<FactValues> facts_;
+  std::vector<std::string> decision_ids_;
+  std::vector<DecisionRecord> records_;
   std::vector<std::string> units_;
 };
 

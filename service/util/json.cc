@@ -31,6 +31,16 @@ size_t Utf8Length(absl::string_view text, size_t i) {
 }  // namespace
 
 std::string JsonQuote(absl::string_view text) {
+  // Most text (ids, names, hex) needs no escaping: copy it whole.
+  bool plain = true;
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte >= 0x80 || c == '"' || c == '\\') {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) return absl::StrCat("\"", text, "\"");
   std::string out = "\"";
   for (size_t i = 0; i < text.size();) {
     const char c = text[i];

@@ -1,0 +1,58 @@
+// The trialrules client library: a channel to one server or, with a
+// "dns:///NAME:PORT" target, to every address the name resolves to, with
+// round-robin balancing; every call carries a deadline.
+#ifndef TRIALRULES_CLIENT_CLIENT_H_
+#define TRIALRULES_CLIENT_CLIENT_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "service/engine/rule_set.h"
+#include "trialrules/v1/service.grpc.pb.h"
+
+namespace trialrules {
+
+absl::Status FromGrpcStatus(const grpc::Status& status);
+
+// A channel with round_robin load balancing. `own_connection` gives the
+// channel its own TCP connection even to a server another channel reaches.
+std::shared_ptr<grpc::Channel> NewChannel(const std::string& target,
+                                          bool own_connection = false);
+
+// Thread-safe.
+class TrialRulesClient {
+ public:
+  TrialRulesClient(std::shared_ptr<grpc::Channel> channel, absl::Duration deadline);
+  explicit TrialRulesClient(const std::string& target,
+                            absl::Duration deadline = absl::Seconds(10));
+
+  absl::StatusOr<v1::EvaluateResponse> Evaluate(EvaluationKind kind,
+                                                const v1::EvaluateRequest& request) const;
+  absl::StatusOr<v1::ListRuleSetsResponse> ListRuleSets(
+      const std::string& protocol_id = "") const;
+  absl::StatusOr<v1::RuleSetInfo> GetRuleSet(const std::string& protocol_id,
+                                             const std::string& version) const;
+  absl::StatusOr<v1::ValidateRuleSetResponse> ValidateRuleSet(
+      const std::string& text, const std::string& file_name) const;
+
+  v1::TrialRules::Stub* stub() const { return stub_.get(); }
+  absl::Duration deadline() const { return deadline_; }
+  // A context carrying this client's deadline.
+  std::unique_ptr<grpc::ClientContext> NewContext() const;
+
+ private:
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::TrialRules::Stub> stub_;
+  absl::Duration deadline_;
+};
+
+// The request's facts, from the CLI's facts-file form.
+void AddFacts(const std::vector<FactInput>& facts, v1::EvaluateRequest* request);
+
+}  // namespace trialrules
+
+#endif  // TRIALRULES_CLIENT_CLIENT_H_
