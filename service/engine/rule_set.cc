@@ -420,30 +420,39 @@ absl::StatusOr<double> RuleSet::ConvertFact(
   return canonical;
 }
 
+absl::Status RuleSet::BindFact(absl::string_view name,
+                               const std::variant<double, bool, std::string>& value,
+                               absl::string_view unit, FactValues* facts,
+                               std::vector<std::string>* ignored_unknown) const {
+  const int fact = FindFact(name);
+  if (fact < 0) {
+    if (ignored_unknown != nullptr) {
+      ignored_unknown->emplace_back(name);
+      return absl::OkStatus();
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        "fact \"", name, "\" = ", DescribeInput(value, unit),
+        ": unknown fact for protocol ", def_.protocol_id, " version ", def_.version));
+  }
+  if (facts->present[fact]) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("fact \"", name, "\" is given more than once"));
+  }
+  absl::StatusOr<double> converted = ConvertFact(fact, value, unit);
+  if (!converted.ok()) return converted.status();
+  facts->values[fact] = *converted;
+  facts->present[fact] = 1;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<FactValues> RuleSet::BindFacts(
     absl::Span<const FactInput> inputs,
     std::vector<std::string>* ignored_unknown) const {
   FactValues facts = EmptyFacts();
   for (const FactInput& input : inputs) {
-    const int fact = FindFact(input.name);
-    if (fact < 0) {
-      if (ignored_unknown != nullptr) {
-        ignored_unknown->push_back(input.name);
-        continue;
-      }
-      return absl::InvalidArgumentError(absl::StrCat(
-          "fact \"", input.name, "\" = ", DescribeInput(input.value, input.unit),
-          ": unknown fact for protocol ", def_.protocol_id, " version ",
-          def_.version));
-    }
-    if (facts.present[fact]) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("fact \"", input.name, "\" is given more than once"));
-    }
-    absl::StatusOr<double> value = ConvertFact(fact, input.value, input.unit);
-    if (!value.ok()) return value.status();
-    facts.values[fact] = *value;
-    facts.present[fact] = 1;
+    absl::Status status =
+        BindFact(input.name, input.value, input.unit, &facts, ignored_unknown);
+    if (!status.ok()) return status;
   }
   return facts;
 }

@@ -168,6 +168,12 @@ class RuleSet {
   absl::StatusOr<FactValues> BindFacts(
       absl::Span<const FactInput> inputs,
       std::vector<std::string>* ignored_unknown = nullptr) const;
+  // BindFacts for one fact, into `facts` (from EmptyFacts()): callers that
+  // hold facts in another form bind them without copying.
+  absl::Status BindFact(absl::string_view name,
+                        const std::variant<double, bool, std::string>& value,
+                        absl::string_view unit, FactValues* facts,
+                        std::vector<std::string>* ignored_unknown = nullptr) const;
   // Checks and converts one value for facts()[fact] (bulk callers resolve
   // names once).
   absl::StatusOr<double> ConvertFact(

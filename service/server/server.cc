@@ -38,6 +38,8 @@ absl::StatusOr<std::unique_ptr<TrialRulesServer>> TrialRulesServer::Start(
         "cannot listen on ", server->options_.listen_address,
         ": the address is in use or invalid"));
   }
+  // The default health service starts SERVING: not before rules are loaded.
+  server->server_->GetHealthCheckService()->SetServingStatus(false);
   server->UpdateHealth();
   server->health_watcher_ = std::thread([s = server.get()] { s->WatchHealth(); });
   return server;

@@ -25,29 +25,42 @@ absl::Status CheckLength(absl::string_view field, absl::string_view value,
 }
 
 // The date that picks the version: `assessment_date` if sent, else today.
-absl::StatusOr<DayNumber> AsOfDate(const std::vector<FactInput>& facts) {
-  for (const FactInput& fact : facts) {
-    if (fact.name != "assessment_date") continue;
-    const std::string* text = std::get_if<std::string>(&fact.value);
-    if (text == nullptr) {
+absl::StatusOr<DayNumber> AsOfDate(
+    const google::protobuf::RepeatedPtrField<v1::FactValue>& facts) {
+  for (const v1::FactValue& fact : facts) {
+    if (fact.name() != "assessment_date") continue;
+    if (fact.value_case() != v1::FactValue::kDate) {
       return absl::InvalidArgumentError(
           "fact \"assessment_date\": expected a date \"YYYY-MM-DD\"");
     }
-    absl::StatusOr<DayNumber> day = ParseIsoDate(*text);
+    absl::StatusOr<DayNumber> day = ParseIsoDate(fact.date());
     if (!day.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "fact \"assessment_date\" = \"", *text, "\": ", day.status().message()));
+          "fact \"assessment_date\" = \"", fact.date(), "\": ", day.status().message()));
     }
     return *day;
   }
   return TodayUtc();
 }
 
+// Per-thread storage for a request's facts and evaluation: their capacity is
+// reused from call to call instead of allocated for each.
+struct Scratch {
+  FactValues facts;
+  Evaluation evaluation;
+};
+thread_local Scratch tl_scratch;
+
 }  // namespace
 
 TrialRulesService::TrialRulesService(const CatalogHolder* catalog, AuditLog* audit,
                                      ServiceLimits limits)
-    : catalog_(catalog), audit_(audit), limits_(limits) {}
+    : catalog_(catalog), audit_(audit), limits_(limits) {
+  SetMessageAllocatorFor_CheckEligibility(&evaluate_allocator_);
+  SetMessageAllocatorFor_CheckWithdrawal(&evaluate_allocator_);
+  SetMessageAllocatorFor_EvaluateEscalation(&evaluate_allocator_);
+  SetMessageAllocatorFor_EvaluateStopping(&evaluate_allocator_);
+}
 
 absl::StatusOr<std::shared_ptr<const Catalog>> TrialRulesService::Snapshot() const {
   std::shared_ptr<const Catalog> snapshot = catalog_->Snapshot();
@@ -76,18 +89,13 @@ absl::Status TrialRulesService::Answer(EvaluationKind kind, absl::string_view me
                                                    " facts; the limit is ",
                                                    limits_.max_facts));
   }
-  std::vector<FactInput> inputs;
-  inputs.reserve(request.facts_size());
   for (const v1::FactValue& fact : request.facts()) {
     if (absl::Status s = CheckLength("fact name", fact.name(), limits_.max_name_length);
         !s.ok()) {
       return s;
     }
-    absl::StatusOr<FactInput> input = FromProto(fact);
-    if (!input.ok()) return input.status();
-    inputs.push_back(*std::move(input));
   }
-  absl::StatusOr<DayNumber> as_of = AsOfDate(inputs);
+  absl::StatusOr<DayNumber> as_of = AsOfDate(request.facts());
   if (!as_of.ok()) return as_of.status();
 
   absl::StatusOr<std::shared_ptr<const Catalog>> catalog = Snapshot();
@@ -108,16 +116,28 @@ absl::Status TrialRulesService::Answer(EvaluationKind kind, absl::string_view me
     }
   }
   std::vector<std::string> ignored;
-  absl::StatusOr<FactValues> facts = rule_set.BindFacts(
-      inputs, request.ignore_unknown_facts() ? &ignored : nullptr);
-  if (!facts.ok()) return facts.status();
+  FactValues& facts = tl_scratch.facts;
+  facts.values.assign(rule_set.facts().size(), std::numeric_limits<double>::quiet_NaN());
+  facts.present.assign(rule_set.facts().size(), 0);
+  for (const v1::FactValue& fact : request.facts()) {
+    std::variant<double, bool, std::string> value;
+    switch (fact.value_case()) {
+      case v1::FactValue::kNumber: value = fact.number(); break;
+      case v1::FactValue::kBoolean: value = fact.boolean(); break;
+      case v1::FactValue::kDate: value = fact.date(); break;
+      default: return FromProto(fact).status();  // names the fact without a value
+    }
+    absl::Status bound = rule_set.BindFact(fact.name(), value, fact.unit(), &facts,
+                                           request.ignore_unknown_facts() ? &ignored : nullptr);
+    if (!bound.ok()) return bound;
+  }
 
-  Evaluation evaluation;
-  rule_set.Evaluate(kind, *facts, &evaluation);
+  Evaluation& evaluation = tl_scratch.evaluation;
+  rule_set.Evaluate(kind, facts, &evaluation);
   const std::string decision_id = NewDecisionId();
   const DecisionRecord record{decision_id, absl::Now(),          method,
                               &rule_set,   request.subject_ref(), request.site_id(),
-                              &evaluation, &*facts};
+                              &evaluation, &facts};
   if (absl::Status s = audit_->Record({record}); !s.ok()) return s;
 
   FillEvaluation(rule_set, evaluation, response);

@@ -7,6 +7,7 @@
 #include <cstddef>
 
 #include "service/audit/audit_log.h"
+#include "service/server/arena_allocator.h"
 #include "service/catalog/catalog.h"
 #include "trialrules/v1/service.grpc.pb.h"
 
@@ -62,6 +63,7 @@ class TrialRulesService final : public v1::TrialRules::CallbackService {
                       v1::EvaluateResponse* response);
   absl::StatusOr<std::shared_ptr<const Catalog>> Snapshot() const;
 
+  ArenaMessageAllocator<v1::EvaluateRequest, v1::EvaluateResponse> evaluate_allocator_;
   const CatalogHolder* catalog_;
   AuditLog* audit_;
   const ServiceLimits limits_;

@@ -1,0 +1,264 @@
+#!/usr/bin/python3
+"""Calls every trialrules RPC the way another team's service would: from
+Python, with Debian's python3-grpcio, with stubs generated at test time by
+grpc_tools.protoc from the published .proto files. Runs the real server.
+
+usage: /usr/bin/python3 python_client_test.py --server BINARY --source REPO
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+ARGS = None
+STUBS = None  # (service_pb2, service_pb2_grpc, rule_file_pb2, health_pb2, health_pb2_grpc)
+
+
+def generate_stubs(source, out):
+    from grpc_tools import protoc
+    protos = [
+        (os.path.join(source, "proto"), "trialrules/v1/rule_file.proto"),
+        (os.path.join(source, "proto"), "trialrules/v1/service.proto"),
+        # Rooted below "grpc/" so that the module is health.v1, not grpc.health.v1
+        # (which the installed grpc package would shadow); the wire name is
+        # still grpc.health.v1.Health.
+        (os.path.join(source, "tests", "proto", "grpc"), "health/v1/health.proto"),
+    ]
+    for include, proto in protos:
+        code = protoc.main(["protoc", "-I" + include, "--python_out=" + out,
+                            "--grpc_python_out=" + out, os.path.join(include, proto)])
+        if code != 0:
+            raise RuntimeError("protoc failed on " + proto)
+    sys.path.insert(0, out)
+    from trialrules.v1 import service_pb2, service_pb2_grpc, rule_file_pb2
+    from health.v1 import health_pb2, health_pb2_grpc
+    return service_pb2, service_pb2_grpc, rule_file_pb2, health_pb2, health_pb2_grpc
+
+
+class Server:
+    def __init__(self, binary, rules_dir, workdir):
+        self.port_file = os.path.join(workdir, "port")
+        self.audit = os.path.join(workdir, "audit.jsonl")
+        self.stderr = open(os.path.join(workdir, "stderr.log"), "w")
+        self.process = subprocess.Popen(
+            [binary, "--listen=127.0.0.1:0", "--rules-dir=" + rules_dir,
+             "--audit-log=" + self.audit, "--port-file=" + self.port_file],
+            stdout=subprocess.DEVNULL, stderr=self.stderr)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if os.path.exists(self.port_file):
+                text = open(self.port_file).read()
+                if text.endswith("\n"):
+                    self.port = int(text)
+                    return
+            time.sleep(0.02)
+        raise RuntimeError("server did not start")
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=30)
+        self.stderr.close()
+        return code
+
+
+class TrialRulesFromPython(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        import grpc
+        cls.grpc = grpc
+        cls.s, cls.g, cls.r, cls.h, cls.hg = STUBS
+        cls.workdir = tempfile.mkdtemp(prefix="trialrules-py-")
+        cls.server = Server(ARGS.server, os.path.join(ARGS.source, "rules"), cls.workdir)
+        cls.channel = grpc.insecure_channel("127.0.0.1:%d" % cls.server.port)
+        cls.stub = cls.g.TrialRulesStub(cls.channel)
+        health = cls.hg.HealthStub(cls.channel)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                status = health.Check(cls.h.HealthCheckRequest(), timeout=2).status
+                if status == cls.h.HealthCheckResponse.SERVING:
+                    break
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server never became SERVING")
+            time.sleep(0.05)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.channel.close()
+        code = cls.server.stop()
+        shutil.rmtree(cls.workdir, ignore_errors=True)
+        assert code == 0, "server exit code %d" % code
+
+    def fact(self, name, value, unit=""):
+        f = self.r.FactValue(name=name, unit=unit)
+        if isinstance(value, bool):
+            f.boolean = value
+        elif isinstance(value, (int, float)):
+            f.number = value
+        else:
+            f.date = value
+        return f
+
+    def eligible_request(self, **fields):
+        with open(os.path.join(ARGS.source, "tests/data/facts/eligible_patient.json")) as f:
+            facts = json.load(f)["facts"]
+        request = self.s.EvaluateRequest(protocol_id="NCT04094766", subject_ref="PY-1",
+                                         site_id="SITE-PY", **fields)
+        for name, value in sorted(facts.items()):
+            if isinstance(value, dict):
+                request.facts.append(self.fact(name, value["value"], value["unit"]))
+            else:
+                request.facts.append(self.fact(name, value))
+        return request
+
+    def assert_refused(self, call, request, code, message):
+        with self.assertRaises(self.grpc.RpcError) as raised:
+            call(request, timeout=5)
+        self.assertEqual(raised.exception.code(), code)
+        self.assertEqual(raised.exception.details(), message)
+
+    def test_check_eligibility(self):
+        response = self.stub.CheckEligibility(self.eligible_request(), timeout=5)
+        self.assertEqual(response.decision, self.s.DECISION_ELIGIBLE)
+        self.assertEqual(response.rule_set.version, "1.0")
+        self.assertEqual(len(response.rule_set.sha256), 64)
+        self.assertEqual(response.subject_ref, "PY-1")
+        self.assertEqual(response.site_id, "SITE-PY")
+        self.assertEqual(len(response.decision_id), 32)
+        self.assertEqual([r.id for r in response.rules][:3], ["I1", "I2", "I3"])
+        self.assertTrue(all(r.outcome in (self.s.OUTCOME_TRUE, self.s.OUTCOME_FALSE)
+                            for r in response.rules))
+        with open(self.server.audit) as audit:
+            self.assertIn('"decision_id":"%s"' % response.decision_id, audit.read())
+
+    def test_check_eligibility_reports_missing_facts(self):
+        request = self.eligible_request()
+        kept = [f for f in request.facts if f.name != "karnofsky"]
+        del request.facts[:]
+        request.facts.extend(kept)
+        response = self.stub.CheckEligibility(request, timeout=5)
+        self.assertEqual(response.decision, self.s.DECISION_INDETERMINATE)
+        self.assertEqual(list(response.missing_facts), ["karnofsky"])
+        i6 = [r for r in response.rules if r.id == "I6"][0]
+        self.assertEqual(i6.outcome, self.s.OUTCOME_UNKNOWN)
+        self.assertEqual(list(i6.missing_facts), ["karnofsky"])
+
+    def test_check_withdrawal(self):
+        request = self.s.EvaluateRequest(protocol_id="NCT04094766", version="2.0", facts=[
+            self.fact("consent_withdrawn", True)])
+        response = self.stub.CheckWithdrawal(request, timeout=5)
+        self.assertEqual(response.decision, self.s.DECISION_WITHDRAW)
+        self.assertEqual(response.rule_set.version, "2.0")
+
+    def test_evaluate_escalation(self):
+        request = self.s.EvaluateRequest(protocol_id="NCT04094766", dose_level="DL1", facts=[
+            self.fact("n_treated", 6), self.fact("n_dlt", 1)])
+        response = self.stub.EvaluateEscalation(request, timeout=5)
+        self.assertEqual(response.decision, self.s.DECISION_ESCALATE)
+
+    def test_evaluate_stopping(self):
+        request = self.s.EvaluateRequest(protocol_id="NCT04094766", facts=[
+            self.fact("n_infused", 3), self.fact("n_treatment_related_deaths", 0),
+            self.fact("n_grade4plus_crs", 1), self.fact("n_grade4plus_icans", 0)])
+        response = self.stub.EvaluateStopping(request, timeout=5)
+        self.assertEqual(response.decision, self.s.DECISION_NOT_TRIGGERED)
+
+    def test_screen_patients(self):
+        header = self.s.ScreenHeader(protocol_id="NCT04094766", version="1.0",
+                                     fact_names=["informed_consent", "karnofsky"])
+        patients = [self.s.ScreenPatient(subject_ref="A", values=[
+                        self.s.ScreenValue(boolean=False), self.s.ScreenValue(number=90)]),
+                    self.s.ScreenPatient(subject_ref="B", values=[
+                        self.s.ScreenValue(boolean=True), self.s.ScreenValue(number=101)])]
+        responses = list(self.stub.ScreenPatients(
+            iter([self.s.ScreenRequest(header=header, patients=patients)]), timeout=5))
+        self.assertEqual(len(responses), 1)
+        first = responses[0]
+        self.assertEqual(first.rule_set.version, "1.0")
+        self.assertEqual(first.results[0].decision, self.s.DECISION_INELIGIBLE)
+        self.assertEqual(first.results[1].error,
+                         'patients[1]: fact "karnofsky" = 101: outside the valid range 0 to 100')
+        missing = [first.fact_names[i] for i in first.results[0].missing_fact_indexes]
+        self.assertIn("lvef_pct", missing)
+
+    def test_list_and_get_rule_sets(self):
+        listed = self.stub.ListRuleSets(self.s.ListRuleSetsRequest(), timeout=5)
+        self.assertEqual([(r.rule_set.version, r.effective_from) for r in listed.rule_sets],
+                         [("1.0", "2019-09-01"), ("2.0", "2020-06-01")])
+        full = self.stub.GetRuleSet(self.s.GetRuleSetRequest(
+            protocol_id="NCT04094766", version="1.0"), timeout=5)
+        self.assertEqual(len(full.rules), 34)
+        i6 = [r for r in full.rules if r.id == "I6"][0]
+        self.assertEqual(i6.expression, "karnofsky >= 70")
+        karnofsky = [f for f in full.facts if f.name == "karnofsky"][0]
+        self.assertEqual((karnofsky.type, karnofsky.min, karnofsky.max, karnofsky.integer),
+                         ("number", 0.0, 100.0, True))
+
+    def test_validate_rule_set(self):
+        path = os.path.join(ARGS.source, "tests/data/bad_rules/bool_as_number.textproto")
+        with open(path) as f:
+            response = self.stub.ValidateRuleSet(self.s.ValidateRuleSetRequest(
+                text=f.read(), file_name="bool_as_number.textproto"), timeout=5)
+        self.assertFalse(response.valid)
+        with open(path.replace(".textproto", ".expected")) as f:
+            self.assertEqual(response.problems[0].text + "\n", f.read())
+
+    def test_refusals(self):
+        grpc = self.grpc
+        self.assert_refused(self.stub.CheckEligibility, self.s.EvaluateRequest(),
+                            grpc.StatusCode.INVALID_ARGUMENT, "protocol_id is required")
+        self.assert_refused(self.stub.CheckEligibility,
+                            self.s.EvaluateRequest(protocol_id="NOPE"),
+                            grpc.StatusCode.NOT_FOUND,
+                            'protocol_id "NOPE": no such protocol is loaded')
+        self.assert_refused(self.stub.CheckEligibility,
+                            self.s.EvaluateRequest(protocol_id="NCT04094766", facts=[
+                                self.fact("assessment_date", "2018-05-05")]),
+                            grpc.StatusCode.FAILED_PRECONDITION,
+                            "protocol NCT04094766: no version is in force on 2018-05-05")
+        self.assert_refused(self.stub.CheckEligibility,
+                            self.s.EvaluateRequest(protocol_id="NCT04094766", facts=[
+                                self.fact("bilirubin_mg_dl", 1.0, "mg/L")]),
+                            grpc.StatusCode.INVALID_ARGUMENT,
+                            'fact "bilirubin_mg_dl" = 1 mg/L: unit "mg/L" is not accepted '
+                            '(mg/dL, umol/L)')
+        self.assert_refused(self.stub.CheckWithdrawal,
+                            self.s.EvaluateRequest(protocol_id="NCT04094766", facts=[
+                                self.fact("pregnant", 1)]),
+                            grpc.StatusCode.INVALID_ARGUMENT,
+                            'fact "pregnant" = 1: expected true or false')
+        self.assert_refused(self.stub.CheckEligibility,
+                            self.s.EvaluateRequest(protocol_id="NCT04094766", facts=[
+                                self.fact("weight_kg", float("nan"))]),
+                            grpc.StatusCode.INVALID_ARGUMENT,
+                            'fact "weight_kg" = nan: not a finite number')
+
+
+def main():
+    global ARGS, STUBS
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--server", required=True)
+    parser.add_argument("--source", required=True)
+    ARGS, rest = parser.parse_known_args()
+    stubs_dir = tempfile.mkdtemp(prefix="trialrules-stubs-")
+    try:
+        STUBS = generate_stubs(ARGS.source, stubs_dir)
+        program = unittest.main(argv=[sys.argv[0]] + rest, exit=False, verbosity=2)
+        result = program.result
+        print("%d passed, %d failed" % (result.testsRun - len(result.failures) - len(result.errors),
+                                        len(result.failures) + len(result.errors)))
+        return 0 if result.wasSuccessful() else 1
+    finally:
+        shutil.rmtree(stubs_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

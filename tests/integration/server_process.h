@@ -1,0 +1,148 @@
+// Runs the real trialrules-server binary for a test: an ephemeral loopback
+// port (read from --port-file), its own audit log and stderr log in a fresh
+// temporary directory.
+#ifndef TRIALRULES_TESTS_INTEGRATION_SERVER_PROCESS_H_
+#define TRIALRULES_TESTS_INTEGRATION_SERVER_PROCESS_H_
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "grpc/health/v1/health.grpc.pb.h"
+#include <grpcpp/grpcpp.h>
+
+extern char** environ;
+
+namespace trialrules::testing {
+
+inline std::string ReadText(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+class ServerProcess {
+ public:
+  // `extra` flags are appended after the defaults.
+  explicit ServerProcess(std::vector<std::string> extra = {},
+                         std::string rules_dir = std::string(TRIALRULES_SOURCE_DIR) + "/rules") {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("trialrules-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    std::vector<std::string> args = {TRIALRULES_SERVER, "--listen=127.0.0.1:0",
+                                     "--rules-dir=" + rules_dir,
+                                     "--audit-log=" + (dir_ / "audit.jsonl").string(),
+                                     "--port-file=" + (dir_ / "port").string(),
+                                     "--drain-seconds=10"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    Spawn(args);
+  }
+  ~ServerProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+
+  // Waits for the port file; false if the process exited first.
+  bool WaitForPort() {
+    for (int i = 0; i < 500; ++i) {
+      const std::string text = ReadText(dir_ / "port");
+      if (!text.empty() && text.back() == '\n') {
+        port_ = std::stoi(text);
+        return true;
+      }
+      if (Exited()) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
+
+  // Health status of the whole server ("" service): SERVING = 1.
+  int Health() {
+    auto stub = grpc::health::v1::Health::NewStub(Channel());
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    grpc::health::v1::HealthCheckResponse response;
+    const grpc::Status status =
+        stub->Check(&context, grpc::health::v1::HealthCheckRequest(), &response);
+    return status.ok() ? response.status() : -1;
+  }
+
+  bool WaitForHealth(int wanted) {
+    for (int i = 0; i < 500; ++i) {
+      if (Health() == wanted) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
+
+  std::shared_ptr<grpc::Channel> Channel() const {
+    return grpc::CreateChannel(Target(), grpc::InsecureChannelCredentials());
+  }
+  std::string Target() const { return "127.0.0.1:" + std::to_string(port_); }
+  int port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  std::filesystem::path dir() const { return dir_; }
+  std::string AuditLog() const { return ReadText(dir_ / "audit.jsonl"); }
+  std::string Stderr() const { return ReadText(dir_ / "stderr.log"); }
+
+  void Signal(int signal_number) { ::kill(pid_, signal_number); }
+
+  // Waits for exit (up to `seconds`); returns the exit code, or -1.
+  int WaitForExit(int seconds = 30) {
+    for (int i = 0; i < seconds * 50; ++i) {
+      if (Exited()) return exit_code_;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return -1;
+  }
+
+ private:
+  void Spawn(const std::vector<std::string>& args) {
+    std::vector<char*> argv;
+    for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    const std::string log = (dir_ / "stderr.log").string();
+    posix_spawn_file_actions_addopen(&actions, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+  }
+  bool Exited() {
+    if (pid_ <= 0) return true;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      pid_ = -1;
+      return true;
+    }
+    return false;
+  }
+
+  static inline int counter_ = 0;
+  std::filesystem::path dir_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+  int exit_code_ = -1;
+};
+
+}  // namespace trialrules::testing
+
+#endif  // TRIALRULES_TESTS_INTEGRATION_SERVER_PROCESS_H_

@@ -1,0 +1,436 @@
+// The real server binary on an ephemeral loopback port, called through the
+// real C++ client library over real sockets.
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include "absl/strings/str_split.h"
+#include "client/client.h"
+#include "client/facts_file.h"
+#include "gtest/gtest.h"
+#include "service/engine/sha256.h"
+#include "tests/integration/server_process.h"
+
+namespace trialrules {
+namespace {
+
+using testing::ReadText;
+using testing::ServerProcess;
+
+const std::string kSource = TRIALRULES_SOURCE_DIR;
+
+v1::EvaluateRequest EligiblePatient() {
+  v1::EvaluateRequest request;
+  request.set_protocol_id("NCT04094766");
+  request.set_subject_ref("SUBJ-0001");
+  request.set_site_id("SITE-07");
+  auto facts = ParseFactsJson(ReadText(kSource + "/tests/data/facts/eligible_patient.json"));
+  EXPECT_TRUE(facts.ok());
+  AddFacts(*facts, &request);
+  return request;
+}
+
+void SetFact(v1::EvaluateRequest* request, const std::string& name, double number,
+             const std::string& unit = "") {
+  for (v1::FactValue& fact : *request->mutable_facts()) {
+    if (fact.name() == name) {
+      fact.set_number(number);
+      fact.set_unit(unit);
+      return;
+    }
+  }
+  v1::FactValue* fact = request->add_facts();
+  fact->set_name(name);
+  fact->set_number(number);
+  fact->set_unit(unit);
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = new ServerProcess();
+    ASSERT_TRUE(server_->WaitForPort()) << server_->Stderr();
+    ASSERT_TRUE(server_->WaitForHealth(grpc::health::v1::HealthCheckResponse::SERVING))
+        << server_->Stderr();
+    client_ = new TrialRulesClient(server_->Target(), absl::Seconds(5));
+  }
+  static void TearDownTestSuite() {
+    delete client_;
+    delete server_;
+  }
+  static ServerProcess* server_;
+  static TrialRulesClient* client_;
+};
+ServerProcess* ServerTest::server_ = nullptr;
+TrialRulesClient* ServerTest::client_ = nullptr;
+
+TEST_F(ServerTest, CheckEligibilityAnswersWithVersionAndExplanation) {
+  const auto response = client_->Evaluate(EvaluationKind::kEligibility, EligiblePatient());
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->decision(), v1::DECISION_ELIGIBLE);
+  EXPECT_EQ(response->rule_set().protocol_id(), "NCT04094766");
+  EXPECT_EQ(response->rule_set().version(), "1.0");  // assessment_date 2020-01-15
+  EXPECT_EQ(response->rule_set().sha256(),
+            Sha256Hex(ReadText(kSource + "/rules/NCT04094766-v1.0.textproto")));
+  EXPECT_EQ(response->rules_size(), 20);
+  EXPECT_EQ(response->subject_ref(), "SUBJ-0001");
+  EXPECT_EQ(response->site_id(), "SITE-07");
+  EXPECT_EQ(response->as_of_date(), "2020-01-15");
+  EXPECT_EQ(response->decision_id().size(), 32u);
+  EXPECT_TRUE(response->missing_facts().empty());
+}
+
+TEST_F(ServerTest, DecisionIdsAreUnique) {
+  std::set<std::string> ids;
+  for (int i = 0; i < 50; ++i) {
+    ids.insert(client_->Evaluate(EvaluationKind::kEligibility, EligiblePatient())->decision_id());
+  }
+  EXPECT_EQ(ids.size(), 50u);
+}
+
+TEST_F(ServerTest, MissingFactsAreNamedPerRuleAndInUnion) {
+  v1::EvaluateRequest request = EligiblePatient();
+  request.set_version("2.0");  // adds E11 (prior_car_t), not sent
+  const auto response = client_->Evaluate(EvaluationKind::kEligibility, request);
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->decision(), v1::DECISION_INDETERMINATE);
+  ASSERT_EQ(response->missing_facts_size(), 1);
+  EXPECT_EQ(response->missing_facts(0), "prior_car_t");
+  const v1::RuleOutcome& e11 = response->rules(response->rules_size() - 1);
+  EXPECT_EQ(e11.id(), "E11");
+  EXPECT_EQ(e11.outcome(), v1::OUTCOME_UNKNOWN);
+  EXPECT_EQ(e11.missing_facts(0), "prior_car_t");
+}
+
+TEST_F(ServerTest, WithdrawalEscalationAndStopping) {
+  v1::EvaluateRequest withdrawal;
+  withdrawal.set_protocol_id("NCT04094766");
+  withdrawal.set_version("1.0");
+  SetFact(&withdrawal, "grade4_nonheme_toxicity_days", 15);
+  auto answer = client_->Evaluate(EvaluationKind::kWithdrawal, withdrawal);
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_EQ(answer->decision(), v1::DECISION_WITHDRAW);
+
+  v1::EvaluateRequest cohort;
+  cohort.set_protocol_id("NCT04094766");
+  cohort.set_version("1.0");
+  cohort.set_dose_level("DL2");
+  SetFact(&cohort, "n_treated", 3);
+  SetFact(&cohort, "n_dlt", 1);
+  answer = client_->Evaluate(EvaluationKind::kEscalation, cohort);
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_EQ(answer->decision(), v1::DECISION_EXPAND);
+  EXPECT_EQ(answer->dose_level(), "DL2");
+
+  v1::EvaluateRequest trial;
+  trial.set_protocol_id("NCT04094766");
+  trial.set_version("1.0");
+  SetFact(&trial, "n_infused", 3);
+  SetFact(&trial, "n_treatment_related_deaths", 0);
+  SetFact(&trial, "n_grade4plus_crs", 2);
+  SetFact(&trial, "n_grade4plus_icans", 0);
+  answer = client_->Evaluate(EvaluationKind::kStopping, trial);
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_EQ(answer->decision(), v1::DECISION_TRIGGERED);
+  EXPECT_EQ(answer->rules(1).id(), "S2");
+  EXPECT_EQ(answer->rules(1).outcome(), v1::OUTCOME_TRUE);
+}
+
+TEST_F(ServerTest, ScreenPatientsStreamsBatches) {
+  grpc::ClientContext context;
+  auto stream = client_->stub()->ScreenPatients(&context);
+  v1::ScreenRequest request;
+  v1::ScreenHeader* header = request.mutable_header();
+  header->set_protocol_id("NCT04094766");
+  header->set_as_of_date("2020-07-01");  // version 2.0
+  header->add_fact_names("informed_consent");
+  header->add_fact_names("karnofsky");
+  header->add_fact_names("creatinine_mg_dl");
+  header->add_units("");
+  header->add_units("");
+  header->add_units("umol/L");
+  v1::ScreenPatient* refused = request.add_patients();
+  refused->set_subject_ref("P1");
+  refused->add_values()->set_boolean(true);
+  refused->add_values()->set_number(150);  // out of range
+  v1::ScreenPatient* no_consent = request.add_patients();
+  no_consent->set_subject_ref("P2");
+  no_consent->add_values()->set_boolean(false);
+  no_consent->add_values();  // missing
+  no_consent->add_values()->set_number(80);
+  ASSERT_TRUE(stream->Write(request));
+  v1::ScreenResponse response;
+  ASSERT_TRUE(stream->Read(&response));
+  EXPECT_EQ(response.rule_set().version(), "2.0");
+  EXPECT_EQ(response.rule_ids_size(), 21);
+  ASSERT_EQ(response.results_size(), 2);
+  EXPECT_EQ(response.results(0).error(),
+            "patients[0]: fact \"karnofsky\" = 150: outside the valid range 0 to 100");
+  EXPECT_EQ(response.results(1).decision(), v1::DECISION_INELIGIBLE);
+  EXPECT_EQ(response.results(1).outcomes(0), v1::OUTCOME_FALSE);   // I1
+  EXPECT_EQ(response.results(1).outcomes(5), v1::OUTCOME_UNKNOWN);  // I6
+
+  v1::ScreenRequest more;
+  v1::ScreenPatient* p3 = more.add_patients();
+  p3->set_subject_ref("P3");
+  p3->add_values()->set_boolean(true);
+  ASSERT_TRUE(stream->Write(more));
+  ASSERT_TRUE(stream->Read(&response));
+  ASSERT_EQ(response.results_size(), 1);
+  EXPECT_EQ(response.results(0).decision(), v1::DECISION_INDETERMINATE);
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+TEST_F(ServerTest, ScreenPatientsRefusesAStreamWithoutHeader) {
+  grpc::ClientContext context;
+  auto stream = client_->stub()->ScreenPatients(&context);
+  v1::ScreenRequest request;
+  request.add_patients()->set_subject_ref("P1");
+  stream->Write(request);
+  stream->WritesDone();
+  const grpc::Status status = stream->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(), "header: the first ScreenRequest must carry a header");
+}
+
+TEST_F(ServerTest, ListAndGetRuleSetsDescribeWhatIsLoaded) {
+  const auto list = client_->ListRuleSets();
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->rule_sets_size(), 2);
+  EXPECT_EQ(list->rule_sets(0).effective_from(), "2019-09-01");
+  EXPECT_EQ(list->rule_sets(1).effective_from(), "2020-06-01");
+  EXPECT_TRUE(list->rule_sets(1).illustrative());
+
+  const auto full = client_->GetRuleSet("NCT04094766", "2.0");
+  ASSERT_TRUE(full.ok()) << full.status();
+  EXPECT_EQ(full->rules_size(), 35);
+  const auto creatinine = std::find_if(
+      full->facts().begin(), full->facts().end(),
+      [](const v1::FactInfo& f) { return f.name() == "creatinine_mg_dl"; });
+  ASSERT_NE(creatinine, full->facts().end());
+  EXPECT_EQ(creatinine->unit(), "mg/dL");
+  EXPECT_EQ(creatinine->accepted_units(0).unit(), "umol/L");
+  EXPECT_DOUBLE_EQ(creatinine->accepted_units(0).per_canonical_unit(), 88.42);
+  EXPECT_DOUBLE_EQ(creatinine->min(), 0.01);
+
+  EXPECT_EQ(client_->GetRuleSet("NCT04094766", "").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(client_->GetRuleSet("NCT04094766", "3.0").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(ServerTest, ValidateRuleSetReportsWhatCheckReports) {
+  const std::string path = kSource + "/tests/data/bad_rules/unknown_fact.textproto";
+  const auto bad = client_->ValidateRuleSet(ReadText(path), "unknown_fact.textproto");
+  ASSERT_TRUE(bad.ok()) << bad.status();
+  EXPECT_FALSE(bad->valid());
+  ASSERT_EQ(bad->problems_size(), 1);
+  EXPECT_EQ(bad->problems(0).text() + "\n",
+            ReadText(kSource + "/tests/data/bad_rules/unknown_fact.expected"));
+
+  const auto good = client_->ValidateRuleSet(
+      ReadText(kSource + "/rules/NCT04094766-v2.0.textproto"), "v2.textproto");
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_TRUE(good->valid());
+  EXPECT_EQ(good->test_cases_size(), 120);
+  // Nothing is activated.
+  EXPECT_EQ(client_->ListRuleSets()->rule_sets_size(), 2);
+}
+
+struct Refusal {
+  std::string name;
+  std::function<void(v1::EvaluateRequest*)> change;
+  grpc::StatusCode code;
+  std::string message;
+};
+
+TEST_F(ServerTest, RefusedRequestsNameTheFieldAndValue) {
+  const std::vector<Refusal> refusals = {
+      {"no protocol", [](auto* r) { r->clear_protocol_id(); },
+       grpc::StatusCode::INVALID_ARGUMENT, "protocol_id is required"},
+      {"unknown protocol", [](auto* r) { r->set_protocol_id("NCT00000000"); },
+       grpc::StatusCode::NOT_FOUND, "protocol_id \"NCT00000000\": no such protocol is loaded"},
+      {"unknown version", [](auto* r) { r->set_version("9.9"); }, grpc::StatusCode::NOT_FOUND,
+       "version \"9.9\": protocol NCT04094766 has no such version loaded"},
+      {"no version in force",
+       [](auto* r) {
+         for (auto& f : *r->mutable_facts())
+           if (f.name() == "assessment_date") f.set_date("2019-01-01");
+       },
+       grpc::StatusCode::FAILED_PRECONDITION,
+       "protocol NCT04094766: no version is in force on 2019-01-01"},
+      {"out of range", [](auto* r) { SetFact(r, "karnofsky", 150); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "fact \"karnofsky\" = 150: outside the valid range 0 to 100"},
+      {"unsupported unit", [](auto* r) { SetFact(r, "creatinine_mg_dl", 0.1, "mmol/L"); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "fact \"creatinine_mg_dl\" = 0.1 mmol/L: unit \"mmol/L\" is not accepted (mg/dL, umol/L)"},
+      {"unknown fact", [](auto* r) { SetFact(r, "ecog", 1); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "fact \"ecog\" = 1: unknown fact for protocol NCT04094766 version 1.0"},
+      {"impossible date",
+       [](auto* r) {
+         auto* f = r->add_facts();
+         f->set_name("last_anti_gvhd_date");
+         f->set_date("2019-02-29");
+       },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "fact \"last_anti_gvhd_date\" = \"2019-02-29\": \"2019-02-29\" is not a real calendar date"},
+      {"fact without value", [](auto* r) { r->add_facts()->set_name("pregnant"); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "fact \"pregnant\" has no value (set number, boolean or date; leave a missing fact out)"},
+      {"fact twice", [](auto* r) { *r->add_facts() = r->facts(0); },
+       grpc::StatusCode::INVALID_ARGUMENT, "fact \"active_autoimmune_disease\" is given more than once"},
+      {"subject_ref too long", [](auto* r) { r->set_subject_ref(std::string(200, 'x')); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "subject_ref \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...\" is 200 characters long; the limit is 128"},
+  };
+  for (const Refusal& refusal : refusals) {
+    v1::EvaluateRequest request = EligiblePatient();
+    refusal.change(&request);
+    grpc::ClientContext context;
+    v1::EvaluateResponse response;
+    const grpc::Status status = client_->stub()->CheckEligibility(&context, request, &response);
+    EXPECT_EQ(status.error_code(), refusal.code) << refusal.name;
+    EXPECT_EQ(status.error_message(), refusal.message) << refusal.name;
+  }
+  // A refusal changes nothing: the same patient is answered as before.
+  EXPECT_EQ(client_->Evaluate(EvaluationKind::kEligibility, EligiblePatient())->decision(),
+            v1::DECISION_ELIGIBLE);
+}
+
+TEST_F(ServerTest, UnknownFactsIgnoredWhenAskedAndListed) {
+  v1::EvaluateRequest request = EligiblePatient();
+  SetFact(&request, "ecog", 1);
+  request.set_ignore_unknown_facts(true);
+  const auto response = client_->Evaluate(EvaluationKind::kEligibility, request);
+  ASSERT_TRUE(response.ok()) << response.status();
+  ASSERT_EQ(response->ignored_facts_size(), 1);
+  EXPECT_EQ(response->ignored_facts(0), "ecog");
+}
+
+TEST_F(ServerTest, BadDoseLevelIsRefused) {
+  v1::EvaluateRequest cohort;
+  cohort.set_protocol_id("NCT04094766");
+  cohort.set_dose_level("DL9");
+  const auto response = client_->Evaluate(EvaluationKind::kEscalation, cohort);
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(response.status().message(),
+            "dose_level \"DL9\" is not a dose level of NCT04094766 version 2.0");
+}
+
+TEST_F(ServerTest, ExpiredDeadlineIsDeadlineExceeded) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() - std::chrono::seconds(1));
+  v1::EvaluateResponse response;
+  const grpc::Status status =
+      client_->stub()->CheckEligibility(&context, EligiblePatient(), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+}
+
+TEST_F(ServerTest, EveryAnswerHasItsAuditLineWithoutPatientData) {
+  const auto response = client_->Evaluate(EvaluationKind::kEligibility, EligiblePatient());
+  ASSERT_TRUE(response.ok());
+  std::string line;
+  for (absl::string_view candidate : absl::StrSplit(server_->AuditLog(), '\n')) {
+    if (candidate.find(response->decision_id()) != absl::string_view::npos) {
+      line = std::string(candidate);
+    }
+  }
+  ASSERT_FALSE(line.empty());
+  EXPECT_NE(line.find("\"method\":\"CheckEligibility\""), std::string::npos);
+  EXPECT_NE(line.find("\"sha256\":\"" + response->rule_set().sha256() + "\""), std::string::npos);
+  EXPECT_NE(line.find("\"subject_ref\":\"SUBJ-0001\",\"site_id\":\"SITE-07\""), std::string::npos);
+  EXPECT_NE(line.find("\"decision\":\"ELIGIBLE\""), std::string::npos);
+  EXPECT_NE(line.find("\"I8\":\"TRUE\""), std::string::npos);
+  EXPECT_NE(line.find("\"facts_sha256\":\""), std::string::npos);
+  EXPECT_EQ(line.find("karnofsky"), std::string::npos) << "no facts by default";
+}
+
+TEST(ServerLifecycleTest, UnavailableAndNotServingBeforeAnyRulesAreLoaded) {
+  const std::filesystem::path empty =
+      std::filesystem::temp_directory_path() / ("trialrules-empty-" + std::to_string(getpid()));
+  std::filesystem::create_directories(empty);
+  ServerProcess server({}, empty.string());
+  ASSERT_TRUE(server.WaitForPort()) << server.Stderr();
+  EXPECT_TRUE(server.WaitForHealth(grpc::health::v1::HealthCheckResponse::NOT_SERVING));
+  TrialRulesClient client(server.Target(), absl::Seconds(5));
+  const auto response = client.Evaluate(EvaluationKind::kEligibility, EligiblePatient());
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(response.status().message(), "no rule sets are loaded yet; retry shortly");
+  std::filesystem::remove_all(empty);
+}
+
+TEST(ServerLifecycleTest, TakenPortIsAClearErrorAndNonZeroExit) {
+  ServerProcess first;
+  ASSERT_TRUE(first.WaitForPort());
+  ServerProcess second({"--listen=127.0.0.1:" + std::to_string(first.port())});
+  EXPECT_EQ(second.WaitForExit(), 1);
+  EXPECT_NE(second.Stderr().find("cannot listen on 127.0.0.1:" + std::to_string(first.port()) +
+                                 ": the address is in use or invalid"),
+            std::string::npos)
+      << second.Stderr();
+}
+
+TEST(ServerLifecycleTest, AuditLogFailureFailsClosed) {
+  ServerProcess server({"--audit-log=/dev/full"});
+  ASSERT_TRUE(server.WaitForPort()) << server.Stderr();
+  TrialRulesClient client(server.Target(), absl::Seconds(5));
+  for (int i = 0; i < 100; ++i) {  // wait for the rules
+    if (client.ListRuleSets().ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const auto response = client.Evaluate(EvaluationKind::kEligibility, EligiblePatient());
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(response.status().message().find("could not be recorded in the audit log"),
+            absl::string_view::npos);
+  EXPECT_TRUE(server.WaitForHealth(grpc::health::v1::HealthCheckResponse::NOT_SERVING));
+  EXPECT_NE(server.Stderr().find("audit log /dev/full: write failed"), std::string::npos);
+}
+
+TEST(ServerLifecycleTest, SigtermWhileCallsAreInFlightLosesNoAnswer) {
+  ServerProcess server;
+  ASSERT_TRUE(server.WaitForPort());
+  ASSERT_TRUE(server.WaitForHealth(grpc::health::v1::HealthCheckResponse::SERVING));
+  std::atomic<bool> stop{false};
+  std::atomic<int> answered{0};
+  std::mutex mutex;
+  std::vector<std::string> decision_ids;
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 4; ++t) {
+    callers.emplace_back([&] {
+      TrialRulesClient client(server.Target(), absl::Seconds(5));
+      const v1::EvaluateRequest request = EligiblePatient();
+      while (!stop) {
+        const auto response = client.Evaluate(EvaluationKind::kEligibility, request);
+        if (!response.ok()) {
+          // After shutdown starts, calls are refused; never answered wrongly.
+          EXPECT_TRUE(response.status().code() == absl::StatusCode::kUnavailable ||
+                      response.status().code() == absl::StatusCode::kCancelled)
+              << response.status();
+          continue;
+        }
+        ++answered;
+        std::lock_guard<std::mutex> lock(mutex);
+        decision_ids.push_back(response->decision_id());
+      }
+    });
+  }
+  while (answered < 200) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  server.Signal(SIGTERM);
+  const int exit_code = server.WaitForExit();
+  stop = true;
+  for (std::thread& caller : callers) caller.join();
+  EXPECT_EQ(exit_code, 0) << server.Stderr();
+  const std::string audit = server.AuditLog();
+  int missing = 0;
+  for (const std::string& id : decision_ids) {
+    if (audit.find("\"decision_id\":\"" + id + "\"") == std::string::npos) ++missing;
+  }
+  EXPECT_EQ(missing, 0) << "of " << decision_ids.size() << " answers";
+  EXPECT_GE(decision_ids.size(), 200u);
+}
+
+}  // namespace
+}  // namespace trialrules
