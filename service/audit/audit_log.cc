@@ -39,6 +39,29 @@ AuditLog::AuditLog(std::string path, int fd, bool include_facts)
 
 AuditLog::~AuditLog() { ::close(fd_); }
 
+void AuditLog::Append(std::string lines, Done done) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  queued_bytes_ += lines;
+  queued_done_.push_back(std::move(done));
+  if (writing_) return;  // the writer in progress takes these too
+  writing_ = true;
+  std::string bytes;
+  std::vector<Done> callbacks;
+  while (!queued_done_.empty()) {
+    bytes.swap(queued_bytes_);
+    callbacks.swap(queued_done_);
+    lock.unlock();
+    const absl::Status status = Write(bytes);
+    for (Done& callback : callbacks) callback(status);
+    bytes.clear();
+    callbacks.clear();
+    lock.lock();
+  }
+  writing_ = false;
+}
+
+
+
 void AuditLog::AppendLine(const DecisionRecord& record, absl::string_view time,
                           std::string* out) const {
   const RuleSet& rule_set = *record.rule_set;
@@ -63,7 +86,7 @@ void AuditLog::AppendLine(const DecisionRecord& record, absl::string_view time,
   out->append("}\n");
 }
 
-absl::Status AuditLog::Record(const std::vector<DecisionRecord>& records) {
+std::string AuditLog::FormatLines(const std::vector<DecisionRecord>& records) const {
   std::string bytes;
   bytes.reserve(records.size() * 700);
   absl::Time formatted_time = absl::InfinitePast();
@@ -75,11 +98,11 @@ absl::Status AuditLog::Record(const std::vector<DecisionRecord>& records) {
     }
     AppendLine(record, time, &bytes);
   }
-  return Write(bytes);
+  return bytes;
 }
 
-absl::Status AuditLog::RecordBatch(const std::vector<DecisionRecord>& records) {
-  if (records.empty()) return absl::OkStatus();
+std::string AuditLog::FormatBatch(const std::vector<DecisionRecord>& records) const {
+  if (records.empty()) return "";
   const DecisionRecord& first = records.front();
   const RuleSet& rule_set = *first.rule_set;
   std::string bytes;
@@ -112,11 +135,11 @@ absl::Status AuditLog::RecordBatch(const std::vector<DecisionRecord>& records) {
     bytes += '}';
   }
   bytes += "]}\n";
-  return Write(bytes);
+  return bytes;
 }
 
+// One writer at a time (Append's writing_).
 absl::Status AuditLog::Write(const std::string& bytes) {
-  std::lock_guard<std::mutex> lock(mutex_);
   size_t written = 0;
   while (written < bytes.size()) {
     const ssize_t n = ::write(fd_, bytes.data() + written, bytes.size() - written);

@@ -5,6 +5,7 @@
 #define TRIALRULES_SERVICE_AUDIT_AUDIT_LOG_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -28,10 +29,16 @@ struct DecisionRecord {
   const FactValues* facts = nullptr;
 };
 
-// Thread-safe. Lines are appended with one write(2) each, so concurrent
-// records never interleave.
+// Thread-safe. Group commit: the caller that finds no write in progress
+// writes its lines and whatever other callers queued meanwhile with one
+// write(2), then tells each how its write went; the others return at once
+// and are told later. So a gRPC handler never waits for another's write, an
+// answer is sent only once its record is written, and a lone call pays no
+// thread hand-off.
 class AuditLog {
  public:
+  using Done = std::function<void(absl::Status)>;
+
   // Opens (creating, appending) `path`. With `include_facts` each line also
   // carries the canonical facts; by default only their SHA-256, so that no
   // patient data reaches the log.
@@ -39,22 +46,20 @@ class AuditLog {
                                                         bool include_facts);
   ~AuditLog();
 
-  // Writes one line per record. UNAVAILABLE when the log cannot be written:
-  // the caller must then not answer.
-  absl::Status Record(const std::vector<DecisionRecord>& records);
+  // One line per record.
+  std::string FormatLines(const std::vector<DecisionRecord>& records) const;
+  // One line for a batch of bulk-screening decisions that share method, rule
+  // set, site and time: those are written once, then per patient its
+  // decision id, subject, decision, outcomes (one letter per rule, T/F/U, in
+  // the order of "rule_ids") and facts hash. The same facts as one line per
+  // decision at a quarter of the bytes: bulk screening runs at hundreds of
+  // thousands of patients a second.
+  std::string FormatBatch(const std::vector<DecisionRecord>& records) const;
 
-  // Writes one line for a batch of bulk-screening decisions that share
-  // method, rule set, site and time: those are written once, then per
-  // patient its decision id, subject, decision, outcomes (one letter per
-  // rule, T/F/U, in the order of "rule_ids") and facts hash. The same facts
-  // as one line per decision, at a quarter of the bytes: bulk screening runs
-  // at hundreds of thousands of patients a second.
-  absl::Status RecordBatch(const std::vector<DecisionRecord>& records);
-
-  // Appends the JSON line for one record, with its newline. `time` is the
-  // record's time, formatted (records of one batch share it).
-  void AppendLine(const DecisionRecord& record, absl::string_view time,
-                  std::string* out) const;
+  // Writes `lines` (now, or with the write in progress) and then calls
+  // `done`, on this thread or the writing one: OK, or UNAVAILABLE when they
+  // could not be written, in which case the caller must not answer.
+  void Append(std::string lines, Done done);
 
   // False after a failed write, until a write succeeds again.
   bool healthy() const { return healthy_.load(); }
@@ -63,14 +68,20 @@ class AuditLog {
 
  private:
   AuditLog(std::string path, int fd, bool include_facts);
+  void AppendLine(const DecisionRecord& record, absl::string_view time,
+                  std::string* out) const;
   absl::Status Write(const std::string& bytes);
 
   const std::string path_;
   const bool include_facts_;
-  std::mutex mutex_;
-  int fd_;  // guarded by mutex_
+  const int fd_;
   std::atomic<bool> healthy_{true};
   std::atomic<uint64_t> failures_{0};
+
+  std::mutex mutex_;
+  std::string queued_bytes_;      // guarded by mutex_
+  std::vector<Done> queued_done_;  // guarded by mutex_
+  bool writing_ = false;           // guarded by mutex_
 };
 
 // A decision id unique across processes: a random 64-bit process prefix and

@@ -72,7 +72,8 @@ absl::StatusOr<std::shared_ptr<const Catalog>> TrialRulesService::Snapshot() con
 
 absl::Status TrialRulesService::Answer(EvaluationKind kind, absl::string_view method,
                                        const v1::EvaluateRequest& request,
-                                       v1::EvaluateResponse* response) {
+                                       v1::EvaluateResponse* response,
+                                       std::string* audit_lines) {
   if (request.protocol_id().empty()) {
     return absl::InvalidArgumentError("protocol_id is required");
   }
@@ -138,7 +139,7 @@ absl::Status TrialRulesService::Answer(EvaluationKind kind, absl::string_view me
   const DecisionRecord record{decision_id, absl::Now(),          method,
                               &rule_set,   request.subject_ref(), request.site_id(),
                               &evaluation, &facts};
-  if (absl::Status s = audit_->Record({record}); !s.ok()) return s;
+  *audit_lines = audit_->FormatLines({record});
 
   FillEvaluation(rule_set, evaluation, response);
   response->set_decision_id(decision_id);
@@ -158,9 +159,18 @@ grpc::ServerUnaryReactor* TrialRulesService::Evaluate(
     reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled"));
     return reactor;
   }
-  const absl::Status status = Answer(kind, method, request, response);
-  if (!status.ok()) response->Clear();
-  reactor->Finish(ToGrpcStatus(status));
+  std::string audit_lines;
+  const absl::Status status = Answer(kind, method, request, response, &audit_lines);
+  if (!status.ok()) {
+    response->Clear();
+    reactor->Finish(ToGrpcStatus(status));
+    return reactor;
+  }
+  // The answer leaves only once its record is written (fail closed).
+  audit_->Append(std::move(audit_lines), [reactor, response](absl::Status written) {
+    if (!written.ok()) response->Clear();
+    reactor->Finish(ToGrpcStatus(written));
+  });
   return reactor;
 }
 
@@ -279,12 +289,24 @@ class TrialRulesService::ScreenReactor
       return;
     }
     response_.Clear();
-    const absl::Status status = Process();
+    std::string audit_lines;
+    const absl::Status status = Process(&audit_lines);
     if (!status.ok()) {
       Finish(ToGrpcStatus(status));
       return;
     }
-    StartWrite(&response_);
+    if (audit_lines.empty()) {
+      StartWrite(&response_);
+      return;
+    }
+    // The batch's answers leave only once their record is written.
+    service_->audit_->Append(std::move(audit_lines), [this](absl::Status written) {
+      if (written.ok()) {
+        StartWrite(&response_);
+      } else {
+        Finish(ToGrpcStatus(written));
+      }
+    });
   }
 
   void OnWriteDone(bool ok) override {
@@ -298,7 +320,7 @@ class TrialRulesService::ScreenReactor
   void OnDone() override { delete this; }
 
  private:
-  absl::Status Process() {
+  absl::Status Process(std::string* audit_lines) {
     if (rule_set_ == nullptr) {
       if (!request_.has_header()) {
         return absl::InvalidArgumentError(
@@ -351,8 +373,8 @@ class TrialRulesService::ScreenReactor
       records.push_back({decision_ids[p], now, "ScreenPatients", rule_set_.get(),
                          patient.subject_ref(), site_id_, &evaluation, &facts[p]});
     }
-    if (records.empty()) return absl::OkStatus();
-    return service_->audit_->RecordBatch(records);
+    *audit_lines = service_->audit_->FormatBatch(records);
+    return absl::OkStatus();
   }
 
   absl::Status Start(const v1::ScreenHeader& header) {

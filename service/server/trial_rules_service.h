@@ -21,7 +21,8 @@ struct ServiceLimits {
   size_t max_patients_per_message = 100000;
 };
 
-// Thread-safe; handlers never block on anything but the audit write.
+// Thread-safe; handlers never block: an answer is finished by the audit
+// log's writer once its record is written.
 class TrialRulesService final : public v1::TrialRules::CallbackService {
  public:
   TrialRulesService(const CatalogHolder* catalog, AuditLog* audit,
@@ -58,9 +59,11 @@ class TrialRulesService final : public v1::TrialRules::CallbackService {
                                      grpc::CallbackServerContext* context,
                                      const v1::EvaluateRequest& request,
                                      v1::EvaluateResponse* response);
+  // Evaluates and fills `response`; `audit_lines` gets the decision's
+  // record, to be written before the response is sent.
   absl::Status Answer(EvaluationKind kind, absl::string_view method,
                       const v1::EvaluateRequest& request,
-                      v1::EvaluateResponse* response);
+                      v1::EvaluateResponse* response, std::string* audit_lines);
   absl::StatusOr<std::shared_ptr<const Catalog>> Snapshot() const;
 
   ArenaMessageAllocator<v1::EvaluateRequest, v1::EvaluateResponse> evaluate_allocator_;
