@@ -91,9 +91,11 @@ void FillRuleSetInfo(const RuleSet& rule_set, bool full, v1::RuleSetInfo* out) {
   out->set_file_name(def.file_name);
   if (!full) return;
   for (const FactSpec& spec : def.facts) {
-    v1::FactInfo* fact = out->add_facts();
+    v1::Fact* fact = out->add_facts();
     fact->set_name(spec.name);
-    fact->set_type(std::string(ValueTypeName(spec.type)));
+    fact->set_type(spec.type == ValueType::kNumber ? v1::NUMBER
+                   : spec.type == ValueType::kBool ? v1::BOOL
+                                                   : v1::DATE);
     fact->set_unit(spec.unit);
     fact->set_integer(spec.integer);
     fact->set_description(spec.description);

@@ -200,7 +200,7 @@ class TrialRulesFromPython(unittest.TestCase):
         self.assertEqual(i6.expression, "karnofsky >= 70")
         karnofsky = [f for f in full.facts if f.name == "karnofsky"][0]
         self.assertEqual((karnofsky.type, karnofsky.min, karnofsky.max, karnofsky.integer),
-                         ("number", 0.0, 100.0, True))
+                         (self.r.NUMBER, 0.0, 100.0, True))
 
     def test_validate_rule_set(self):
         path = os.path.join(ARGS.source, "tests/data/bad_rules/bool_as_number.textproto")

@@ -207,7 +207,7 @@ TEST_F(ServerTest, ListAndGetRuleSetsDescribeWhatIsLoaded) {
   EXPECT_EQ(full->rules_size(), 35);
   const auto creatinine = std::find_if(
       full->facts().begin(), full->facts().end(),
-      [](const v1::FactInfo& f) { return f.name() == "creatinine_mg_dl"; });
+      [](const v1::Fact& f) { return f.name() == "creatinine_mg_dl"; });
   ASSERT_NE(creatinine, full->facts().end());
   EXPECT_EQ(creatinine->unit(), "mg/dL");
   EXPECT_EQ(creatinine->accepted_units(0).unit(), "umol/L");
