@@ -29,6 +29,7 @@ std::vector<Flag> DefaultFlags() {
   return {
       {"listen", "TRIALRULES_LISTEN", "127.0.0.1:50051", "gRPC listen address (port 0: any free port)"},
       {"rules-dir", "TRIALRULES_RULES_DIR", "rules", "directory of rule files (*.textproto)"},
+      {"reload-interval-ms", "TRIALRULES_RELOAD_INTERVAL_MS", "2000", "how often the rules directory is read again (SIGHUP: at once)"},
       {"metrics-address", "TRIALRULES_METRICS_ADDRESS", "127.0.0.1:9464", "Prometheus /metrics address"},
       {"audit-log", "TRIALRULES_AUDIT_LOG", "trialrules-audit.jsonl", "decision audit log (JSON lines, appended)"},
       {"audit-include-facts", "TRIALRULES_AUDIT_INCLUDE_FACTS", "false", "also write the canonical facts (patient data) to the audit log"},
@@ -93,7 +94,12 @@ int main(int argc, char** argv) {
   options.rules_dir = get("rules-dir");
   options.audit_log_path = get("audit-log");
   options.audit_include_facts = get("audit-include-facts") == "true";
-  int drain_seconds = 0, max_message_bytes = 0, max_facts = 0;
+  int drain_seconds = 0, max_message_bytes = 0, max_facts = 0, reload_ms = 0;
+  if (!absl::SimpleAtoi(get("reload-interval-ms"), &reload_ms) || reload_ms < 10) {
+    std::cerr << "--reload-interval-ms takes a whole number >= 10\n";
+    return 2;
+  }
+  options.reload_interval = absl::Milliseconds(reload_ms);
   if (!absl::SimpleAtoi(get("drain-seconds"), &drain_seconds) || drain_seconds < 0 ||
       !absl::SimpleAtoi(get("max-message-bytes"), &max_message_bytes) ||
       max_message_bytes < 1024 || !absl::SimpleAtoi(get("max-facts"), &max_facts) ||
@@ -111,6 +117,7 @@ int main(int argc, char** argv) {
   sigemptyset(&shutdown_signals);
   sigaddset(&shutdown_signals, SIGTERM);
   sigaddset(&shutdown_signals, SIGINT);
+  sigaddset(&shutdown_signals, SIGHUP);  // reload the rules now
   pthread_sigmask(SIG_BLOCK, &shutdown_signals, nullptr);
 
   absl::StatusOr<std::unique_ptr<trialrules::TrialRulesServer>> server =
@@ -124,12 +131,16 @@ int main(int argc, char** argv) {
   if (!get("port-file").empty()) {
     std::ofstream(get("port-file")) << (*server)->port() << "\n";
   }
-  const int loaded = (*server)->LoadRules();
+  const int loaded = (*server)->Reload();
   std::cerr << "trialrules-server: " << loaded << " rule sets loaded from "
             << options.rules_dir << (loaded == 0 ? "; answering UNAVAILABLE" : "") << "\n";
+  (*server)->StartReloading();
 
   int signal_number = 0;
-  sigwait(&shutdown_signals, &signal_number);
+  while (sigwait(&shutdown_signals, &signal_number) == 0 && signal_number == SIGHUP) {
+    std::cerr << "trialrules-server: SIGHUP, reloading the rules\n";
+    (*server)->RequestReload();
+  }
   std::cerr << "trialrules-server: signal " << signal_number << ", draining for up to "
             << drain_seconds << " s\n";
   (*server)->Shutdown(absl::Seconds(drain_seconds));

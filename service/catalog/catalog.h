@@ -37,13 +37,16 @@ std::vector<FileLoad> LoadRuleFiles(absl::Span<const std::string> paths);
 // An immutable set of rule sets. Thread-safe.
 class Catalog {
  public:
-  // Refuses two rule sets with the same protocol and version.
+  // Refuses two rule sets with the same protocol and version. `refused`
+  // lists the files (or versions) that were not loaded, and why.
   static absl::StatusOr<Catalog> Build(
-      std::vector<std::shared_ptr<const RuleSet>> rule_sets);
+      std::vector<std::shared_ptr<const RuleSet>> rule_sets,
+      std::vector<Problem> refused = {});
 
   const std::vector<std::shared_ptr<const RuleSet>>& rule_sets() const {
     return rule_sets_;
   }
+  const std::vector<Problem>& refused() const { return refused_; }
 
   // The version named, or else the one in force on `as_of`: the latest
   // effective_from on or before it whose effective_until (if any) is not
@@ -55,7 +58,28 @@ class Catalog {
 
  private:
   std::vector<std::shared_ptr<const RuleSet>> rule_sets_;
+  std::vector<Problem> refused_;
 };
+
+// What reading a rules directory again did to the catalog in force.
+struct CatalogReload {
+  std::shared_ptr<const Catalog> catalog;  // to publish
+  std::vector<std::string> added;          // "NCT04094766 version 3.0 from FILE"
+  std::vector<std::string> retired;
+  // True when the rule sets or the refusals differ from the previous ones.
+  bool changed = false;
+};
+
+// Reads every rule file of `dir` and merges it with `previous` (null at
+// start), so that a bad or changed file never replaces a good version:
+//  - a file unchanged since `previous` keeps its compiled rule set;
+//  - a file that does not load (syntax, test cases, half-written, vanished
+//    while read) is refused, and the version it gave before keeps serving;
+//  - a loaded version is immutable: other content under the same protocol
+//    and version is refused ("give the change a new version");
+//  - of two files claiming one version, the newcomer is refused;
+//  - the versions of files no longer there are retired.
+CatalogReload ReloadCatalog(const std::string& dir, const Catalog* previous);
 
 // The catalog in force. Readers pin a snapshot for a whole request, so a
 // request finishes on the version it started with while a new catalog is

@@ -49,34 +49,58 @@ TrialRulesServer::~TrialRulesServer() {
   Shutdown(absl::ZeroDuration());
 }
 
-int TrialRulesServer::LoadRules() {
-  std::vector<std::shared_ptr<const RuleSet>> rule_sets;
-  for (const FileLoad& load : LoadRuleFiles({options_.rules_dir})) {
-    for (const Problem& problem : load.result.problems) {
-      std::cerr << "rules: refused: " << problem.ToString() << "\n";
-    }
-    if (load.result.rule_set == nullptr) continue;
-    const RuleSet& rs = *load.result.rule_set;
-    std::cerr << "rules: loaded " << load.path << ": " << rs.protocol_id() << " version "
-              << rs.version() << " (sha256 " << rs.sha256() << ")\n";
-    rule_sets.push_back(load.result.rule_set);
+int TrialRulesServer::Reload() {
+  std::lock_guard<std::mutex> one_at_a_time(reload_mutex_);
+  const std::shared_ptr<const Catalog> previous = catalog_.Snapshot();
+  CatalogReload reload = ReloadCatalog(options_.rules_dir, previous.get());
+  const int in_force = static_cast<int>(reload.catalog->rule_sets().size());
+  if (!reload.changed) return in_force;
+  for (const std::string& added : reload.added) std::cerr << "rules: loaded " << added << "\n";
+  for (const std::string& retired : reload.retired) {
+    std::cerr << "rules: retired " << retired << " (its file is gone)\n";
   }
-  absl::StatusOr<Catalog> catalog = Catalog::Build(rule_sets);
-  if (!catalog.ok()) {
-    std::cerr << "rules: refused: " << catalog.status().message() << "\n";
-    return 0;
+  for (const Problem& problem : reload.catalog->refused()) {
+    std::cerr << "rules: refused: " << problem.ToString() << "\n";
   }
-  const int loaded = static_cast<int>(catalog->rule_sets().size());
-  if (loaded > 0) catalog_.Publish(std::make_shared<const Catalog>(*std::move(catalog)));
+  // An empty catalog is published too, once something was loaded: then
+  // requests are refused (UNAVAILABLE) rather than answered by rules whose
+  // files are gone.
+  if (in_force > 0 || previous != nullptr) catalog_.Publish(reload.catalog);
+  std::cerr << "rules: " << in_force << " rule sets in force\n";
   UpdateHealth();
-  return loaded;
+  return in_force;
+}
+
+void TrialRulesServer::StartReloading() {
+  reloader_ = std::thread([this] { ReloadLoop(); });
+}
+
+void TrialRulesServer::RequestReload() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    reload_requested_ = true;
+  }
+  stop_.notify_all();
+}
+
+void TrialRulesServer::ReloadLoop() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (!shutting_down_) {
+    stop_.wait_for(lock, absl::ToChronoMilliseconds(options_.reload_interval),
+                   [&] { return shutting_down_ || reload_requested_; });
+    if (shutting_down_) return;
+    reload_requested_ = false;
+    lock.unlock();
+    Reload();
+    lock.lock();
+  }
 }
 
 void TrialRulesServer::UpdateHealth() {
   const std::shared_ptr<const Catalog> catalog = catalog_.Snapshot();
   std::lock_guard<std::mutex> lock(mutex_);
-  const bool serving =
-      !shutting_down_ && catalog != nullptr && audit_->healthy();
+  const bool serving = !shutting_down_ && catalog != nullptr &&
+                       !catalog->rule_sets().empty() && audit_->healthy();
   if (server_ == nullptr || serving == serving_) return;
   serving_ = serving;
   server_->GetHealthCheckService()->SetServingStatus(serving);
@@ -104,6 +128,7 @@ void TrialRulesServer::Shutdown(absl::Duration drain) {
   }
   stop_.notify_all();
   if (health_watcher_.joinable()) health_watcher_.join();
+  if (reloader_.joinable()) reloader_.join();
   if (server_ != nullptr) {
     server_->Shutdown(absl::ToChronoTime(absl::Now() + drain));
     server_->Wait();

@@ -23,6 +23,8 @@ namespace trialrules {
 struct ServerOptions {
   std::string listen_address = "127.0.0.1:50051";
   std::string rules_dir = "rules";
+  // How often the rules directory is read again (SIGHUP: at once).
+  absl::Duration reload_interval = absl::Seconds(2);
   std::string audit_log_path = "trialrules-audit.jsonl";
   bool audit_include_facts = false;
   int max_message_bytes = 16 << 20;
@@ -38,9 +40,16 @@ class TrialRulesServer {
 
   int port() const { return port_; }
 
-  // Loads every rule file of the rules directory and publishes those that
-  // load (problems are logged with file:line:col). Returns how many loaded.
-  int LoadRules();
+  // Reads the rules directory, merges it with the catalog in force (see
+  // ReloadCatalog) and publishes the result atomically when it changed;
+  // additions, retirements and refusals (file:line:col) are logged. Runs on
+  // the caller's thread, never on a request's. Returns the number of rule
+  // sets in force.
+  int Reload();
+  // Starts re-reading the rules directory every reload_interval.
+  void StartReloading();
+  // Asks the reloading thread for a reload now (e.g. on SIGHUP).
+  void RequestReload();
 
   // Health NOT_SERVING, stop accepting, let calls in flight finish within
   // `drain`, then stop. Never call from a signal handler.
@@ -50,6 +59,7 @@ class TrialRulesServer {
   explicit TrialRulesServer(ServerOptions options);
   void UpdateHealth();
   void WatchHealth();
+  void ReloadLoop();
 
   const ServerOptions options_;
   CatalogHolder catalog_;
@@ -62,7 +72,10 @@ class TrialRulesServer {
   std::condition_variable stop_;
   bool shutting_down_ = false;  // guarded by mutex_
   bool serving_ = false;        // guarded by mutex_
+  bool reload_requested_ = false;  // guarded by mutex_
   std::thread health_watcher_;
+  std::thread reloader_;
+  std::mutex reload_mutex_;  // one reload at a time
 };
 
 }  // namespace trialrules

@@ -218,6 +218,7 @@ grpc::ServerUnaryReactor* TrialRulesService::ListRuleSets(
     }
     FillRuleSetInfo(*rule_set, /*full=*/false, response->add_rule_sets());
   }
+  FillProblems((*catalog)->refused(), response->mutable_refused());
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

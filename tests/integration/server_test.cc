@@ -1,6 +1,8 @@
 // The real server binary on an ephemeral loopback port, called through the
 // real C++ client library over real sockets.
 #include <atomic>
+#include <functional>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -430,6 +432,155 @@ TEST(ServerLifecycleTest, SigtermWhileCallsAreInFlightLosesNoAnswer) {
   }
   EXPECT_EQ(missing, 0) << "of " << decision_ids.size() << " answers";
   EXPECT_GE(decision_ids.size(), 200u);
+}
+
+}  // namespace
+}  // namespace trialrules
+
+namespace trialrules {
+namespace {
+
+// A rules directory laid out as the kubelet lays out a ConfigMap volume:
+// each key a symlink to ..data/KEY, ..data a symlink to a timestamped
+// directory, swapped with an atomic rename and the old directory deleted.
+class ConfigMapDir {
+ public:
+  explicit ConfigMapDir(std::filesystem::path root) : root_(std::move(root)) {
+    std::filesystem::remove_all(root_);
+    std::filesystem::create_directories(root_);
+  }
+  ~ConfigMapDir() { std::filesystem::remove_all(root_); }
+
+  void Update(const std::map<std::string, std::string>& files) {
+    namespace fs = std::filesystem;
+    const std::string generation = "..2026_11_25_" + std::to_string(++generation_);
+    fs::create_directories(root_ / generation);
+    for (const auto& [key, text] : files) {
+      std::ofstream(root_ / generation / key, std::ios::binary) << text;
+    }
+    fs::create_symlink(generation, root_ / "..data_tmp");
+    fs::rename(root_ / "..data_tmp", root_ / "..data");
+    for (const auto& [key, text] : files) {
+      if (!fs::is_symlink(root_ / key)) fs::create_symlink(fs::path("..data") / key, root_ / key);
+    }
+    if (!previous_.empty()) fs::remove_all(root_ / previous_);
+    previous_ = generation;
+  }
+  std::string path() const { return root_.string(); }
+
+ private:
+  std::filesystem::path root_;
+  int generation_ = 0;
+  std::string previous_;
+};
+
+// "3.N" → N; the bundled 2.0 → 0.
+int AmendmentNumber(const std::string& version) {
+  return version.rfind("3.", 0) == 0 ? std::stoi(version.substr(2)) : 0;
+}
+
+TEST(ReloadUnderLoadTest, ConfigMapSwapsAlternatingGoodAndBadNeverFailACall) {
+  constexpr int kSwaps = 100;
+  const std::string v1 = ReadText(kSource + "/rules/NCT04094766-v1.0.textproto");
+  const std::string v2 = ReadText(kSource + "/rules/NCT04094766-v2.0.textproto");
+  auto amendment = [&](int n) {
+    std::string text = v2;
+    const std::string from = "version: \"2.0\"";
+    text.replace(text.find(from), from.size(), "version: \"3." + std::to_string(n) + "\"");
+    const std::string date = "effective_from: \"2020-06-01\"";
+    text.replace(text.find(date), date.size(), "effective_from: \"2021-01-01\"");
+    return text;
+  };
+  ConfigMapDir rules(std::filesystem::temp_directory_path() /
+                     ("trialrules-configmap-" + std::to_string(getpid())));
+  rules.Update({{"v1.textproto", v1}, {"v2.textproto", v2}, {"amendment.textproto", amendment(0)}});
+  ServerProcess server({"--reload-interval-ms=20"}, rules.path());
+  ASSERT_TRUE(server.WaitForPort()) << server.Stderr();
+  ASSERT_TRUE(server.WaitForHealth(grpc::health::v1::HealthCheckResponse::SERVING));
+  TrialRulesClient control(server.Target(), absl::Seconds(5));
+
+  // Versions: `confirmed` is seen in force by ListRuleSets; `written` is the
+  // newest good one put in the directory. A call must be answered by a good
+  // version between the confirmed one when it started and the newest written
+  // when it ended.
+  std::atomic<int> confirmed{0}, written{0};
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> calls{0}, failures{0}, out_of_window{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 4; ++t) {
+    callers.emplace_back([&] {
+      TrialRulesClient client(server.Target(), absl::Seconds(5));
+      v1::EvaluateRequest request = EligiblePatient();
+      for (auto& fact : *request.mutable_facts()) {
+        if (fact.name() == "assessment_date") fact.set_date("2022-01-01");
+      }
+      while (!stop) {
+        const int low = confirmed.load();
+        const auto response = client.Evaluate(EvaluationKind::kEligibility, request);
+        const int high = written.load();
+        ++calls;
+        if (!response.ok()) {
+          ++failures;
+          ADD_FAILURE() << response.status();
+          continue;
+        }
+        const int answered = AmendmentNumber(response->rule_set().version());
+        if (answered < low || answered > high || answered % 2 != 0) ++out_of_window;
+      }
+    });
+  }
+
+  auto in_force = [&](int n) {
+    const auto list = control.ListRuleSets();
+    if (!list.ok()) return false;
+    for (const auto& info : list->rule_sets()) {
+      if (AmendmentNumber(info.rule_set().version()) == n &&
+          info.rule_set().version() != "2.0") {
+        return true;
+      }
+    }
+    return false;
+  };
+  auto refused_now = [&] {
+    const auto list = control.ListRuleSets();
+    return list.ok() && list->refused_size() > 0;
+  };
+  auto wait_for = [](const std::function<bool()>& condition) {
+    for (int i = 0; i < 1000; ++i) {
+      if (condition()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return false;
+  };
+  ASSERT_TRUE(wait_for([&] { return in_force(0); }));
+
+  int good_swaps = 0, bad_swaps = 0;
+  for (int swap = 1; swap <= kSwaps; ++swap) {
+    // Good versions are even-numbered; odd swaps write a half-written file.
+    const int n = swap;
+    if (swap % 2 == 0) {
+      written = n;
+      rules.Update({{"v1.textproto", v1}, {"v2.textproto", v2}, {"amendment.textproto", amendment(n)}});
+      ASSERT_TRUE(wait_for([&] { return in_force(n); })) << "swap " << swap;
+      confirmed = n;
+      ++good_swaps;
+    } else {
+      const std::string half = amendment(n).substr(0, v2.size() / 2);
+      rules.Update({{"v1.textproto", v1}, {"v2.textproto", v2}, {"amendment.textproto", half}});
+      ASSERT_TRUE(wait_for(refused_now)) << "swap " << swap;
+      ++bad_swaps;
+    }
+  }
+  stop = true;
+  for (std::thread& caller : callers) caller.join();
+  std::cerr << "reload under load: " << calls << " calls, " << good_swaps << " good and "
+            << bad_swaps << " bad ConfigMap swaps, " << failures << " failed calls, "
+            << out_of_window << " answers outside their window\n";
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(out_of_window.load(), 0);
+  EXPECT_GT(calls.load(), 1000);
+  server.Signal(SIGTERM);
+  EXPECT_EQ(server.WaitForExit(), 0);
 }
 
 }  // namespace

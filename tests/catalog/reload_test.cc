@@ -1,0 +1,170 @@
+// Reading a rules directory again: real files on disk, every bad-file case.
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_replace.h"
+#include "gtest/gtest.h"
+#include "service/catalog/catalog.h"
+#include "tests/engine/test_util.h"
+
+namespace trialrules {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::ReadFile;
+using testing::SourcePath;
+
+class ReloadTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("trialrules-reload-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    v1_ = ReadFile(SourcePath("rules/NCT04094766-v1.0.textproto"));
+    v2_ = ReadFile(SourcePath("rules/NCT04094766-v2.0.textproto"));
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  void Write(const std::string& name, const std::string& text) {
+    std::ofstream(dir_ / name, std::ios::binary | std::ios::trunc) << text;
+  }
+  std::string Path(const std::string& name) const { return (dir_ / name).string(); }
+  CatalogReload Reload() {
+    CatalogReload reload = ReloadCatalog(dir_.string(), current_.get());
+    current_ = reload.catalog;
+    return reload;
+  }
+  std::vector<std::string> Versions() const {
+    std::vector<std::string> versions;
+    for (const auto& rule_set : current_->rule_sets()) versions.push_back(rule_set->version());
+    return versions;
+  }
+  // v2's text as another version.
+  std::string V2As(const std::string& version) const {
+    return absl::StrReplaceAll(v2_, {{"version: \"2.0\"", "version: \"" + version + "\""}});
+  }
+
+  fs::path dir_;
+  std::string v1_, v2_;
+  std::shared_ptr<const Catalog> current_;
+};
+
+TEST_F(ReloadTest, LoadsEveryFileAtStart) {
+  Write("a.textproto", v1_);
+  Write("b.textproto", v2_);
+  const CatalogReload reload = Reload();
+  EXPECT_TRUE(reload.changed);
+  EXPECT_EQ(Versions(), (std::vector<std::string>{"1.0", "2.0"}));
+  EXPECT_EQ(reload.added.size(), 2u);
+}
+
+TEST_F(ReloadTest, UnchangedFilesKeepTheirCompiledRuleSets) {
+  Write("a.textproto", v1_);
+  Reload();
+  const RuleSet* before = current_->rule_sets()[0].get();
+  const CatalogReload again = Reload();
+  EXPECT_FALSE(again.changed);
+  EXPECT_EQ(current_->rule_sets()[0].get(), before);
+}
+
+TEST_F(ReloadTest, BadFileNeverReplacesAGoodVersion) {
+  Write("a.textproto", v1_);
+  Reload();
+  const RuleSet* good = current_->rule_sets()[0].get();
+  Write("a.textproto", v1_ + "\nnot_a_field: 1\n");
+  const CatalogReload reload = Reload();
+  EXPECT_TRUE(reload.changed);
+  ASSERT_EQ(current_->rule_sets().size(), 1u);
+  EXPECT_EQ(current_->rule_sets()[0].get(), good);
+  ASSERT_EQ(current_->refused().size(), 1u);
+  EXPECT_EQ(current_->refused()[0].file, Path("a.textproto"));
+  EXPECT_GT(current_->refused()[0].line, 0);
+  EXPECT_NE(current_->refused()[0].message.find("no field named \"not_a_field\""),
+            std::string::npos);
+}
+
+TEST_F(ReloadTest, HalfWrittenFileIsRefusedUntilComplete) {
+  Write("a.textproto", v1_);
+  Write("b.textproto", v2_.substr(0, v2_.size() / 2));
+  Reload();
+  EXPECT_EQ(Versions(), std::vector<std::string>{"1.0"});
+  EXPECT_FALSE(current_->refused().empty());
+  Write("b.textproto", v2_);
+  Reload();
+  EXPECT_EQ(Versions(), (std::vector<std::string>{"1.0", "2.0"}));
+  EXPECT_TRUE(current_->refused().empty());
+}
+
+TEST_F(ReloadTest, ChangedContentUnderALoadedVersionIsRefused) {
+  Write("a.textproto", v1_);
+  Reload();
+  const RuleSet* good = current_->rule_sets()[0].get();
+  Write("a.textproto", v1_ + "# edited in place\n");
+  Reload();
+  ASSERT_EQ(current_->rule_sets().size(), 1u);
+  EXPECT_EQ(current_->rule_sets()[0].get(), good);
+  ASSERT_FALSE(current_->refused().empty());
+  const std::string message = current_->refused().back().ToString();
+  EXPECT_NE(message.find("a loaded version never changes: give the change a new version"),
+            std::string::npos)
+      << message;
+}
+
+TEST_F(ReloadTest, SecondFileClaimingALoadedVersionIsRefused) {
+  Write("a.textproto", v1_);
+  Reload();
+  Write("b.textproto", v1_ + "# a copy\n");
+  Reload();
+  ASSERT_EQ(current_->rule_sets().size(), 1u);
+  EXPECT_EQ(current_->rule_sets()[0]->definition().file_name, Path("a.textproto"));
+  ASSERT_EQ(current_->refused().size(), 1u);
+  EXPECT_EQ(current_->refused()[0].file, Path("b.textproto"));
+}
+
+TEST_F(ReloadTest, NewcomerWithTheSameContentUnderAnotherNameIsRefused) {
+  Write("a.textproto", v1_);
+  Reload();
+  Write("b.textproto", v1_);
+  Reload();
+  ASSERT_EQ(current_->rule_sets().size(), 1u);
+  EXPECT_EQ(current_->refused()[0].message,
+            "protocol NCT04094766 version 1.0 is already loaded from " + Path("a.textproto") +
+                "; this file is refused");
+}
+
+TEST_F(ReloadTest, BadFileDoesNotHoldBackOthers) {
+  Write("a.textproto", v1_);
+  Reload();
+  Write("bad.textproto", "protocol_id: ");
+  Write("c.textproto", V2As("3.0"));
+  const CatalogReload reload = Reload();
+  EXPECT_EQ(Versions(), (std::vector<std::string>{"1.0", "3.0"}));
+  EXPECT_EQ(reload.added.size(), 1u);
+  EXPECT_EQ(current_->refused().size(), 1u);
+}
+
+TEST_F(ReloadTest, RemovedFileRetiresItsVersion) {
+  Write("a.textproto", v1_);
+  Write("b.textproto", v2_);
+  Reload();
+  fs::remove(dir_ / "b.textproto");
+  const CatalogReload reload = Reload();
+  EXPECT_EQ(Versions(), std::vector<std::string>{"1.0"});
+  ASSERT_EQ(reload.retired.size(), 1u);
+  EXPECT_EQ(reload.retired[0], "NCT04094766 version 2.0 from " + Path("b.textproto"));
+}
+
+TEST_F(ReloadTest, UnreadableFileKeepsItsVersion) {
+  Write("a.textproto", v1_);
+  Reload();
+  // A dangling symlink: the file vanished while the directory still names it.
+  fs::remove(dir_ / "a.textproto");
+  fs::create_symlink(dir_ / "gone" / "a.textproto", dir_ / "a.textproto");
+  Reload();
+  EXPECT_EQ(Versions(), std::vector<std::string>{"1.0"});
+}
+
+}  // namespace
+}  // namespace trialrules
