@@ -11,6 +11,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "service/engine/sha256.h"
+#include "trialrules/v1/rule_file.pb.h"
+
+#include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/text_format.h>
 
 namespace trialrules {
 namespace {
@@ -48,7 +52,10 @@ std::vector<std::string> ListRuleFiles(absl::Span<const std::string> paths,
     std::vector<std::string> in_directory;
     for (const fs::directory_entry& entry : fs::directory_iterator(path, error)) {
       const std::string name = entry.path().filename().string();
-      if (name.starts_with(".") || !absl::EndsWith(name, kRuleFileExtension)) continue;
+      if (name.starts_with(".") || !absl::EndsWith(name, kRuleFileExtension) ||
+          absl::EndsWith(name, kSiteFileExtension)) {
+        continue;
+      }
       // A symlink counts even when dangling (its target being replaced, as
       // in a ConfigMap volume): reading it then fails, and a failed read
       // keeps the version the file gave, where a missing file would retire it.
@@ -81,9 +88,11 @@ std::vector<FileLoad> LoadRuleFiles(absl::Span<const std::string> paths) {
 }
 
 absl::StatusOr<Catalog> Catalog::Build(
-    std::vector<std::shared_ptr<const RuleSet>> rule_sets, std::vector<Problem> refused) {
+    std::vector<std::shared_ptr<const RuleSet>> rule_sets, std::vector<Problem> refused,
+    std::vector<ProtocolSites> sites) {
   Catalog catalog;
   catalog.refused_ = std::move(refused);
+  catalog.sites_ = std::move(sites);
   for (auto& rule_set : rule_sets) {
     for (const auto& loaded : catalog.rule_sets_) {
       if (loaded->protocol_id() == rule_set->protocol_id() &&
@@ -101,7 +110,25 @@ absl::StatusOr<Catalog> Catalog::Build(
 
 absl::StatusOr<std::shared_ptr<const RuleSet>> Catalog::Select(
     absl::string_view protocol_id, absl::string_view version,
-    DayNumber as_of) const {
+    DayNumber as_of, absl::string_view site_id) const {
+  if (version.empty() && !site_id.empty()) {
+    for (const ProtocolSites& protocol : sites_) {
+      if (protocol.protocol_id != protocol_id) continue;
+      for (const SiteSchedule& site : protocol.sites) {
+        if (site.site_id != site_id) continue;
+        const std::string* activated = nullptr;
+        for (const auto& [day, activated_version] : site.activations) {
+          if (day <= as_of) activated = &activated_version;
+        }
+        if (activated == nullptr) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "site_id \"", site_id, "\": no version of ", protocol_id,
+              " was activated at this site on or before ", FormatIsoDate(as_of)));
+        }
+        return Select(protocol_id, *activated, as_of);
+      }
+    }
+  }
   std::shared_ptr<const RuleSet> in_force;
   bool protocol_known = false;
   for (const auto& rule_set : rule_sets_) {
@@ -138,7 +165,106 @@ absl::StatusOr<std::shared_ptr<const RuleSet>> Catalog::Select(
   return in_force;
 }
 
+absl::StatusOr<ProtocolSites> LoadSiteActivations(absl::string_view text,
+                                                  absl::string_view file_name,
+                                                  std::vector<Problem>* problems) {
+  class Errors : public google::protobuf::io::ErrorCollector {
+   public:
+    Errors(absl::string_view file, std::vector<Problem>* problems)
+        : file_(file), problems_(problems) {}
+    void AddError(int line, google::protobuf::io::ColumnNumber column,
+                  const std::string& message) override {
+      problems_->push_back({file_, line + 1, column + 1, "", message});
+    }
+
+   private:
+    std::string file_;
+    std::vector<Problem>* problems_;
+  } errors(file_name, problems);
+  v1::SiteActivations file;
+  google::protobuf::TextFormat::Parser parser;
+  parser.RecordErrorsTo(&errors);
+  const size_t before = problems->size();
+  auto refuse = [&](std::string message) {
+    problems->push_back({std::string(file_name), 0, 0, "", std::move(message)});
+  };
+  if (!parser.ParseFromString(std::string(text), &file)) {
+    if (problems->size() == before) refuse("not a valid site-activation file");
+    return absl::InvalidArgumentError("site-activation file refused");
+  }
+  ProtocolSites sites{file.protocol_id(), std::string(file_name), Sha256Hex(text), {}};
+  if (file.protocol_id().empty()) refuse("protocol_id is required");
+  std::set<std::string> seen;
+  for (const v1::SiteActivation& site : file.sites()) {
+    if (site.site_id().empty() || !seen.insert(site.site_id()).second) {
+      refuse(absl::StrCat("site_id \"", site.site_id(), "\" is empty or repeated"));
+      continue;
+    }
+    SiteSchedule schedule{site.site_id(), {}};
+    for (const v1::VersionActivation& activation : site.activations()) {
+      absl::StatusOr<DayNumber> day = ParseIsoDate(activation.activated_on());
+      if (!day.ok() || activation.version().empty()) {
+        refuse(absl::StrCat("site ", site.site_id(), ": activation of version \"",
+                            activation.version(), "\" on \"", activation.activated_on(),
+                            "\" needs a version and a date YYYY-MM-DD"));
+        continue;
+      }
+      schedule.activations.emplace_back(*day, activation.version());
+    }
+    std::sort(schedule.activations.begin(), schedule.activations.end());
+    sites.sites.push_back(std::move(schedule));
+  }
+  if (problems->size() != before) {
+    return absl::InvalidArgumentError("site-activation file refused");
+  }
+  return sites;
+}
+
 namespace {
+
+// The site-activation files of `dir`; a refused file keeps what it gave.
+std::vector<ProtocolSites> ReloadSites(const std::string& dir, const Catalog* previous,
+                                       std::vector<Problem>* refused) {
+  std::vector<ProtocolSites> sites;
+  std::set<std::string> protocols;
+  std::error_code error;
+  std::vector<std::string> files;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir, error)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.starts_with(".") && absl::EndsWith(name, kSiteFileExtension)) {
+      files.push_back(entry.path().string());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  for (const std::string& path : files) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    std::vector<Problem> problems;
+    absl::StatusOr<ProtocolSites> loaded =
+        in.is_open() ? LoadSiteActivations(text.str(), path, &problems)
+                     : absl::StatusOr<ProtocolSites>(absl::NotFoundError("unreadable"));
+    if (!in.is_open()) problems.push_back({path, 0, 0, "", "cannot read the file"});
+    if (loaded.ok() && !protocols.insert(loaded->protocol_id).second) {
+      problems.push_back({path, 0, 0, "",
+                          absl::StrCat("a second site-activation file for protocol ",
+                                       loaded->protocol_id, "; this file is refused")});
+      loaded = absl::InvalidArgumentError("duplicate");
+    }
+    if (loaded.ok()) {
+      sites.push_back(*std::move(loaded));
+      continue;
+    }
+    refused->insert(refused->end(), problems.begin(), problems.end());
+    if (previous == nullptr) continue;
+    for (const ProtocolSites& before : previous->sites()) {
+      if (before.file_name == path && protocols.insert(before.protocol_id).second) {
+        sites.push_back(before);
+      }
+    }
+  }
+  return sites;
+}
 
 std::string Describe(const RuleSet& rule_set) {
   return absl::StrCat(rule_set.protocol_id(), " version ", rule_set.version(), " from ",
@@ -262,6 +388,14 @@ CatalogReload ReloadCatalog(const std::string& dir, const Catalog* previous) {
     return std::tie(a->protocol_id(), a->definition().effective_from, a->version()) <
            std::tie(b->protocol_id(), b->definition().effective_from, b->version());
   });
+  std::vector<ProtocolSites> sites = ReloadSites(dir, previous, &refused);
+  std::vector<std::string> sites_sha, previous_sites_sha;
+  for (const ProtocolSites& protocol : sites) sites_sha.push_back(protocol.sha256);
+  if (previous != nullptr) {
+    for (const ProtocolSites& protocol : previous->sites()) {
+      previous_sites_sha.push_back(protocol.sha256);
+    }
+  }
   std::vector<std::string> refused_text;
   for (const Problem& problem : refused) refused_text.push_back(problem.ToString());
   std::vector<std::string> previous_refused_text;
@@ -271,10 +405,11 @@ CatalogReload ReloadCatalog(const std::string& dir, const Catalog* previous) {
     }
   }
   reload.changed = previous == nullptr || !reload.added.empty() ||
-                   !reload.retired.empty() || refused_text != previous_refused_text;
+                   !reload.retired.empty() || refused_text != previous_refused_text ||
+                   sites_sha != previous_sites_sha;
   // Build cannot fail: every protocol/version was claimed once.
-  reload.catalog =
-      std::make_shared<const Catalog>(*Catalog::Build(std::move(kept), std::move(refused)));
+  reload.catalog = std::make_shared<const Catalog>(
+      *Catalog::Build(std::move(kept), std::move(refused), std::move(sites)));
   return reload;
 }
 

@@ -18,6 +18,28 @@ namespace trialrules {
 
 // The file extension of rule files in a rules directory.
 inline constexpr absl::string_view kRuleFileExtension = ".textproto";
+// Site-activation files (one per protocol) end so; they are not rule files.
+inline constexpr absl::string_view kSiteFileExtension = ".sites.textproto";
+
+// Versions a site activated, by date: the site answers with the latest
+// activation on or before the date asked about.
+struct SiteSchedule {
+  std::string site_id;
+  std::vector<std::pair<DayNumber, std::string>> activations;  // sorted by day
+};
+
+// The activations of one protocol, as read from its .sites.textproto file.
+struct ProtocolSites {
+  std::string protocol_id;
+  std::string file_name;
+  std::string sha256;
+  std::vector<SiteSchedule> sites;
+};
+
+// Parses a site-activation file; problems (file:line:col) as for rule files.
+absl::StatusOr<ProtocolSites> LoadSiteActivations(absl::string_view text,
+                                                  absl::string_view file_name,
+                                                  std::vector<Problem>* problems);
 
 struct FileLoad {
   std::string path;
@@ -41,24 +63,30 @@ class Catalog {
   // lists the files (or versions) that were not loaded, and why.
   static absl::StatusOr<Catalog> Build(
       std::vector<std::shared_ptr<const RuleSet>> rule_sets,
-      std::vector<Problem> refused = {});
+      std::vector<Problem> refused = {}, std::vector<ProtocolSites> sites = {});
 
   const std::vector<std::shared_ptr<const RuleSet>>& rule_sets() const {
     return rule_sets_;
   }
   const std::vector<Problem>& refused() const { return refused_; }
+  const std::vector<ProtocolSites>& sites() const { return sites_; }
 
   // The version named, or else the one in force on `as_of`: the latest
   // effective_from on or before it whose effective_until (if any) is not
   // before it. NotFound for an unknown protocol or version;
   // FailedPrecondition when no version is in force on that date.
+  //
+  // With a `site_id` listed in the protocol's site activations (and no
+  // version named), the version that site activated most recently on or
+  // before `as_of` answers; FailedPrecondition if it had activated none yet.
   absl::StatusOr<std::shared_ptr<const RuleSet>> Select(
       absl::string_view protocol_id, absl::string_view version,
-      DayNumber as_of) const;
+      DayNumber as_of, absl::string_view site_id = "") const;
 
  private:
   std::vector<std::shared_ptr<const RuleSet>> rule_sets_;
   std::vector<Problem> refused_;
+  std::vector<ProtocolSites> sites_;
 };
 
 // What reading a rules directory again did to the catalog in force.

@@ -102,7 +102,8 @@ absl::Status TrialRulesService::Answer(EvaluationKind kind, absl::string_view me
   absl::StatusOr<std::shared_ptr<const Catalog>> catalog = Snapshot();
   if (!catalog.ok()) return catalog.status();
   absl::StatusOr<std::shared_ptr<const RuleSet>> selected =
-      (*catalog)->Select(request.protocol_id(), request.version(), *as_of);
+      (*catalog)->Select(request.protocol_id(), request.version(), *as_of,
+                         request.site_id());
   if (!selected.ok()) return selected.status();
   const RuleSet& rule_set = **selected;
 
@@ -219,6 +220,22 @@ grpc::ServerUnaryReactor* TrialRulesService::ListRuleSets(
     FillRuleSetInfo(*rule_set, /*full=*/false, response->add_rule_sets());
   }
   FillProblems((*catalog)->refused(), response->mutable_refused());
+  for (const ProtocolSites& protocol : (*catalog)->sites()) {
+    if (!request->protocol_id().empty() && protocol.protocol_id != request->protocol_id()) {
+      continue;
+    }
+    v1::SiteActivations* out = response->add_site_activations();
+    out->set_protocol_id(protocol.protocol_id);
+    for (const SiteSchedule& site : protocol.sites) {
+      v1::SiteActivation* site_out = out->add_sites();
+      site_out->set_site_id(site.site_id);
+      for (const auto& [day, version] : site.activations) {
+        v1::VersionActivation* activation = site_out->add_activations();
+        activation->set_version(version);
+        activation->set_activated_on(FormatIsoDate(day));
+      }
+    }
+  }
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
@@ -410,7 +427,7 @@ class TrialRulesService::ScreenReactor
     absl::StatusOr<std::shared_ptr<const Catalog>> catalog = service_->Snapshot();
     if (!catalog.ok()) return catalog.status();
     absl::StatusOr<std::shared_ptr<const RuleSet>> rule_set =
-        (*catalog)->Select(header.protocol_id(), header.version(), as_of);
+        (*catalog)->Select(header.protocol_id(), header.version(), as_of, header.site_id());
     if (!rule_set.ok()) return rule_set.status();
     rule_set_ = *rule_set;
     site_id_ = header.site_id();

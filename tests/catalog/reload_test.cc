@@ -168,3 +168,59 @@ TEST_F(ReloadTest, UnreadableFileKeepsItsVersion) {
 
 }  // namespace
 }  // namespace trialrules
+
+namespace trialrules {
+namespace {
+
+class SiteActivationTest : public ReloadTest {
+ protected:
+  void SetUp() override {
+    ReloadTest::SetUp();
+    Write("v1.textproto", v1_);
+    Write("v2.textproto", v2_);
+    Write("NCT04094766.sites.textproto",
+          ReadFile(SourcePath("rules/NCT04094766.sites.textproto")));
+    Reload();
+  }
+  std::string Version(const std::string& site, const std::string& date) {
+    auto rule_set = current_->Select("NCT04094766", "", *ParseIsoDate(date), site);
+    return rule_set.ok() ? (*rule_set)->version() : std::string(rule_set.status().message());
+  }
+};
+
+TEST_F(SiteActivationTest, SiteAnswersWithTheVersionItActivated) {
+  EXPECT_EQ(Version("XIAN-01", "2020-07-01"), "2.0");
+  EXPECT_EQ(Version("XIAN-02", "2020-07-01"), "1.0");  // not approved there yet
+  EXPECT_EQ(Version("XIAN-02", "2020-08-31"), "1.0");
+  EXPECT_EQ(Version("XIAN-02", "2020-09-01"), "2.0");
+}
+
+TEST_F(SiteActivationTest, UnlistedSiteFollowsEffectiveDates) {
+  EXPECT_EQ(Version("ELSEWHERE", "2020-07-01"), "2.0");
+  EXPECT_EQ(Version("", "2020-05-31"), "1.0");
+}
+
+TEST_F(SiteActivationTest, BeforeAnyActivationIsFailedPrecondition) {
+  auto none = current_->Select("NCT04094766", "", *ParseIsoDate("2019-10-01"), "XIAN-02");
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(none.status().message(),
+            "site_id \"XIAN-02\": no version of NCT04094766 was activated at this site on "
+            "or before 2019-10-01");
+}
+
+TEST_F(SiteActivationTest, ExplicitVersionWinsOverTheSite) {
+  auto named = current_->Select("NCT04094766", "2.0", *ParseIsoDate("2020-07-01"), "XIAN-02");
+  ASSERT_TRUE(named.ok());
+  EXPECT_EQ((*named)->version(), "2.0");
+}
+
+TEST_F(SiteActivationTest, BadSiteFileKeepsThePreviousActivations) {
+  Write("NCT04094766.sites.textproto", "protocol_id: \"NCT04094766\" sites { site_id: ");
+  Reload();
+  EXPECT_EQ(Version("XIAN-02", "2020-07-01"), "1.0");
+  ASSERT_FALSE(current_->refused().empty());
+  EXPECT_EQ(current_->refused()[0].file, Path("NCT04094766.sites.textproto"));
+}
+
+}  // namespace
+}  // namespace trialrules

@@ -585,3 +585,51 @@ TEST(ReloadUnderLoadTest, ConfigMapSwapsAlternatingGoodAndBadNeverFailACall) {
 
 }  // namespace
 }  // namespace trialrules
+
+namespace trialrules {
+namespace {
+
+TEST_F(ServerTest, SamePatientTwoSitesDifferentAnswers) {
+  v1::EvaluateRequest request = EligiblePatient();
+  request.set_ignore_unknown_facts(true);
+  SetFact(&request, "karnofsky", 65);  // 2.0 accepts >= 60, 1.0 needs >= 70
+  for (auto& fact : *request.mutable_facts()) {
+    if (fact.name() == "assessment_date") fact.set_date("2020-07-01");
+    if (fact.name() == "immunophenotype_date") fact.set_date("2020-05-01");
+    if (fact.name() == "last_chemo_date") fact.set_date("2020-06-01");
+  }
+  auto prior_car_t = request.add_facts();
+  prior_car_t->set_name("prior_car_t");
+  prior_car_t->set_boolean(false);
+
+  request.set_site_id("XIAN-01");  // activated 2.0 on 2020-06-01
+  auto first = client_->Evaluate(EvaluationKind::kEligibility, request);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->rule_set().version(), "2.0");
+  EXPECT_EQ(first->decision(), v1::DECISION_ELIGIBLE);
+
+  request.set_site_id("XIAN-02");  // still on 1.0 until 2020-09-01
+  auto second = client_->Evaluate(EvaluationKind::kEligibility, request);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->rule_set().version(), "1.0");
+  EXPECT_EQ(second->decision(), v1::DECISION_INELIGIBLE);
+  EXPECT_EQ(second->ignored_facts(0), "prior_car_t");
+
+  for (auto& fact : *request.mutable_facts()) {
+    if (fact.name() == "assessment_date") fact.set_date("2020-09-01");
+    if (fact.name() == "immunophenotype_date") fact.set_date("2020-08-01");
+    if (fact.name() == "last_chemo_date") fact.set_date("2020-08-01");
+  }
+  auto later = client_->Evaluate(EvaluationKind::kEligibility, request);
+  ASSERT_TRUE(later.ok()) << later.status();
+  EXPECT_EQ(later->rule_set().version(), "2.0");
+  EXPECT_EQ(later->decision(), v1::DECISION_ELIGIBLE);
+
+  const auto list = client_->ListRuleSets();
+  ASSERT_EQ(list->site_activations_size(), 1);
+  EXPECT_EQ(list->site_activations(0).sites(1).site_id(), "XIAN-02");
+  EXPECT_EQ(list->site_activations(0).sites(1).activations(1).activated_on(), "2020-09-01");
+}
+
+}  // namespace
+}  // namespace trialrules
