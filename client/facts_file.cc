@@ -24,8 +24,12 @@ absl::StatusOr<std::vector<FactInput>> ParseFactsJson(absl::string_view json) {
     return absl::InvalidArgumentError(
         "facts file must be a JSON object with an object \"facts\"");
   }
+  return FactsFromStruct(facts->second.struct_value());
+}
+
+absl::StatusOr<std::vector<FactInput>> FactsFromStruct(const Struct& facts) {
   std::vector<FactInput> inputs;
-  for (const auto& [name, value] : facts->second.struct_value().fields()) {
+  for (const auto& [name, value] : facts.fields()) {
     FactInput input;
     input.name = name;
     switch (value.kind_case()) {
@@ -60,6 +64,43 @@ absl::StatusOr<std::vector<FactInput>> ParseFactsJson(absl::string_view json) {
   std::sort(inputs.begin(), inputs.end(),
             [](const FactInput& a, const FactInput& b) { return a.name < b.name; });
   return inputs;
+}
+
+absl::StatusOr<std::vector<PatientFacts>> ParsePatientsJson(absl::string_view json) {
+  Struct document;
+  const auto parsed = google::protobuf::util::JsonStringToMessage(
+      google::protobuf::StringPiece(json.data(), json.size()), &document);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("patients file is not valid JSON: ", parsed.message().as_string()));
+  }
+  const auto patients = document.fields().find("patients");
+  if (patients == document.fields().end() ||
+      patients->second.kind_case() != Value::kListValue) {
+    return absl::InvalidArgumentError(
+        "patients file must be a JSON object with a list \"patients\"");
+  }
+  std::vector<PatientFacts> out;
+  int index = 0;
+  for (const Value& patient : patients->second.list_value().values()) {
+    const std::string where = absl::StrCat("patients[", index++, "]");
+    if (patient.kind_case() != Value::kStructValue) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": must be an object"));
+    }
+    const auto& fields = patient.struct_value().fields();
+    const auto ref = fields.find("subject_ref");
+    const auto facts = fields.find("facts");
+    if (facts == fields.end() || facts->second.kind_case() != Value::kStructValue) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": needs an object \"facts\""));
+    }
+    absl::StatusOr<std::vector<FactInput>> inputs =
+        FactsFromStruct(facts->second.struct_value());
+    if (!inputs.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": ", inputs.status().message()));
+    }
+    out.push_back({ref != fields.end() ? ref->second.string_value() : where, *std::move(inputs)});
+  }
+  return out;
 }
 
 std::optional<std::string> AssessmentDate(const std::vector<FactInput>& facts) {

@@ -9,11 +9,20 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include <google/protobuf/struct.pb.h>
+
+#include "service/engine/compare.h"
 #include "service/engine/rule_set.h"
 
 namespace trialrules {
 
 absl::StatusOr<std::vector<FactInput>> ParseFactsJson(absl::string_view json);
+
+// Many patients: {"patients": [{"subject_ref": "...", "facts": {...}}, ...]}.
+absl::StatusOr<std::vector<PatientFacts>> ParsePatientsJson(absl::string_view json);
+
+// The facts of one JSON object, as in the facts file.
+absl::StatusOr<std::vector<FactInput>> FactsFromStruct(const google::protobuf::Struct& facts);
 
 // The value of `assessment_date` if the facts carry one as a date string.
 std::optional<std::string> AssessmentDate(const std::vector<FactInput>& facts);

@@ -42,6 +42,7 @@ absl::StatusOr<absl::Duration> DeadlineFlag(const Args& args);
 int RunCheck(const std::vector<std::string>& argv);
 int RunEval(const std::vector<std::string>& argv);
 int RunBench(const std::vector<std::string>& argv);
+int RunDiff(const std::vector<std::string>& argv);
 
 }  // namespace trialrules::cli
 

@@ -17,6 +17,8 @@ constexpr char kUsage[] =
     "       [--kind eligibility|withdrawal|escalation|stopping]\n"
     "       --facts FILE.json [--json]\n"
     "                          evaluate one patient (or cohort, or the trial)\n"
+    "  diff --rules PATH --protocol ID --from V1 --to V2 --patients FILE.json [--json]\n"
+    "                          amendment impact: whose decision changes, and why\n"
     "  bench --server HOST:PORT [--method CheckEligibility|ScreenPatients] ...\n"
     "                          load generator (trialrules bench --help)\n"
     "HOST:PORT may be dns:///NAME:PORT (round-robin over its addresses)\n"
@@ -34,6 +36,7 @@ int main(int argc, char** argv) {
   if (command == "check") return trialrules::cli::RunCheck(rest);
   if (command == "eval") return trialrules::cli::RunEval(rest);
   if (command == "bench") return trialrules::cli::RunBench(rest);
+  if (command == "diff") return trialrules::cli::RunDiff(rest);
   if (command == "help" || command == "--help" || command == "-h") {
     std::cout << kUsage;
     return trialrules::cli::kExitOk;

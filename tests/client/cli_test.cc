@@ -98,3 +98,32 @@ TEST(CliTest, EvalRefusesDateWithNoVersionInForce) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(CliTest, DiffShowsWhoseDecisionAnAmendmentChangesAndWhy) {
+  const CliRun run = Cli("diff --rules rules --protocol NCT04094766 --from 1.0 --to 2.0 "
+                         "--patients tests/data/facts/screened_patients.json");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(run.output,
+            "5 patients, 2 change decision from 1.0 to 2.0\n"
+            "  INDETERMINATE  -> INELIGIBLE     1\n"
+            "  INELIGIBLE     -> INDETERMINATE  1\n"
+            "rules behind the changes:\n"
+            "  E11    1 patients\n"
+            "  I6     1 patients\n"
+            "P-KPS-65: INELIGIBLE -> INDETERMINATE (I6)\n"
+            "P-PRIOR-CART: INDETERMINATE -> INELIGIBLE (E11)\n"
+            "P-BAD: refused: fact \"karnofsky\" = 500: outside the valid range 0 to 100\n");
+}
+
+TEST(CliTest, DiffJsonCountsEveryTransition) {
+  const CliRun run = Cli("diff --rules rules --protocol NCT04094766 --from 1.0 --to 2.0 "
+                         "--patients tests/data/facts/screened_patients.json --json");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(run.output.rfind("{\"patients\":5,\"changed\":2,", 0), 0u) << run.output;
+  EXPECT_NE(run.output.find("{\"from\":\"INELIGIBLE\",\"to\":\"INELIGIBLE\",\"patients\":1}"),
+            std::string::npos);
+}
+
+}  // namespace
