@@ -48,12 +48,15 @@ class TrialRulesService final : public v1::TrialRules::CallbackService {
   grpc::ServerUnaryReactor* GetRuleSet(grpc::CallbackServerContext* context,
                                        const v1::GetRuleSetRequest* request,
                                        v1::RuleSetInfo* response) override;
+  grpc::ServerReadReactor<v1::CompareRequest>* CompareVersions(
+      grpc::CallbackServerContext* context, v1::CompareResponse* response) override;
   grpc::ServerUnaryReactor* ValidateRuleSet(
       grpc::CallbackServerContext* context, const v1::ValidateRuleSetRequest* request,
       v1::ValidateRuleSetResponse* response) override;
 
  private:
   class ScreenReactor;
+  class CompareReactor;
 
   grpc::ServerUnaryReactor* Evaluate(EvaluationKind kind, absl::string_view method,
                                      grpc::CallbackServerContext* context,

@@ -211,6 +211,20 @@ class TrialRulesFromPython(unittest.TestCase):
         with open(path.replace(".textproto", ".expected")) as f:
             self.assertEqual(response.problems[0].text + "\n", f.read())
 
+    def test_compare_versions(self):
+        def requests():
+            yield self.s.CompareRequest(
+                protocol_id="NCT04094766", base_version="1.0", candidate_version="2.0",
+                patients=[self.s.ComparePatient(subject_ref="K65", facts=[
+                    self.fact("assessment_date", "2020-07-01"),
+                    self.fact("informed_consent", True), self.fact("karnofsky", 65)])])
+            yield self.s.CompareRequest(patients=[self.s.ComparePatient(subject_ref="K90", facts=[
+                self.fact("informed_consent", True), self.fact("karnofsky", 90)])])
+        response = self.stub.CompareVersions(requests(), timeout=5)
+        self.assertEqual((response.patients, response.changed), (2, 1))
+        self.assertEqual(response.changes[0].subject_ref, "K65")
+        self.assertEqual(list(response.changes[0].rules), ["I6"])
+
     def test_refusals(self):
         grpc = self.grpc
         self.assert_refused(self.stub.CheckEligibility, self.s.EvaluateRequest(),

@@ -633,3 +633,58 @@ TEST_F(ServerTest, SamePatientTwoSitesDifferentAnswers) {
 
 }  // namespace
 }  // namespace trialrules
+
+namespace trialrules {
+namespace {
+
+TEST_F(ServerTest, CompareVersionsReportsWhoseDecisionChangesAndWhy) {
+  grpc::ClientContext context;
+  v1::CompareResponse response;
+  auto stream = client_->stub()->CompareVersions(&context, &response);
+  auto patients = ParsePatientsJson(ReadText(kSource + "/tests/data/facts/screened_patients.json"));
+  ASSERT_TRUE(patients.ok());
+  for (size_t i = 0; i < patients->size(); ++i) {
+    v1::CompareRequest request;
+    if (i == 0) {
+      request.set_protocol_id("NCT04094766");
+      request.set_base_version("1.0");
+      request.set_candidate_version("2.0");
+    }
+    v1::ComparePatient* patient = request.add_patients();
+    patient->set_subject_ref((*patients)[i].subject_ref);
+    v1::EvaluateRequest facts;
+    AddFacts((*patients)[i].facts, &facts);
+    *patient->mutable_facts() = facts.facts();
+    ASSERT_TRUE(stream->Write(request));
+  }
+  stream->WritesDone();
+  ASSERT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(response.patients(), 5);
+  EXPECT_EQ(response.changed(), 2);
+  ASSERT_EQ(response.changes_size(), 2);
+  EXPECT_EQ(response.changes(0).subject_ref(), "P-KPS-65");
+  EXPECT_EQ(response.changes(0).base(), v1::DECISION_INELIGIBLE);
+  EXPECT_EQ(response.changes(0).rules(0), "I6");
+  EXPECT_EQ(response.changes(1).rules(0), "E11");
+  ASSERT_EQ(response.refused_size(), 1);
+  EXPECT_EQ(response.refused(0).subject_ref(), "P-BAD");
+}
+
+TEST_F(ServerTest, CompareVersionsRefusesAnUnknownVersion) {
+  grpc::ClientContext context;
+  v1::CompareResponse response;
+  auto stream = client_->stub()->CompareVersions(&context, &response);
+  v1::CompareRequest request;
+  request.set_protocol_id("NCT04094766");
+  request.set_base_version("1.0");
+  request.set_candidate_version("7.0");
+  stream->Write(request);
+  stream->WritesDone();
+  const grpc::Status status = stream->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(status.error_message(),
+            "version \"7.0\": protocol NCT04094766 has no such version loaded");
+}
+
+}  // namespace
+}  // namespace trialrules
