@@ -223,7 +223,8 @@ class TrialRulesFromPython(unittest.TestCase):
         response = self.stub.CompareVersions(requests(), timeout=5)
         self.assertEqual((response.patients, response.changed), (2, 1))
         self.assertEqual(response.changes[0].subject_ref, "K65")
-        self.assertEqual(list(response.changes[0].rules), ["I6"])
+        # I6 now passes; E11 is new and UNKNOWN without prior_car_t.
+        self.assertEqual(list(response.changes[0].rules), ["I6", "E11"])
 
     def test_refusals(self):
         grpc = self.grpc
