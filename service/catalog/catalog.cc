@@ -168,19 +168,7 @@ absl::StatusOr<std::shared_ptr<const RuleSet>> Catalog::Select(
 absl::StatusOr<ProtocolSites> LoadSiteActivations(absl::string_view text,
                                                   absl::string_view file_name,
                                                   std::vector<Problem>* problems) {
-  class Errors : public google::protobuf::io::ErrorCollector {
-   public:
-    Errors(absl::string_view file, std::vector<Problem>* problems)
-        : file_(file), problems_(problems) {}
-    void AddError(int line, google::protobuf::io::ColumnNumber column,
-                  const std::string& message) override {
-      problems_->push_back({file_, line + 1, column + 1, "", message});
-    }
-
-   private:
-    std::string file_;
-    std::vector<Problem>* problems_;
-  } errors(file_name, problems);
+  ProblemCollector errors(std::string(file_name), problems);
   v1::SiteActivations file;
   google::protobuf::TextFormat::Parser parser;
   parser.RecordErrorsTo(&errors);

@@ -53,20 +53,6 @@ bool IsLabel(absl::string_view text) {
          std::regex_match(text.begin(), text.end(), kLabel);
 }
 
-class CollectingErrors : public google::protobuf::io::ErrorCollector {
- public:
-  CollectingErrors(std::string file, std::vector<Problem>* problems)
-      : file_(std::move(file)), problems_(problems) {}
-  void AddError(int line, google::protobuf::io::ColumnNumber column,
-                const std::string& message) override {
-    problems_->push_back({file_, line + 1, column + 1, "", message});
-  }
-
- private:
-  std::string file_;
-  std::vector<Problem>* problems_;
-};
-
 // Positions of fields in the rule file, from protobuf's parse-info tree.
 class Locator {
  public:
@@ -686,7 +672,7 @@ LoadResult LoadRuleSet(absl::string_view text, absl::string_view file_name) {
   LoadResult result;
   pb::RuleFile file;
   TextFormat::ParseInfoTree tree;
-  CollectingErrors errors{std::string(file_name), &result.problems};
+  ProblemCollector errors{std::string(file_name), &result.problems};
   TextFormat::Parser parser;
   parser.RecordErrorsTo(&errors);
   parser.WriteLocationsTo(&tree);

@@ -3,6 +3,8 @@
 #ifndef TRIALRULES_SERVICE_ENGINE_LOADER_H_
 #define TRIALRULES_SERVICE_ENGINE_LOADER_H_
 
+#include <google/protobuf/io/tokenizer.h>
+
 #include <memory>
 #include <string>
 #include "absl/strings/string_view.h"
@@ -23,6 +25,21 @@ struct Problem {
 
   // "file:line:col: rule ID: message" (the rule part only when known).
   std::string ToString() const;
+};
+
+// Collects protobuf text-format parse errors as Problems of `file`.
+class ProblemCollector : public google::protobuf::io::ErrorCollector {
+ public:
+  ProblemCollector(std::string file, std::vector<Problem>* problems)
+      : file_(std::move(file)), problems_(problems) {}
+  void AddError(int line, google::protobuf::io::ColumnNumber column,
+                const std::string& message) override {
+    problems_->push_back({file_, line + 1, column + 1, "", message});
+  }
+
+ private:
+  std::string file_;
+  std::vector<Problem>* problems_;
 };
 
 struct TestCaseResult {
