@@ -30,62 +30,56 @@ std::unique_ptr<grpc::ClientContext> TrialRulesClient::NewContext() const {
   return context;
 }
 
-absl::StatusOr<v1::EvaluateResponse> TrialRulesClient::Evaluate(
-    EvaluationKind kind, const v1::EvaluateRequest& request) const {
-  auto context = NewContext();
-  v1::EvaluateResponse response;
-  grpc::Status status;
-  switch (kind) {
-    case EvaluationKind::kEligibility:
-      status = stub_->CheckEligibility(context.get(), request, &response);
-      break;
-    case EvaluationKind::kWithdrawal:
-      status = stub_->CheckWithdrawal(context.get(), request, &response);
-      break;
-    case EvaluationKind::kEscalation:
-      status = stub_->EvaluateEscalation(context.get(), request, &response);
-      break;
-    case EvaluationKind::kStopping:
-      status = stub_->EvaluateStopping(context.get(), request, &response);
-      break;
-  }
+namespace {
+
+// One unary call with the client's deadline, its status as absl::Status.
+template <typename Request, typename Response>
+absl::StatusOr<Response> Call(const TrialRulesClient& client,
+                              grpc::Status (v1::TrialRules::Stub::*method)(
+                                  grpc::ClientContext*, const Request&, Response*),
+                              const Request& request) {
+  auto context = client.NewContext();
+  Response response;
+  const grpc::Status status = (client.stub()->*method)(context.get(), request, &response);
   if (!status.ok()) return FromGrpcStatus(status);
   return response;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::EvaluateResponse> TrialRulesClient::Evaluate(
+    EvaluationKind kind, const v1::EvaluateRequest& request) const {
+  using Stub = v1::TrialRules::Stub;
+  switch (kind) {
+    case EvaluationKind::kEligibility: return Call(*this, &Stub::CheckEligibility, request);
+    case EvaluationKind::kWithdrawal: return Call(*this, &Stub::CheckWithdrawal, request);
+    case EvaluationKind::kEscalation: return Call(*this, &Stub::EvaluateEscalation, request);
+    case EvaluationKind::kStopping: return Call(*this, &Stub::EvaluateStopping, request);
+  }
+  return absl::InvalidArgumentError("unknown evaluation kind");
 }
 
 absl::StatusOr<v1::ListRuleSetsResponse> TrialRulesClient::ListRuleSets(
     const std::string& protocol_id) const {
-  auto context = NewContext();
   v1::ListRuleSetsRequest request;
   request.set_protocol_id(protocol_id);
-  v1::ListRuleSetsResponse response;
-  const grpc::Status status = stub_->ListRuleSets(context.get(), request, &response);
-  if (!status.ok()) return FromGrpcStatus(status);
-  return response;
+  return Call(*this, &v1::TrialRules::Stub::ListRuleSets, request);
 }
 
 absl::StatusOr<v1::RuleSetInfo> TrialRulesClient::GetRuleSet(
     const std::string& protocol_id, const std::string& version) const {
-  auto context = NewContext();
   v1::GetRuleSetRequest request;
   request.set_protocol_id(protocol_id);
   request.set_version(version);
-  v1::RuleSetInfo response;
-  const grpc::Status status = stub_->GetRuleSet(context.get(), request, &response);
-  if (!status.ok()) return FromGrpcStatus(status);
-  return response;
+  return Call(*this, &v1::TrialRules::Stub::GetRuleSet, request);
 }
 
 absl::StatusOr<v1::ValidateRuleSetResponse> TrialRulesClient::ValidateRuleSet(
     const std::string& text, const std::string& file_name) const {
-  auto context = NewContext();
   v1::ValidateRuleSetRequest request;
   request.set_text(text);
   request.set_file_name(file_name);
-  v1::ValidateRuleSetResponse response;
-  const grpc::Status status = stub_->ValidateRuleSet(context.get(), request, &response);
-  if (!status.ok()) return FromGrpcStatus(status);
-  return response;
+  return Call(*this, &v1::TrialRules::Stub::ValidateRuleSet, request);
 }
 
 void AddFacts(const std::vector<FactInput>& facts, v1::EvaluateRequest* request) {

@@ -1,5 +1,7 @@
 #include "client/cli/args.h"
 
+#include <iostream>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
@@ -48,6 +50,17 @@ absl::StatusOr<absl::Duration> DeadlineFlag(const Args& args) {
         "--deadline-ms \"", args.Get("deadline-ms"), "\" is not a positive whole number"));
   }
   return absl::Milliseconds(milliseconds);
+}
+
+std::shared_ptr<const Catalog> LoadLocalCatalog(const std::string& path,
+                                                bool report_refusals) {
+  CatalogReload reload = ReloadCatalog(path, /*previous=*/nullptr);
+  if (report_refusals) {
+    for (const Problem& problem : reload.catalog->refused()) {
+      std::cerr << problem.ToString() << "\n";
+    }
+  }
+  return reload.catalog;
 }
 
 }  // namespace trialrules::cli

@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "service/catalog/catalog.h"
 
 namespace trialrules::cli {
 
@@ -38,6 +39,12 @@ inline constexpr int kExitUsage = 2;
 
 // --deadline-ms (default 10000) as a duration.
 absl::StatusOr<absl::Duration> DeadlineFlag(const Args& args);
+
+// The rule files at `path` (a file or a directory) loaded as the server
+// loads its rules directory; refused files are printed to stderr when
+// `report_refusals`.
+std::shared_ptr<const Catalog> LoadLocalCatalog(const std::string& path,
+                                                bool report_refusals);
 
 int RunCheck(const std::vector<std::string>& argv);
 int RunEval(const std::vector<std::string>& argv);

@@ -227,15 +227,10 @@ int RunBench(const std::vector<std::string>& argv) {
   }
 
   // The population comes from the local rule files of the same protocol.
-  std::vector<std::shared_ptr<const RuleSet>> rule_sets;
-  for (const FileLoad& load : LoadRuleFiles({args->Get("rules", "rules")})) {
-    if (load.result.rule_set != nullptr) rule_sets.push_back(load.result.rule_set);
-  }
-  absl::StatusOr<Catalog> catalog = Catalog::Build(rule_sets);
-  absl::StatusOr<std::shared_ptr<const RuleSet>> rule_set =
-      catalog.ok() ? catalog->Select(settings->protocol, settings->version,
-                                     *ParseIsoDate("2020-01-15"))
-                   : absl::StatusOr<std::shared_ptr<const RuleSet>>(catalog.status());
+  const std::shared_ptr<const Catalog> catalog =
+      LoadLocalCatalog(args->Get("rules", "rules"), /*report_refusals=*/false);
+  absl::StatusOr<std::shared_ptr<const RuleSet>> rule_set = catalog->Select(
+      settings->protocol, settings->version, *ParseIsoDate("2020-01-15"));
   if (!rule_set.ok()) {
     std::cerr << "error: no local rule set for the population: "
               << rule_set.status().message() << "\n";

@@ -1,12 +1,11 @@
 // `trialrules check PATH...`: load rule files, run their test cases, print
 // every problem as file:line:col: rule ID: message.
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "client/cli/args.h"
 #include "client/client.h"
 #include "service/catalog/catalog.h"
+#include "service/util/file.h"
 
 namespace trialrules::cli {
 
@@ -29,16 +28,14 @@ int CheckOnServer(const Args& args) {
     ++problems;
   }
   for (const std::string& file : files) {
-    std::ifstream in(file, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
-    if (!in.is_open()) {
-      std::cout << file << ":0:0: cannot open the file\n";
+    const absl::StatusOr<std::string> text = ReadFileBytes(file);
+    if (!text.ok()) {
+      std::cout << file << ":0:0: " << text.status().message() << "\n";
       ++problems;
       continue;
     }
     absl::StatusOr<v1::ValidateRuleSetResponse> response =
-        client.ValidateRuleSet(text.str(), file);
+        client.ValidateRuleSet(*text, file);
     if (!response.ok()) {
       std::cerr << "error: " << response.status().message() << "\n";
       return kExitProblems;

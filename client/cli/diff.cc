@@ -1,8 +1,6 @@
 // `trialrules diff`: amendment impact. The same patients under two versions:
 // how many change decision, from what to what, and which rules cause it.
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -10,6 +8,7 @@
 #include "client/facts_file.h"
 #include "service/catalog/catalog.h"
 #include "service/engine/compare.h"
+#include "service/util/file.h"
 #include "service/util/json.h"
 
 namespace trialrules::cli {
@@ -90,28 +89,18 @@ int RunDiff(const std::vector<std::string>& argv) {
     std::cerr << kUsage;
     return kExitUsage;
   }
-  std::ifstream in(args->Get("patients"), std::ios::binary);
-  if (!in) {
+  const absl::StatusOr<std::string> text = ReadFileBytes(args->Get("patients"));
+  if (!text.ok()) {
     std::cerr << "error: cannot read " << args->Get("patients") << "\n";
     return kExitProblems;
   }
-  std::stringstream text;
-  text << in.rdbuf();
-  absl::StatusOr<std::vector<PatientFacts>> patients = ParsePatientsJson(text.str());
+  absl::StatusOr<std::vector<PatientFacts>> patients = ParsePatientsJson(*text);
   if (!patients.ok()) {
     std::cerr << "error: " << patients.status().message() << "\n";
     return kExitProblems;
   }
-  std::vector<std::shared_ptr<const RuleSet>> rule_sets;
-  for (const FileLoad& load : LoadRuleFiles({args->Get("rules")})) {
-    for (const Problem& problem : load.result.problems) std::cerr << problem.ToString() << "\n";
-    if (load.result.rule_set != nullptr) rule_sets.push_back(load.result.rule_set);
-  }
-  absl::StatusOr<Catalog> catalog = Catalog::Build(std::move(rule_sets));
-  if (!catalog.ok()) {
-    std::cerr << "error: " << catalog.status().message() << "\n";
-    return kExitProblems;
-  }
+  const std::shared_ptr<const Catalog> catalog =
+      LoadLocalCatalog(args->Get("rules"), /*report_refusals=*/true);
   auto base = catalog->Select(args->Get("protocol"), args->Get("from"), 0);
   auto candidate = catalog->Select(args->Get("protocol"), args->Get("to"), 0);
   if (!base.ok() || !candidate.ok()) {

@@ -1,8 +1,6 @@
 // `trialrules eval`: evaluate one patient's facts (or a cohort's, or the
 // trial's) under a rule file, offline.
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -12,6 +10,7 @@
 #include "client/facts_file.h"
 #include "client/render.h"
 #include "service/catalog/catalog.h"
+#include "service/util/file.h"
 
 namespace trialrules::cli {
 namespace {
@@ -84,26 +83,17 @@ int RunEval(const std::vector<std::string>& argv) {
     return kExitUsage;
   }
 
-  std::ifstream facts_in(args->Get("facts"), std::ios::binary);
-  if (!facts_in) return Fail(absl::StrCat("cannot read ", args->Get("facts")));
-  std::stringstream facts_text;
-  facts_text << facts_in.rdbuf();
-  absl::StatusOr<std::vector<FactInput>> inputs = ParseFactsJson(facts_text.str());
+  absl::StatusOr<std::string> facts_text = ReadFileBytes(args->Get("facts"));
+  if (!facts_text.ok()) return Fail(absl::StrCat("cannot read ", args->Get("facts")));
+  absl::StatusOr<std::vector<FactInput>> inputs = ParseFactsJson(*facts_text);
   if (!inputs.ok()) return Fail(inputs.status().message());
 
   if (!args->Get("server").empty()) {
     return EvalOnServer(*args, *kind, *inputs);
   }
 
-  std::vector<std::shared_ptr<const RuleSet>> rule_sets;
-  for (const FileLoad& load : LoadRuleFiles({args->Get("rules")})) {
-    for (const Problem& problem : load.result.problems) {
-      std::cerr << problem.ToString() << "\n";
-    }
-    if (load.result.rule_set != nullptr) rule_sets.push_back(load.result.rule_set);
-  }
-  absl::StatusOr<Catalog> catalog = Catalog::Build(std::move(rule_sets));
-  if (!catalog.ok()) return Fail(catalog.status().message());
+  const std::shared_ptr<const Catalog> catalog =
+      LoadLocalCatalog(args->Get("rules"), /*report_refusals=*/true);
 
   DayNumber as_of = TodayUtc();
   if (std::optional<std::string> date = AssessmentDate(*inputs)) {

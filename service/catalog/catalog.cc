@@ -2,15 +2,14 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 #include <tuple>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "service/engine/sha256.h"
+#include "service/util/file.h"
 #include "trialrules/v1/rule_file.pb.h"
 
 #include <google/protobuf/io/tokenizer.h>
@@ -21,20 +20,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
-FileLoad LoadFile(const fs::path& path) {
-  FileLoad load{path.string(), {}};
-  std::ifstream in(path, std::ios::binary);
-  if (!in.is_open()) {
-    load.result.problems.push_back({load.path, 0, 0, "", "cannot open the file"});
+FileLoad LoadFile(const std::string& path) {
+  FileLoad load{path, {}};
+  absl::StatusOr<std::string> bytes = ReadFileBytes(path);
+  if (!bytes.ok()) {
+    load.result.problems.push_back(
+        {load.path, 0, 0, "", std::string(bytes.status().message())});
     return load;
   }
-  std::stringstream bytes;
-  bytes << in.rdbuf();
-  if (in.bad()) {
-    load.result.problems.push_back({load.path, 0, 0, "", "cannot read the file"});
-    return load;
-  }
-  load.result = LoadRuleSet(bytes.str(), load.path);
+  load.result = LoadRuleSet(*bytes, load.path);
   return load;
 }
 
@@ -225,14 +219,12 @@ std::vector<ProtocolSites> ReloadSites(const std::string& dir, const Catalog* pr
   }
   std::sort(files.begin(), files.end());
   for (const std::string& path : files) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
+    const absl::StatusOr<std::string> text = ReadFileBytes(path);
     std::vector<Problem> problems;
     absl::StatusOr<ProtocolSites> loaded =
-        in.is_open() ? LoadSiteActivations(text.str(), path, &problems)
-                     : absl::StatusOr<ProtocolSites>(absl::NotFoundError("unreadable"));
-    if (!in.is_open()) problems.push_back({path, 0, 0, "", "cannot read the file"});
+        text.ok() ? LoadSiteActivations(*text, path, &problems)
+                  : absl::StatusOr<ProtocolSites>(text.status());
+    if (!text.ok()) problems.push_back({path, 0, 0, "", "cannot read the file"});
     if (loaded.ok() && !protocols.insert(loaded->protocol_id).second) {
       problems.push_back({path, 0, 0, "",
                           absl::StrCat("a second site-activation file for protocol ",
@@ -288,12 +280,9 @@ CatalogReload ReloadCatalog(const std::string& dir, const Catalog* previous) {
   std::vector<Candidate> candidates;
   for (const std::string& path : files) {
     Candidate candidate{path, "", "", false};
-    std::ifstream in(path, std::ios::binary);
-    if (in.is_open()) {
-      std::stringstream bytes;
-      bytes << in.rdbuf();
-      candidate.readable = !in.bad();
-      candidate.bytes = bytes.str();
+    if (absl::StatusOr<std::string> bytes = ReadFileBytes(path); bytes.ok()) {
+      candidate.readable = true;
+      candidate.bytes = *std::move(bytes);
       candidate.sha256 = Sha256Hex(candidate.bytes);
     }
     candidates.push_back(std::move(candidate));
