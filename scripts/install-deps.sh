@@ -6,7 +6,8 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libmuparser-dev prometheus-cpp-dev libboost-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3-grpcio python3-grpc-tools
+  python3-grpcio python3-grpc-tools python3-yaml
+  prometheus
 )
 missing=()
 for p in "${packages[@]}"; do

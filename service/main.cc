@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 
@@ -30,13 +31,13 @@ std::vector<Flag> DefaultFlags() {
       {"listen", "TRIALRULES_LISTEN", "127.0.0.1:50051", "gRPC listen address (port 0: any free port)"},
       {"rules-dir", "TRIALRULES_RULES_DIR", "rules", "directory of rule files (*.textproto)"},
       {"reload-interval-ms", "TRIALRULES_RELOAD_INTERVAL_MS", "2000", "how often the rules directory is read again (SIGHUP: at once)"},
-      {"metrics-address", "TRIALRULES_METRICS_ADDRESS", "127.0.0.1:9464", "Prometheus /metrics address"},
+      {"metrics-address", "TRIALRULES_METRICS_ADDRESS", "127.0.0.1:9464", "Prometheus /metrics address (\":PORT\" for every interface; empty: no metrics)"},
       {"audit-log", "TRIALRULES_AUDIT_LOG", "trialrules-audit.jsonl", "decision audit log (JSON lines, appended)"},
       {"audit-include-facts", "TRIALRULES_AUDIT_INCLUDE_FACTS", "false", "also write the canonical facts (patient data) to the audit log"},
       {"drain-seconds", "TRIALRULES_DRAIN_SECONDS", "20", "on SIGTERM, time for calls in flight to finish"},
       {"max-message-bytes", "TRIALRULES_MAX_MESSAGE_BYTES", "16777216", "largest request or response"},
       {"max-facts", "TRIALRULES_MAX_FACTS", "1000", "facts per request, columns per screen"},
-      {"port-file", "TRIALRULES_PORT_FILE", "", "write the bound gRPC port here once listening"},
+      {"port-file", "TRIALRULES_PORT_FILE", "", "write the bound gRPC port (line 1) and metrics port (line 2) here once listening"},
   };
 }
 
@@ -92,6 +93,7 @@ int main(int argc, char** argv) {
   trialrules::ServerOptions options;
   options.listen_address = get("listen");
   options.rules_dir = get("rules-dir");
+  options.metrics_address = get("metrics-address");
   options.audit_log_path = get("audit-log");
   options.audit_include_facts = get("audit-include-facts") == "true";
   int drain_seconds = 0, max_message_bytes = 0, max_facts = 0, reload_ms = 0;
@@ -127,9 +129,16 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::cerr << "trialrules-server: listening on " << options.listen_address << " (port "
-            << (*server)->port() << "), audit log " << options.audit_log_path << "\n";
-  if (!get("port-file").empty()) {
-    std::ofstream(get("port-file")) << (*server)->port() << "\n";
+            << (*server)->port() << "), metrics "
+            << ((*server)->metrics_port() == 0
+                    ? std::string("off")
+                    : absl::StrCat("on port ", (*server)->metrics_port(), " /metrics"))
+            << ", audit log " << options.audit_log_path << "\n";
+  if (const std::string& port_file = get("port-file"); !port_file.empty()) {
+    // Whole or not at all: whoever waits for the file never reads half of it.
+    std::ofstream(port_file + ".tmp") << (*server)->port() << "\n"
+                                      << (*server)->metrics_port() << "\n";
+    std::rename((port_file + ".tmp").c_str(), port_file.c_str());
   }
   const int loaded = (*server)->Reload();
   std::cerr << "trialrules-server: " << loaded << " rule sets loaded from "

@@ -27,13 +27,18 @@ constexpr char kUsage[] =
     "usage: trialrules bench --server HOST:PORT [--method CheckEligibility|ScreenPatients]\n"
     "         [--seconds S | --calls N] [--in-flight N] [--channels M] [--batch B]\n"
     "         [--rules PATH] [--protocol ID] [--version V] [--missing FRACTION]\n"
-    "         [--deadline-ms N]\n"
+    "         [--deadline-ms N] [--compare-server HOST:PORT [--rounds R]]\n"
     "  The synthetic population is drawn from the protocol's facts in the local\n"
     "  rule files (--rules, default rules/). For ScreenPatients a call is one\n"
-    "  batch of B patients (default 1000) and throughput is in patients/s.\n";
+    "  batch of B patients (default 1000) and throughput is in patients/s.\n"
+    "  With --compare-server the same load alternates between the two servers\n"
+    "  (A B B A ..., R rounds of S seconds each per server, default 4) and the\n"
+    "  ratio of their throughputs is reported: one run, same conditions.\n";
 
 struct Settings {
   std::string server;
+  std::string compare_server;
+  int rounds = 4;
   std::string method = "CheckEligibility";
   double seconds = 10;
   int64_t calls = 0;  // 0: run for `seconds`
@@ -183,6 +188,7 @@ void RunScreenSlot(Load* load, v1::TrialRules::Stub* stub, const v1::ScreenHeade
 absl::StatusOr<Settings> ReadSettings(const Args& args) {
   Settings settings;
   settings.server = args.Get("server");
+  settings.compare_server = args.Get("compare-server");
   settings.method = args.Get("method", settings.method);
   settings.protocol = args.Get("protocol", settings.protocol);
   settings.version = args.Get("version");
@@ -191,9 +197,10 @@ absl::StatusOr<Settings> ReadSettings(const Args& args) {
             absl::SimpleAtoi(args.Get("in-flight", "16"), &settings.in_flight) &&
             absl::SimpleAtoi(args.Get("channels", "2"), &settings.channels) &&
             absl::SimpleAtoi(args.Get("batch", "1000"), &settings.batch) &&
-            absl::SimpleAtod(args.Get("missing", "0.2"), &settings.missing);
+            absl::SimpleAtod(args.Get("missing", "0.2"), &settings.missing) &&
+            absl::SimpleAtoi(args.Get("rounds", "4"), &settings.rounds);
   ok = ok && settings.seconds > 0 && settings.calls >= 0 && settings.in_flight > 0 &&
-       settings.channels > 0 && settings.batch > 0 && settings.missing >= 0 &&
+       settings.channels > 0 && settings.batch > 0 && settings.missing >= 0 && settings.rounds > 0 &&
        settings.missing <= 1;
   if (!ok || settings.server.empty() ||
       (settings.method != "CheckEligibility" && settings.method != "ScreenPatients")) {
@@ -217,7 +224,7 @@ int RunBench(const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args = ParseArgs(
       argv,
       {"server", "method", "seconds", "calls", "in-flight", "channels", "batch", "rules",
-       "protocol", "version", "missing", "deadline-ms"},
+       "protocol", "version", "missing", "deadline-ms", "compare-server", "rounds"},
       {});
   absl::StatusOr<Settings> settings =
       args.ok() ? ReadSettings(*args) : absl::StatusOr<Settings>(args.status());
@@ -240,24 +247,12 @@ int RunBench(const std::vector<std::string>& argv) {
   const auto population = SyntheticPopulation(**rule_set, EvaluationKind::kEligibility,
                                               kPopulation, settings->missing, 1);
 
-  std::vector<std::shared_ptr<grpc::Channel>> channels;
-  std::vector<std::unique_ptr<v1::TrialRules::Stub>> stubs;
-  for (int c = 0; c < settings->channels; ++c) {
-    channels.push_back(NewChannel(settings->server, /*own_connection=*/true));
-    stubs.push_back(v1::TrialRules::NewStub(channels.back()));
-  }
-
-  Load load(*settings);
-  std::vector<std::vector<double>> latencies;
   const bool screen = settings->method == "ScreenPatients";
-  std::cerr << absl::StrFormat("%s on %s: %d in flight over %d channels%s\n",
-                               settings->method, settings->server, settings->in_flight,
-                               settings->channels,
-                               screen ? absl::StrFormat(", %d patients per message",
-                                                        settings->batch)
-                                      : "");
+  std::vector<v1::EvaluateRequest> requests;
+  v1::ScreenHeader header;
+  std::vector<v1::ScreenRequest> batches;
   if (!screen) {
-    std::vector<v1::EvaluateRequest> requests(population.size());
+    requests.resize(population.size());
     for (size_t i = 0; i < population.size(); ++i) {
       requests[i].set_protocol_id(settings->protocol);
       requests[i].set_version(settings->version);
@@ -265,16 +260,7 @@ int RunBench(const std::vector<std::string>& argv) {
       requests[i].set_site_id("BENCH");
       AddFacts(population[i], &requests[i]);
     }
-    std::vector<std::unique_ptr<UnarySlot>> slots;
-    for (int s = 0; s < settings->in_flight; ++s) {
-      slots.push_back(std::make_unique<UnarySlot>(
-          &load, stubs[s % stubs.size()].get(), &requests, s * 997));
-    }
-    for (auto& slot : slots) slot->Start();
-    load.WaitWithProgress(settings->in_flight);
-    for (auto& slot : slots) latencies.push_back(slot->latencies_us());
   } else {
-    v1::ScreenHeader header;
     header.set_protocol_id(settings->protocol);
     header.set_version(settings->version);
     header.set_as_of_date("2020-01-15");
@@ -284,8 +270,7 @@ int RunBench(const std::vector<std::string>& argv) {
       columns.push_back((*rule_set)->facts()[f].name);
       header.add_fact_names(columns.back());
     }
-    std::vector<v1::ScreenRequest> batches((kPopulation + settings->batch - 1) /
-                                           settings->batch);
+    batches.resize((kPopulation + settings->batch - 1) / settings->batch);
     for (size_t i = 0; i < population.size(); ++i) {
       v1::ScreenPatient* patient = batches[i / settings->batch].add_patients();
       patient->set_subject_ref(absl::StrFormat("BENCH-%06d", i));
@@ -299,38 +284,111 @@ int RunBench(const std::vector<std::string>& argv) {
         }
       }
     }
-    latencies.resize(settings->in_flight);
-    std::vector<std::thread> threads;
-    for (int s = 0; s < settings->in_flight; ++s) {
-      threads.emplace_back(RunScreenSlot, &load, stubs[s % stubs.size()].get(), header,
-                           &batches, s, &latencies[s]);
-    }
-    load.WaitWithProgress(settings->in_flight);
-    for (std::thread& thread : threads) thread.join();
   }
 
-  const double seconds = load.Seconds();
-  std::vector<double> all;
-  for (const auto& slot : latencies) all.insert(all.end(), slot.begin(), slot.end());
-  std::sort(all.begin(), all.end());
-  const double per_second = load.Items() / seconds;
-  std::cout << absl::StrFormat(
-      "%s: %d calls in %.2f s, %d errors\n"
-      "throughput: %.0f %s/s\n"
-      "latency: p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms\n",
-      settings->method, load.Calls(), seconds, load.Errors(), per_second,
-      screen ? "patients" : "calls", Percentile(all, 0.50) / 1000,
-      Percentile(all, 0.99) / 1000, Percentile(all, 0.999) / 1000);
-  for (int code = 0; code <= 16; ++code) {
-    const int64_t count = load.by_code()[code].load();
-    if (count > 0) std::cout << "  status " << code << ": " << count << "\n";
+  // One target: its channels (each its own connection, kept across rounds)
+  // and what its phases measured.
+  struct Target {
+    std::string address;
+    std::vector<std::unique_ptr<v1::TrialRules::Stub>> stubs;
+    double seconds = 0;
+    int64_t calls = 0, items = 0, errors = 0;
+    std::array<int64_t, 17> by_code{};
+    std::string first_error;
+    std::vector<double> latencies_us;
+  };
+  std::vector<Target> targets(settings->compare_server.empty() ? 1 : 2);
+  targets[0].address = settings->server;
+  if (targets.size() == 2) targets[1].address = settings->compare_server;
+  for (Target& target : targets) {
+    for (int c = 0; c < settings->channels; ++c) {
+      target.stubs.push_back(
+          v1::TrialRules::NewStub(NewChannel(target.address, /*own_connection=*/true)));
+    }
   }
-  if (load.Errors() > 0) std::cout << "  first error: " << load.first_error() << "\n";
-  std::cout << absl::StrFormat(
-      "RESULT method=%s per_second=%.0f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f errors=%d\n",
-      settings->method, per_second, Percentile(all, 0.50) / 1000,
-      Percentile(all, 0.99) / 1000, Percentile(all, 0.999) / 1000, load.Errors());
-  return load.Errors() == 0 ? kExitOk : kExitProblems;
+
+  auto run_phase = [&](Target& target, double seconds) {
+    Settings phase = *settings;
+    phase.seconds = seconds;
+    Load load(phase);
+    std::cerr << absl::StrFormat("%s on %s: %d in flight over %d channels%s\n",
+                                 settings->method, target.address, settings->in_flight,
+                                 settings->channels,
+                                 screen ? absl::StrFormat(", %d patients per message",
+                                                          settings->batch)
+                                        : "");
+    std::vector<std::vector<double>> latencies;
+    if (!screen) {
+      std::vector<std::unique_ptr<UnarySlot>> slots;
+      for (int s = 0; s < settings->in_flight; ++s) {
+        slots.push_back(std::make_unique<UnarySlot>(
+            &load, target.stubs[s % target.stubs.size()].get(), &requests, s * 997));
+      }
+      for (auto& slot : slots) slot->Start();
+      load.WaitWithProgress(settings->in_flight);
+      for (auto& slot : slots) latencies.push_back(slot->latencies_us());
+    } else {
+      latencies.resize(settings->in_flight);
+      std::vector<std::thread> threads;
+      for (int s = 0; s < settings->in_flight; ++s) {
+        threads.emplace_back(RunScreenSlot, &load, target.stubs[s % target.stubs.size()].get(),
+                             header, &batches, s, &latencies[s]);
+      }
+      load.WaitWithProgress(settings->in_flight);
+      for (std::thread& thread : threads) thread.join();
+    }
+    target.seconds += load.Seconds();
+    target.calls += load.Calls();
+    target.items += load.Items();
+    target.errors += load.Errors();
+    for (int code = 0; code <= 16; ++code) target.by_code[code] += load.by_code()[code].load();
+    if (target.first_error.empty()) target.first_error = load.first_error();
+    for (const auto& slot : latencies) {
+      target.latencies_us.insert(target.latencies_us.end(), slot.begin(), slot.end());
+    }
+  };
+  if (targets.size() == 1) {
+    run_phase(targets[0], settings->seconds);
+  } else {
+    // A B, B A, A B, ...: neither server always runs first or last.
+    for (int round = 0; round < settings->rounds; ++round) {
+      run_phase(targets[round % 2], settings->seconds);
+      run_phase(targets[1 - round % 2], settings->seconds);
+    }
+  }
+
+  int64_t errors = 0;
+  std::vector<double> per_second;
+  for (Target& target : targets) {
+    std::vector<double>& all = target.latencies_us;
+    std::sort(all.begin(), all.end());
+    per_second.push_back(target.items / target.seconds);
+    errors += target.errors;
+    std::cout << absl::StrFormat(
+        "%s on %s: %d calls in %.2f s, %d errors\n"
+        "throughput: %.0f %s/s\n"
+        "latency: p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms\n",
+        settings->method, target.address, target.calls, target.seconds, target.errors,
+        per_second.back(), screen ? "patients" : "calls", Percentile(all, 0.50) / 1000,
+        Percentile(all, 0.99) / 1000, Percentile(all, 0.999) / 1000);
+    for (int code = 0; code <= 16; ++code) {
+      if (target.by_code[code] > 0) {
+        std::cout << "  status " << code << ": " << target.by_code[code] << "\n";
+      }
+    }
+    if (target.errors > 0) std::cout << "  first error: " << target.first_error << "\n";
+    std::cout << absl::StrFormat(
+        "RESULT method=%s server=%s per_second=%.0f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f "
+        "errors=%d\n",
+        settings->method, target.address, per_second.back(), Percentile(all, 0.50) / 1000,
+        Percentile(all, 0.99) / 1000, Percentile(all, 0.999) / 1000, target.errors);
+  }
+  if (targets.size() == 2) {
+    std::cout << absl::StrFormat("COMPARE ratio=%.3f (%s / %s)\n",
+                                 per_second[1] / per_second[0], targets[1].address,
+                                 targets[0].address);
+  }
+  return errors == 0 ? kExitOk : kExitProblems;
 }
 
 }  // namespace trialrules::cli

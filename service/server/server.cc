@@ -6,8 +6,25 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/descriptor.h"
 
 namespace trialrules {
+namespace {
+
+// The trialrules methods, "/trialrules.v1.TrialRules/CheckEligibility"...:
+// the calls metrics record.
+std::vector<std::string> ServiceMethods() {
+  const google::protobuf::ServiceDescriptor* service =
+      google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+          v1::TrialRules::service_full_name());
+  std::vector<std::string> methods;
+  for (int m = 0; service != nullptr && m < service->method_count(); ++m) {
+    methods.push_back(absl::StrCat("/", service->full_name(), "/", service->method(m)->name()));
+  }
+  return methods;
+}
+
+}  // namespace
 
 TrialRulesServer::TrialRulesServer(ServerOptions options) : options_(std::move(options)) {}
 
@@ -18,8 +35,17 @@ absl::StatusOr<std::unique_ptr<TrialRulesServer>> TrialRulesServer::Start(
       AuditLog::Open(server->options_.audit_log_path, server->options_.audit_include_facts);
   if (!audit.ok()) return audit.status();
   server->audit_ = *std::move(audit);
+  if (!server->options_.metrics_address.empty()) {
+    server->metrics_ = std::make_unique<ServiceMetrics>(
+        ServiceMethods(), [audit = server->audit_.get()] { return audit->failures(); });
+    absl::StatusOr<MetricsEndpoint> endpoint = ExposeMetrics(
+        server->options_.metrics_address, server->metrics_->collectables());
+    if (!endpoint.ok()) return endpoint.status();
+    server->metrics_endpoint_ = *std::move(endpoint);
+  }
   server->service_ = std::make_unique<TrialRulesService>(
-      &server->catalog_, server->audit_.get(), server->options_.limits);
+      &server->catalog_, server->audit_.get(), server->metrics_.get(),
+      server->options_.limits);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -54,6 +80,10 @@ int TrialRulesServer::Reload() {
   const std::shared_ptr<const Catalog> previous = catalog_.Snapshot();
   CatalogReload reload = ReloadCatalog(options_.rules_dir, previous.get());
   const int in_force = static_cast<int>(reload.catalog->rule_sets().size());
+  if (metrics_ != nullptr) {
+    metrics_->RecordReload(!reload.catalog->refused().empty(), absl::Now());
+    if (reload.changed) metrics_->RecordCatalog(*reload.catalog);
+  }
   if (!reload.changed) return in_force;
   for (const std::string& added : reload.added) std::cerr << "rules: loaded " << added << "\n";
   for (const std::string& retired : reload.retired) {

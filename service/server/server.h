@@ -16,6 +16,8 @@
 #include "absl/time/time.h"
 #include "service/audit/audit_log.h"
 #include "service/catalog/catalog.h"
+#include "service/metrics/exposer.h"
+#include "service/metrics/service_metrics.h"
 #include "service/server/trial_rules_service.h"
 
 namespace trialrules {
@@ -25,6 +27,8 @@ struct ServerOptions {
   std::string rules_dir = "rules";
   // How often the rules directory is read again (SIGHUP: at once).
   absl::Duration reload_interval = absl::Seconds(2);
+  // Prometheus /metrics; empty: no metrics are recorded or served.
+  std::string metrics_address = "127.0.0.1:9464";
   std::string audit_log_path = "trialrules-audit.jsonl";
   bool audit_include_facts = false;
   int max_message_bytes = 16 << 20;
@@ -39,6 +43,8 @@ class TrialRulesServer {
   ~TrialRulesServer();
 
   int port() const { return port_; }
+  // The bound metrics port; 0 when metrics are off.
+  int metrics_port() const { return metrics_endpoint_.port; }
 
   // Reads the rules directory, merges it with the catalog in force (see
   // ReloadCatalog) and publishes the result atomically when it changed;
@@ -64,6 +70,8 @@ class TrialRulesServer {
   const ServerOptions options_;
   CatalogHolder catalog_;
   std::unique_ptr<AuditLog> audit_;
+  std::unique_ptr<ServiceMetrics> metrics_;  // null when metrics are off
+  MetricsEndpoint metrics_endpoint_;
   std::unique_ptr<TrialRulesService> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

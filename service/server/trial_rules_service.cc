@@ -55,8 +55,8 @@ thread_local Scratch tl_scratch;
 }  // namespace
 
 TrialRulesService::TrialRulesService(const CatalogHolder* catalog, AuditLog* audit,
-                                     ServiceLimits limits)
-    : catalog_(catalog), audit_(audit), limits_(limits) {
+                                     ServiceMetrics* metrics, ServiceLimits limits)
+    : catalog_(catalog), audit_(audit), metrics_(metrics), limits_(limits) {
   SetMessageAllocatorFor_CheckEligibility(&evaluate_allocator_);
   SetMessageAllocatorFor_CheckWithdrawal(&evaluate_allocator_);
   SetMessageAllocatorFor_EvaluateEscalation(&evaluate_allocator_);
@@ -69,6 +69,18 @@ absl::StatusOr<std::shared_ptr<const Catalog>> TrialRulesService::Snapshot() con
     return absl::UnavailableError("no rule sets are loaded yet; retry shortly");
   }
   return snapshot;
+}
+
+CallRecord TrialRulesService::StartCall(absl::string_view method) const {
+  if (metrics_ == nullptr) return CallRecord(nullptr);
+  return CallRecord(
+      metrics_->Calls(absl::StrCat("/", v1::TrialRules::service_full_name(), "/", method)));
+}
+
+void TrialRulesService::Finish(grpc::ServerUnaryReactor* reactor, const CallRecord& call,
+                               const grpc::Status& status) {
+  call.Finished(status);
+  reactor->Finish(status);
 }
 
 absl::Status TrialRulesService::Answer(EvaluationKind kind, absl::string_view method,
@@ -137,6 +149,10 @@ absl::Status TrialRulesService::Answer(EvaluationKind kind, absl::string_view me
 
   Evaluation& evaluation = tl_scratch.evaluation;
   rule_set.Evaluate(kind, facts, &evaluation);
+  if (metrics_ != nullptr) {
+    const Evaluation* evaluated = &evaluation;
+    metrics_->RecordDecisions(*selected, {&evaluated, 1});
+  }
   const std::string decision_id = NewDecisionId();
   const DecisionRecord record{decision_id, absl::Now(),          method,
                               &rule_set,   request.subject_ref(), request.site_id(),
@@ -157,21 +173,22 @@ grpc::ServerUnaryReactor* TrialRulesService::Evaluate(
     EvaluationKind kind, absl::string_view method, grpc::CallbackServerContext* context,
     const v1::EvaluateRequest& request, v1::EvaluateResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const CallRecord call = StartCall(method);
   if (context->IsCancelled()) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled"));
+    Finish(reactor, call, grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled"));
     return reactor;
   }
   std::string audit_lines;
   const absl::Status status = Answer(kind, method, request, response, &audit_lines);
   if (!status.ok()) {
     response->Clear();
-    reactor->Finish(ToGrpcStatus(status));
+    Finish(reactor, call, ToGrpcStatus(status));
     return reactor;
   }
   // The answer leaves only once its record is written (fail closed).
-  audit_->Append(std::move(audit_lines), [reactor, response](absl::Status written) {
+  audit_->Append(std::move(audit_lines), [reactor, call, response](absl::Status written) {
     if (!written.ok()) response->Clear();
-    reactor->Finish(ToGrpcStatus(written));
+    Finish(reactor, call, ToGrpcStatus(written));
   });
   return reactor;
 }
@@ -208,9 +225,10 @@ grpc::ServerUnaryReactor* TrialRulesService::ListRuleSets(
     grpc::CallbackServerContext* context, const v1::ListRuleSetsRequest* request,
     v1::ListRuleSetsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const CallRecord call = StartCall("ListRuleSets");
   absl::StatusOr<std::shared_ptr<const Catalog>> catalog = Snapshot();
   if (!catalog.ok()) {
-    reactor->Finish(ToGrpcStatus(catalog.status()));
+    Finish(reactor, call, ToGrpcStatus(catalog.status()));
     return reactor;
   }
   for (const auto& rule_set : (*catalog)->rule_sets()) {
@@ -237,7 +255,7 @@ grpc::ServerUnaryReactor* TrialRulesService::ListRuleSets(
       }
     }
   }
-  reactor->Finish(grpc::Status::OK);
+  Finish(reactor, call, grpc::Status::OK);
   return reactor;
 }
 
@@ -245,6 +263,7 @@ grpc::ServerUnaryReactor* TrialRulesService::GetRuleSet(
     grpc::CallbackServerContext* context, const v1::GetRuleSetRequest* request,
     v1::RuleSetInfo* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const CallRecord call = StartCall("GetRuleSet");
   absl::Status status;
   if (request->protocol_id().empty()) {
     status = absl::InvalidArgumentError("protocol_id is required");
@@ -260,7 +279,7 @@ grpc::ServerUnaryReactor* TrialRulesService::GetRuleSet(
   } else {
     FillRuleSetInfo(**rule_set, /*full=*/true, response);
   }
-  reactor->Finish(ToGrpcStatus(status));
+  Finish(reactor, call, ToGrpcStatus(status));
   return reactor;
 }
 
@@ -268,12 +287,13 @@ grpc::ServerUnaryReactor* TrialRulesService::ValidateRuleSet(
     grpc::CallbackServerContext* context, const v1::ValidateRuleSetRequest* request,
     v1::ValidateRuleSetResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const CallRecord call = StartCall("ValidateRuleSet");
   if (request->text().empty()) {
-    reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError("text is required")));
+    Finish(reactor, call, ToGrpcStatus(absl::InvalidArgumentError("text is required")));
     return reactor;
   }
   if (absl::Status s = CheckLength("file_name", request->file_name(), 256); !s.ok()) {
-    reactor->Finish(ToGrpcStatus(s));
+    Finish(reactor, call, ToGrpcStatus(s));
     return reactor;
   }
   const std::string file_name =
@@ -289,7 +309,7 @@ grpc::ServerUnaryReactor* TrialRulesService::ValidateRuleSet(
   if (result.rule_set != nullptr) {
     FillRuleSetRef(*result.rule_set, response->mutable_rule_set());
   }
-  reactor->Finish(grpc::Status::OK);
+  Finish(reactor, call, grpc::Status::OK);
   return reactor;
 }
 
@@ -298,20 +318,21 @@ grpc::ServerUnaryReactor* TrialRulesService::ValidateRuleSet(
 class TrialRulesService::ScreenReactor
     : public grpc::ServerBidiReactor<v1::ScreenRequest, v1::ScreenResponse> {
  public:
-  ScreenReactor(TrialRulesService* service) : service_(service) {
+  explicit ScreenReactor(TrialRulesService* service)
+      : service_(service), call_(service->StartCall("ScreenPatients")) {
     StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
     if (!ok) {
-      Finish(grpc::Status::OK);  // the client has sent everything
+      End(grpc::Status::OK);  // the client has sent everything
       return;
     }
     response_.Clear();
     std::string audit_lines;
     const absl::Status status = Process(&audit_lines);
     if (!status.ok()) {
-      Finish(ToGrpcStatus(status));
+      End(ToGrpcStatus(status));
       return;
     }
     if (audit_lines.empty()) {
@@ -323,20 +344,24 @@ class TrialRulesService::ScreenReactor
       if (written.ok()) {
         StartWrite(&response_);
       } else {
-        Finish(ToGrpcStatus(written));
+        End(ToGrpcStatus(written));
       }
     });
   }
 
   void OnWriteDone(bool ok) override {
     if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+      End(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
       return;
     }
     StartRead(&request_);
   }
 
   void OnDone() override { delete this; }
+  void End(const grpc::Status& status) {
+    call_.Finished(status);
+    Finish(status);
+  }
 
  private:
   absl::Status Process(std::string* audit_lines) {
@@ -391,6 +416,11 @@ class TrialRulesService::ScreenReactor
       for (int f : evaluation.missing_facts) result->add_missing_fact_indexes(f);
       records.push_back({decision_ids[p], now, "ScreenPatients", rule_set_.get(),
                          patient.subject_ref(), site_id_, &evaluation, &facts[p]});
+    }
+    if (service_->metrics_ != nullptr) {
+      evaluated_.clear();
+      for (const DecisionRecord& record : records) evaluated_.push_back(record.evaluation);
+      service_->metrics_->RecordDecisions(rule_set_, evaluated_);
     }
     *audit_lines = service_->audit_->FormatBatch(records);
     return absl::OkStatus();
@@ -485,6 +515,7 @@ class TrialRulesService::ScreenReactor
   }
 
   TrialRulesService* service_;
+  const CallRecord call_;
   v1::ScreenRequest request_;
   v1::ScreenResponse response_;
   std::shared_ptr<const RuleSet> rule_set_;
@@ -494,6 +525,7 @@ class TrialRulesService::ScreenReactor
   std::vector<FactValues> facts_;
   std::vector<std::string> decision_ids_;
   std::vector<DecisionRecord> records_;
+  std::vector<const Evaluation*> evaluated_;
   std::vector<std::string> units_;
 };
 
@@ -502,7 +534,7 @@ class TrialRulesService::ScreenReactor
 class TrialRulesService::CompareReactor : public grpc::ServerReadReactor<v1::CompareRequest> {
  public:
   CompareReactor(TrialRulesService* service, v1::CompareResponse* response)
-      : service_(service), response_(response) {
+      : service_(service), response_(response), call_(service->StartCall("CompareVersions")) {
     StartRead(&request_);
   }
 
@@ -512,12 +544,16 @@ class TrialRulesService::CompareReactor : public grpc::ServerReadReactor<v1::Com
       return;
     }
     if (absl::Status status = Process(); !status.ok()) {
-      Finish(ToGrpcStatus(status));
+      End(ToGrpcStatus(status));
       return;
     }
     StartRead(&request_);
   }
   void OnDone() override { delete this; }
+  void End(const grpc::Status& status) {
+    call_.Finished(status);
+    Finish(status);
+  }
 
  private:
   absl::Status Process() {
@@ -567,7 +603,7 @@ class TrialRulesService::CompareReactor : public grpc::ServerReadReactor<v1::Com
 
   void Answer() {
     if (base_ == nullptr) {
-      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+      End(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           "no message: protocol_id and the two versions are required"));
       return;
     }
@@ -596,11 +632,12 @@ class TrialRulesService::CompareReactor : public grpc::ServerReadReactor<v1::Com
       refusal->set_subject_ref(subject);
       refusal->set_error(error);
     }
-    Finish(grpc::Status::OK);
+    End(grpc::Status::OK);
   }
 
   TrialRulesService* service_;
   v1::CompareResponse* response_;
+  const CallRecord call_;
   v1::CompareRequest request_;
   std::shared_ptr<const RuleSet> base_;
   std::shared_ptr<const RuleSet> candidate_;

@@ -7,6 +7,7 @@
 #include <cstddef>
 
 #include "service/audit/audit_log.h"
+#include "service/metrics/service_metrics.h"
 #include "service/server/arena_allocator.h"
 #include "service/catalog/catalog.h"
 #include "trialrules/v1/service.grpc.pb.h"
@@ -23,10 +24,27 @@ struct ServiceLimits {
 
 // Thread-safe; handlers never block: an answer is finished by the audit
 // log's writer once its record is written.
+// One call's metrics: started when made, finished with the call's status.
+// Inert when metrics are off.
+class CallRecord {
+ public:
+  explicit CallRecord(ServiceMetrics::MethodCalls* calls)
+      : calls_(calls), started_(calls != nullptr ? calls->Started()
+                                                 : ServiceMetrics::MethodCalls::Clock::time_point()) {}
+  void Finished(const grpc::Status& status) const {
+    if (calls_ != nullptr) calls_->Finished(started_, status.error_code());
+  }
+
+ private:
+  ServiceMetrics::MethodCalls* calls_;
+  ServiceMetrics::MethodCalls::Clock::time_point started_;
+};
+
 class TrialRulesService final : public v1::TrialRules::CallbackService {
  public:
+  // `metrics` may be null (metrics off).
   TrialRulesService(const CatalogHolder* catalog, AuditLog* audit,
-                    ServiceLimits limits);
+                    ServiceMetrics* metrics, ServiceLimits limits);
 
   grpc::ServerUnaryReactor* CheckEligibility(grpc::CallbackServerContext* context,
                                              const v1::EvaluateRequest* request,
@@ -58,6 +76,12 @@ class TrialRulesService final : public v1::TrialRules::CallbackService {
   class ScreenReactor;
   class CompareReactor;
 
+  // The call's metrics record; `method` as in "CheckEligibility".
+  CallRecord StartCall(absl::string_view method) const;
+  // Finishes a unary call and records its status.
+  static void Finish(grpc::ServerUnaryReactor* reactor, const CallRecord& call,
+                     const grpc::Status& status);
+
   grpc::ServerUnaryReactor* Evaluate(EvaluationKind kind, absl::string_view method,
                                      grpc::CallbackServerContext* context,
                                      const v1::EvaluateRequest& request,
@@ -72,6 +96,7 @@ class TrialRulesService final : public v1::TrialRules::CallbackService {
   ArenaMessageAllocator<v1::EvaluateRequest, v1::EvaluateResponse> evaluate_allocator_;
   const CatalogHolder* catalog_;
   AuditLog* audit_;
+  ServiceMetrics* metrics_;
   const ServiceLimits limits_;
 };
 

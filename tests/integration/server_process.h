@@ -4,7 +4,10 @@
 #ifndef TRIALRULES_TESTS_INTEGRATION_SERVER_PROCESS_H_
 #define TRIALRULES_TESTS_INTEGRATION_SERVER_PROCESS_H_
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -32,6 +35,39 @@ inline std::string ReadText(const std::filesystem::path& path) {
   return text.str();
 }
 
+// A loopback TCP connection to `port`, or -1; reads time out after
+// `timeout_seconds`.
+inline int ConnectLoopback(int port, int timeout_seconds = 10) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  timeval timeout{timeout_seconds, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// GET `path` over HTTP/1.0; the whole response (status line, headers,
+// body), or "" on failure.
+inline std::string HttpGet(int port, const std::string& path, int timeout_seconds = 10) {
+  const int fd = ConnectLoopback(port, timeout_seconds);
+  if (fd < 0) return "";
+  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
+  std::string response;
+  if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+      static_cast<ssize_t>(request.size())) {
+    char buffer[65536];
+    for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) response.append(buffer, n);
+  }
+  ::close(fd);
+  return response;
+}
+
 class ServerProcess {
  public:
   // `extra` flags are appended after the defaults.
@@ -45,6 +81,7 @@ class ServerProcess {
                                      "--rules-dir=" + rules_dir,
                                      "--audit-log=" + (dir_ / "audit.jsonl").string(),
                                      "--port-file=" + (dir_ / "port").string(),
+                                     "--metrics-address=127.0.0.1:0",
                                      "--drain-seconds=10"};
     args.insert(args.end(), extra.begin(), extra.end());
     Spawn(args);
@@ -58,14 +95,12 @@ class ServerProcess {
     std::filesystem::remove_all(dir_, ignored);
   }
 
-  // Waits for the port file; false if the process exited first.
+  // Waits for the port file (written whole: gRPC port, metrics port);
+  // false if the process exited first.
   bool WaitForPort() {
     for (int i = 0; i < 500; ++i) {
-      const std::string text = ReadText(dir_ / "port");
-      if (!text.empty() && text.back() == '\n') {
-        port_ = std::stoi(text);
-        return true;
-      }
+      std::istringstream text(ReadText(dir_ / "port"));
+      if (text >> port_ >> metrics_port_) return true;
       if (Exited()) return false;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
@@ -96,8 +131,16 @@ class ServerProcess {
   }
   std::string Target() const { return "127.0.0.1:" + std::to_string(port_); }
   int port() const { return port_; }
+  int metrics_port() const { return metrics_port_; }
   pid_t pid() const { return pid_; }
   std::filesystem::path dir() const { return dir_; }
+  // The body of GET /metrics, or "" when the scrape failed.
+  std::string Scrape() const {
+    const std::string response = HttpGet(metrics_port_, "/metrics");
+    const size_t body = response.find("\r\n\r\n");
+    if (body == std::string::npos || response.find(" 200 ") > response.find("\r\n")) return "";
+    return response.substr(body + 4);
+  }
   std::string AuditLog() const { return ReadText(dir_ / "audit.jsonl"); }
   std::string Stderr() const { return ReadText(dir_ / "stderr.log"); }
 
@@ -140,6 +183,7 @@ class ServerProcess {
   std::filesystem::path dir_;
   pid_t pid_ = -1;
   int port_ = 0;
+  int metrics_port_ = 0;
   int exit_code_ = -1;
 };
 

@@ -11,6 +11,7 @@
 #include "client/facts_file.h"
 #include "gtest/gtest.h"
 #include "service/engine/sha256.h"
+#include "tests/integration/requests.h"
 #include "tests/integration/server_process.h"
 
 namespace trialrules {
@@ -18,34 +19,10 @@ namespace {
 
 using testing::ReadText;
 using testing::ServerProcess;
+using testing::EligiblePatient;
+using testing::SetFact;
 
 const std::string kSource = TRIALRULES_SOURCE_DIR;
-
-v1::EvaluateRequest EligiblePatient() {
-  v1::EvaluateRequest request;
-  request.set_protocol_id("NCT04094766");
-  request.set_subject_ref("SUBJ-0001");
-  request.set_site_id("SITE-07");
-  auto facts = ParseFactsJson(ReadText(kSource + "/tests/data/facts/eligible_patient.json"));
-  EXPECT_TRUE(facts.ok());
-  AddFacts(*facts, &request);
-  return request;
-}
-
-void SetFact(v1::EvaluateRequest* request, const std::string& name, double number,
-             const std::string& unit = "") {
-  for (v1::FactValue& fact : *request->mutable_facts()) {
-    if (fact.name() == name) {
-      fact.set_number(number);
-      fact.set_unit(unit);
-      return;
-    }
-  }
-  v1::FactValue* fact = request->add_facts();
-  fact->set_name(name);
-  fact->set_number(number);
-  fact->set_unit(unit);
-}
 
 class ServerTest : public ::testing::Test {
  protected:

@@ -1,0 +1,44 @@
+// Requests the integration tests share.
+#ifndef TRIALRULES_TESTS_INTEGRATION_REQUESTS_H_
+#define TRIALRULES_TESTS_INTEGRATION_REQUESTS_H_
+
+#include <string>
+
+#include "client/client.h"
+#include "client/facts_file.h"
+#include "gtest/gtest.h"
+#include "tests/integration/server_process.h"
+
+namespace trialrules::testing {
+
+// tests/data/facts/eligible_patient.json, protocol NCT04094766, as SUBJ-0001
+// at SITE-07.
+inline v1::EvaluateRequest EligiblePatient() {
+  v1::EvaluateRequest request;
+  request.set_protocol_id("NCT04094766");
+  request.set_subject_ref("SUBJ-0001");
+  request.set_site_id("SITE-07");
+  auto facts = ParseFactsJson(ReadText(std::string(TRIALRULES_SOURCE_DIR) + "/tests/data/facts/eligible_patient.json"));
+  EXPECT_TRUE(facts.ok());
+  AddFacts(*facts, &request);
+  return request;
+}
+
+inline void SetFact(v1::EvaluateRequest* request, const std::string& name, double number,
+             const std::string& unit = "") {
+  for (v1::FactValue& fact : *request->mutable_facts()) {
+    if (fact.name() == name) {
+      fact.set_number(number);
+      fact.set_unit(unit);
+      return;
+    }
+  }
+  v1::FactValue* fact = request->add_facts();
+  fact->set_name(name);
+  fact->set_number(number);
+  fact->set_unit(unit);
+}
+
+}  // namespace trialrules::testing
+
+#endif  // TRIALRULES_TESTS_INTEGRATION_REQUESTS_H_
