@@ -1,5 +1,8 @@
 #include "client/client.h"
 
+#include "absl/strings/str_cat.h"
+#include "service/util/file.h"
+
 namespace trialrules {
 
 absl::Status FromGrpcStatus(const grpc::Status& status) {
@@ -8,11 +11,43 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
                       status.error_message());
 }
 
-std::shared_ptr<grpc::Channel> NewChannel(const std::string& target, bool own_connection) {
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentials(
+    const ChannelSecurity& security) {
+  if (security.ca_path.empty()) {
+    if (!security.cert_path.empty() || !security.key_path.empty()) {
+      return absl::InvalidArgumentError("a client certificate needs the CA too (--tls-ca)");
+    }
+    return grpc::InsecureChannelCredentials();
+  }
+  if (security.cert_path.empty() != security.key_path.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  grpc::SslCredentialsOptions options;
+  for (auto [path, pem] : {std::pair{&security.ca_path, &options.pem_root_certs},
+                           std::pair{&security.cert_path, &options.pem_cert_chain},
+                           std::pair{&security.key_path, &options.pem_private_key}}) {
+    if (path->empty()) continue;
+    absl::StatusOr<std::string> bytes = ReadFileBytes(*path);
+    if (!bytes.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(*path, ": ", bytes.status().message()));
+    }
+    *pem = *std::move(bytes);
+  }
+  return grpc::SslCredentials(options);
+}
+
+std::shared_ptr<grpc::Channel> NewChannel(
+    const std::string& target, bool own_connection,
+    std::shared_ptr<grpc::ChannelCredentials> credentials,
+    const std::string& server_name_override) {
   grpc::ChannelArguments args;
   args.SetLoadBalancingPolicyName("round_robin");
   if (own_connection) args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  if (!server_name_override.empty()) {
+    args.SetSslTargetNameOverride(server_name_override);
+  }
+  return grpc::CreateCustomChannel(
+      target, credentials != nullptr ? credentials : grpc::InsecureChannelCredentials(), args);
 }
 
 TrialRulesClient::TrialRulesClient(std::shared_ptr<grpc::Channel> channel,

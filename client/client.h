@@ -18,10 +18,29 @@ namespace trialrules {
 
 absl::Status FromGrpcStatus(const grpc::Status& status);
 
+// How a channel authenticates. Empty: plaintext. `ca_path`: TLS, the
+// server verified against these CAs (PEM); with `cert_path` and `key_path`
+// the client presents its own certificate (mutual TLS).
+struct ChannelSecurity {
+  std::string ca_path;
+  std::string cert_path;
+  std::string key_path;
+  // For a server whose certificate names another host than the target's
+  // (e.g. dialling 127.0.0.1 a certificate for "trialrules").
+  std::string server_name_override;
+};
+
+// The channel credentials `security` asks for; an unreadable file is an
+// error naming it.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentials(
+    const ChannelSecurity& security);
+
 // A channel with round_robin load balancing. `own_connection` gives the
 // channel its own TCP connection even to a server another channel reaches.
-std::shared_ptr<grpc::Channel> NewChannel(const std::string& target,
-                                          bool own_connection = false);
+std::shared_ptr<grpc::Channel> NewChannel(
+    const std::string& target, bool own_connection = false,
+    std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr,
+    const std::string& server_name_override = "");
 
 // Thread-safe.
 class TrialRulesClient {

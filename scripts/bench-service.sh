@@ -14,10 +14,10 @@ cmake --build build -j "$(nproc)" --target trialrules-server trialrules empty_se
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 
-build/service/trialrules-server --listen=127.0.0.1:0 --port-file="$work/port" \
+build/service/trialrules-server --listen=127.0.0.1:0 --plaintext --port-file="$work/port" \
   --metrics-address=127.0.0.1:0 --audit-log="$work/audit.jsonl" --rules-dir=rules \
   2>"$work/server.log" &
-build/service/trialrules-server --listen=127.0.0.1:0 --port-file="$work/port_nometrics" \
+build/service/trialrules-server --listen=127.0.0.1:0 --plaintext --port-file="$work/port_nometrics" \
   --metrics-address= --audit-log="$work/audit_nometrics.jsonl" --rules-dir=rules \
   2>"$work/server_nometrics.log" &
 build/tests/empty_server 127.0.0.1:0 >"$work/empty_port" &

@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Installs the Debian packages trialrules needs, only those missing. Idempotent.
+#   install-deps.sh              what building and testing need
+#   install-deps.sh --build-only what building the server and CLI needs (the image)
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev libmuparser-dev prometheus-cpp-dev libboost-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
-  python3-grpcio python3-grpc-tools python3-yaml
-  prometheus
+  libabsl-dev libmuparser-dev prometheus-cpp-dev libboost-dev libssl-dev
 )
+if [ "${1:-}" != "--build-only" ]; then
+  packages+=(
+    libgtest-dev libgmock-dev libbenchmark-dev
+    python3-grpcio python3-grpc-tools python3-yaml
+    prometheus openssl
+  )
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -24,20 +24,27 @@ struct Flag {
   const char* env;
   std::string value;
   const char* help;
+  bool boolean = false;  // "--name" alone means true
 };
 
 std::vector<Flag> DefaultFlags() {
   return {
       {"listen", "TRIALRULES_LISTEN", "127.0.0.1:50051", "gRPC listen address (port 0: any free port)"},
+      {"plaintext", "TRIALRULES_PLAINTEXT", "false", "serve gRPC without TLS (else --tls-cert and --tls-key are required)", true},
+      {"tls-cert", "TRIALRULES_TLS_CERT", "", "PEM certificate chain of the gRPC port (re-read on change)"},
+      {"tls-key", "TRIALRULES_TLS_KEY", "", "PEM private key of the gRPC port (re-read on change)"},
+      {"tls-client-ca", "TRIALRULES_TLS_CLIENT_CA", "", "PEM CA certificates: require and verify client certificates (mutual TLS)"},
+      {"tls-reload-seconds", "TRIALRULES_TLS_RELOAD_SECONDS", "60", "how often the TLS files are read again"},
+      {"health-listen", "TRIALRULES_HEALTH_LISTEN", "", "optional plaintext address serving only grpc.health.v1 (probes)"},
       {"rules-dir", "TRIALRULES_RULES_DIR", "rules", "directory of rule files (*.textproto)"},
       {"reload-interval-ms", "TRIALRULES_RELOAD_INTERVAL_MS", "2000", "how often the rules directory is read again (SIGHUP: at once)"},
       {"metrics-address", "TRIALRULES_METRICS_ADDRESS", "127.0.0.1:9464", "Prometheus /metrics address (\":PORT\" for every interface; empty: no metrics)"},
       {"audit-log", "TRIALRULES_AUDIT_LOG", "trialrules-audit.jsonl", "decision audit log (JSON lines, appended)"},
-      {"audit-include-facts", "TRIALRULES_AUDIT_INCLUDE_FACTS", "false", "also write the canonical facts (patient data) to the audit log"},
+      {"audit-include-facts", "TRIALRULES_AUDIT_INCLUDE_FACTS", "false", "also write the canonical facts (patient data) to the audit log", true},
       {"drain-seconds", "TRIALRULES_DRAIN_SECONDS", "20", "on SIGTERM, time for calls in flight to finish"},
       {"max-message-bytes", "TRIALRULES_MAX_MESSAGE_BYTES", "16777216", "largest request or response"},
       {"max-facts", "TRIALRULES_MAX_FACTS", "1000", "facts per request, columns per screen"},
-      {"port-file", "TRIALRULES_PORT_FILE", "", "write the bound gRPC port (line 1) and metrics port (line 2) here once listening"},
+      {"port-file", "TRIALRULES_PORT_FILE", "", "write the bound gRPC, metrics and health-only ports (one a line, 0: none) here once listening"},
   };
 }
 
@@ -68,7 +75,9 @@ int main(int argc, char** argv) {
     bool matched = false;
     for (Flag& flag : flags) {
       const std::string prefix = absl::StrCat("--", flag.name);
-      if (arg == prefix && i + 1 < argc) {
+      if (arg == prefix && flag.boolean) {
+        flag.value = "true";
+      } else if (arg == prefix && i + 1 < argc) {
         flag.value = argv[++i];
       } else if (arg.rfind(prefix + "=", 0) == 0) {
         flag.value = arg.substr(prefix.size() + 1);
@@ -95,7 +104,25 @@ int main(int argc, char** argv) {
   options.rules_dir = get("rules-dir");
   options.metrics_address = get("metrics-address");
   options.audit_log_path = get("audit-log");
+  for (const Flag& flag : flags) {
+    if (flag.boolean && flag.value != "true" && flag.value != "false") {
+      std::cerr << "--" << flag.name << " takes true or false, not \"" << flag.value << "\"\n";
+      return 2;
+    }
+  }
   options.audit_include_facts = get("audit-include-facts") == "true";
+  options.plaintext = get("plaintext") == "true";
+  options.tls.cert_path = get("tls-cert");
+  options.tls.key_path = get("tls-key");
+  options.tls.client_ca_path = get("tls-client-ca");
+  options.health_listen_address = get("health-listen");
+  int tls_reload_seconds = 0;
+  if (!absl::SimpleAtoi(get("tls-reload-seconds"), &tls_reload_seconds) ||
+      tls_reload_seconds < 1) {
+    std::cerr << "--tls-reload-seconds takes a whole number >= 1\n";
+    return 2;
+  }
+  options.tls.refresh = absl::Seconds(tls_reload_seconds);
   int drain_seconds = 0, max_message_bytes = 0, max_facts = 0, reload_ms = 0;
   if (!absl::SimpleAtoi(get("reload-interval-ms"), &reload_ms) || reload_ms < 10) {
     std::cerr << "--reload-interval-ms takes a whole number >= 10\n";
@@ -121,15 +148,25 @@ int main(int argc, char** argv) {
   sigaddset(&shutdown_signals, SIGINT);
   sigaddset(&shutdown_signals, SIGHUP);  // reload the rules now
   pthread_sigmask(SIG_BLOCK, &shutdown_signals, nullptr);
+  // The audit log may be a pipe (stdout in a container): a reader that went
+  // away must make the write fail (and the call fail closed), not kill us.
+  signal(SIGPIPE, SIG_IGN);
 
   absl::StatusOr<std::unique_ptr<trialrules::TrialRulesServer>> server =
       trialrules::TrialRulesServer::Start(options);
   if (!server.ok()) {
     std::cerr << "trialrules-server: " << server.status().message() << "\n";
-    return 1;
+    return server.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
   }
   std::cerr << "trialrules-server: listening on " << options.listen_address << " (port "
-            << (*server)->port() << "), metrics "
+            << (*server)->port() << ", "
+            << (options.plaintext ? "plaintext"
+                                  : options.tls.client_ca_path.empty() ? "TLS" : "mutual TLS")
+            << ")"
+            << ((*server)->health_port() == 0
+                    ? std::string()
+                    : absl::StrCat(", health only on port ", (*server)->health_port()))
+            << ", metrics "
             << ((*server)->metrics_port() == 0
                     ? std::string("off")
                     : absl::StrCat("on port ", (*server)->metrics_port(), " /metrics"))
@@ -137,7 +174,8 @@ int main(int argc, char** argv) {
   if (const std::string& port_file = get("port-file"); !port_file.empty()) {
     // Whole or not at all: whoever waits for the file never reads half of it.
     std::ofstream(port_file + ".tmp") << (*server)->port() << "\n"
-                                      << (*server)->metrics_port() << "\n";
+                                      << (*server)->metrics_port() << "\n"
+                                      << (*server)->health_port() << "\n";
     std::rename((port_file + ".tmp").c_str(), port_file.c_str());
   }
   const int loaded = (*server)->Reload();

@@ -52,6 +52,30 @@ absl::StatusOr<absl::Duration> DeadlineFlag(const Args& args) {
   return absl::Milliseconds(milliseconds);
 }
 
+std::set<std::string> WithServerOptions(std::set<std::string> valued) {
+  valued.insert(kServerOptions.begin(), kServerOptions.end());
+  return valued;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> ServerChannel(const Args& args,
+                                                             bool own_connection) {
+  const ChannelSecurity security{args.Get("tls-ca"), args.Get("tls-cert"), args.Get("tls-key"),
+                                 args.Get("tls-server-name")};
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      ChannelCredentials(security);
+  if (!credentials.ok()) return credentials.status();
+  return NewChannel(args.Get("server"), own_connection, *credentials,
+                    security.server_name_override);
+}
+
+absl::StatusOr<std::unique_ptr<TrialRulesClient>> ServerClient(const Args& args) {
+  absl::StatusOr<absl::Duration> deadline = DeadlineFlag(args);
+  if (!deadline.ok()) return deadline.status();
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = ServerChannel(args);
+  if (!channel.ok()) return channel.status();
+  return std::make_unique<TrialRulesClient>(*std::move(channel), *deadline);
+}
+
 std::shared_ptr<const Catalog> LoadLocalCatalog(const std::string& path,
                                                 bool report_refusals) {
   CatalogReload reload = ReloadCatalog(path, /*previous=*/nullptr);

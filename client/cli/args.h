@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "client/client.h"
 #include "service/catalog/catalog.h"
 
 namespace trialrules::cli {
@@ -39,6 +40,23 @@ inline constexpr int kExitUsage = 2;
 
 // --deadline-ms (default 10000) as a duration.
 absl::StatusOr<absl::Duration> DeadlineFlag(const Args& args);
+
+// The options of every subcommand that talks to a server.
+inline const std::set<std::string> kServerOptions = {
+    "server", "deadline-ms", "tls-ca", "tls-cert", "tls-key", "tls-server-name"};
+inline constexpr char kServerUsage[] =
+    "  --server HOST:PORT or dns:///NAME:PORT (round-robin over its addresses);\n"
+    "  plaintext unless --tls-ca CA.pem (verify the server), with --tls-cert and\n"
+    "  --tls-key for mutual TLS; --tls-server-name NAME when the certificate names\n"
+    "  another host; --deadline-ms N per call (default 10000).\n";
+// `valued` plus kServerOptions.
+std::set<std::string> WithServerOptions(std::set<std::string> valued);
+
+// The channel --server and the TLS options ask for.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> ServerChannel(const Args& args,
+                                                             bool own_connection = false);
+// A client on ServerChannel with --deadline-ms.
+absl::StatusOr<std::unique_ptr<TrialRulesClient>> ServerClient(const Args& args);
 
 // The rule files at `path` (a file or a directory) loaded as the server
 // loads its rules directory; refused files are printed to stderr when

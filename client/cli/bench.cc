@@ -33,7 +33,8 @@ constexpr char kUsage[] =
     "  batch of B patients (default 1000) and throughput is in patients/s.\n"
     "  With --compare-server the same load alternates between the two servers\n"
     "  (A B B A ..., R rounds of S seconds each per server, default 4) and the\n"
-    "  ratio of their throughputs is reported: one run, same conditions.\n";
+    "  ratio of their throughputs is reported: one run, same conditions.\n"
+    "  TLS options as for every --server command:\n";
 
 struct Settings {
   std::string server;
@@ -223,13 +224,14 @@ double Percentile(const std::vector<double>& sorted, double q) {
 int RunBench(const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args = ParseArgs(
       argv,
-      {"server", "method", "seconds", "calls", "in-flight", "channels", "batch", "rules",
-       "protocol", "version", "missing", "deadline-ms", "compare-server", "rounds"},
+      WithServerOptions({"method", "seconds", "calls", "in-flight", "channels", "batch",
+                         "rules", "protocol", "version", "missing", "compare-server",
+                         "rounds"}),
       {});
   absl::StatusOr<Settings> settings =
       args.ok() ? ReadSettings(*args) : absl::StatusOr<Settings>(args.status());
   if (!settings.ok()) {
-    std::cerr << settings.status().message() << "\n" << kUsage;
+    std::cerr << settings.status().message() << "\n" << kUsage << kServerUsage;
     return kExitUsage;
   }
 
@@ -301,9 +303,16 @@ int RunBench(const std::vector<std::string>& argv) {
   targets[0].address = settings->server;
   if (targets.size() == 2) targets[1].address = settings->compare_server;
   for (Target& target : targets) {
+    Args for_target = *args;
+    for_target.options["server"] = target.address;
     for (int c = 0; c < settings->channels; ++c) {
-      target.stubs.push_back(
-          v1::TrialRules::NewStub(NewChannel(target.address, /*own_connection=*/true)));
+      absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+          ServerChannel(for_target, /*own_connection=*/true);
+      if (!channel.ok()) {
+        std::cerr << "error: " << channel.status().message() << "\n";
+        return kExitUsage;
+      }
+      target.stubs.push_back(v1::TrialRules::NewStub(*channel));
     }
   }
 

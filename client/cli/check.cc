@@ -14,12 +14,12 @@ namespace {
 // Sends each file to the server's ValidateRuleSet: the same checks, run by
 // the engine the service runs. Nothing is activated.
 int CheckOnServer(const Args& args) {
-  absl::StatusOr<absl::Duration> deadline = DeadlineFlag(args);
-  if (!deadline.ok()) {
-    std::cerr << deadline.status().message() << "\n";
+  absl::StatusOr<std::unique_ptr<TrialRulesClient>> connected = ServerClient(args);
+  if (!connected.ok()) {
+    std::cerr << connected.status().message() << "\n";
     return kExitUsage;
   }
-  const TrialRulesClient client(args.Get("server"), *deadline);
+  const TrialRulesClient& client = **connected;
   std::vector<Problem> listing;
   const std::vector<std::string> files = ListRuleFiles(args.positional, &listing);
   int problems = 0;
@@ -60,10 +60,11 @@ int CheckOnServer(const Args& args) {
 }  // namespace
 
 int RunCheck(const std::vector<std::string>& argv) {
-  absl::StatusOr<Args> args = ParseArgs(argv, {"server", "deadline-ms"}, {"quiet"});
+  absl::StatusOr<Args> args = ParseArgs(argv, WithServerOptions({}), {"quiet"});
   if (!args.ok() || args->positional.empty()) {
     std::cerr << (args.ok() ? "" : std::string(args.status().message()) + "\n")
-              << "usage: trialrules check [--quiet] [--server HOST:PORT] PATH...\n";
+              << "usage: trialrules check [--quiet] [--server HOST:PORT [TLS options]] PATH...\n"
+              << kServerUsage;
     return kExitUsage;
   }
   if (!args->Get("server").empty()) return CheckOnServer(*args);

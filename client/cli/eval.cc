@@ -16,7 +16,7 @@ namespace trialrules::cli {
 namespace {
 
 constexpr char kUsage[] =
-    "usage: trialrules eval (--rules PATH | --server HOST:PORT [--deadline-ms N])\n"
+    "usage: trialrules eval (--rules PATH | --server HOST:PORT [TLS options] [--deadline-ms N])\n"
     "         --protocol ID [--version V]\n"
     "         [--kind eligibility|withdrawal|escalation|stopping]\n"
     "         --facts FILE.json [--json]\n";
@@ -34,9 +34,9 @@ DayNumber TodayUtc() {
 
 int EvalOnServer(const Args& args, EvaluationKind kind,
                  const std::vector<FactInput>& inputs) {
-  absl::StatusOr<absl::Duration> deadline = DeadlineFlag(args);
-  if (!deadline.ok()) return Fail(deadline.status().message());
-  const TrialRulesClient client(args.Get("server"), *deadline);
+  absl::StatusOr<std::unique_ptr<TrialRulesClient>> connected = ServerClient(args);
+  if (!connected.ok()) return Fail(connected.status().message());
+  const TrialRulesClient& client = **connected;
   v1::EvaluateRequest request;
   request.set_protocol_id(args.Get("protocol"));
   request.set_version(args.Get("version"));
@@ -66,13 +66,13 @@ int EvalOnServer(const Args& args, EvaluationKind kind,
 
 int RunEval(const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args = ParseArgs(
-      argv, {"rules", "server", "protocol", "version", "kind", "facts", "deadline-ms"},
+      argv, WithServerOptions({"rules", "protocol", "version", "kind", "facts"}),
       {"json"});
   if (!args.ok() || !args->positional.empty() ||
       args->Get("rules").empty() == args->Get("server").empty() ||
       args->Get("protocol").empty() || args->Get("facts").empty()) {
     if (!args.ok()) std::cerr << args.status().message() << "\n";
-    std::cerr << kUsage;
+    std::cerr << kUsage << kServerUsage;
     return kExitUsage;
   }
   const std::optional<EvaluationKind> kind =

@@ -2,11 +2,15 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/descriptor.h"
+#include "service/util/file.h"
 
 namespace trialrules {
 namespace {
@@ -24,6 +28,53 @@ std::vector<std::string> ServiceMethods() {
   return methods;
 }
 
+// The gRPC port's credentials: plaintext only when asked for; TLS with
+// certificates the provider re-reads from disk; mutual TLS with a client CA.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
+    const ServerOptions& options) {
+  const TlsOptions& tls = options.tls;
+  const bool any_tls = !tls.cert_path.empty() || !tls.key_path.empty() ||
+                       !tls.client_ca_path.empty();
+  if (options.plaintext) {
+    if (any_tls) {
+      return absl::InvalidArgumentError(
+          "--plaintext and --tls-cert/--tls-key/--tls-client-ca exclude each other");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  if (tls.cert_path.empty() || tls.key_path.empty()) {
+    return absl::InvalidArgumentError(
+        "TLS needs --tls-cert and --tls-key (and --tls-client-ca for mutual TLS); "
+        "serving without TLS must be asked for with --plaintext");
+  }
+  // The provider only logs unreadable files and then fails every handshake:
+  // check them now, so that a wrong path stops the start with its name.
+  for (auto [flag, path] : {std::pair{"--tls-cert", &tls.cert_path},
+                            std::pair{"--tls-key", &tls.key_path},
+                            std::pair{"--tls-client-ca", &tls.client_ca_path}}) {
+    if (path->empty()) continue;
+    absl::StatusOr<std::string> pem = ReadFileBytes(*path);
+    if (!pem.ok() || pem->find("-----BEGIN") == std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          flag, " \"", *path, "\": ", pem.ok() ? "no PEM block in it" : pem.status().message()));
+    }
+  }
+  const int refresh = std::max<int>(1, absl::ToInt64Seconds(tls.refresh));
+  std::shared_ptr<grpc::experimental::CertificateProviderInterface> provider =
+      tls.client_ca_path.empty()
+          ? std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+                tls.key_path, tls.cert_path, refresh)
+          : std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+                tls.key_path, tls.cert_path, tls.client_ca_path, refresh);
+  grpc::experimental::TlsServerCredentialsOptions credentials(provider);
+  credentials.watch_identity_key_cert_pairs();
+  if (!tls.client_ca_path.empty()) {
+    credentials.watch_root_certs();
+    credentials.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  }
+  return grpc::experimental::TlsServerCredentials(credentials);
+}
+
 }  // namespace
 
 TrialRulesServer::TrialRulesServer(ServerOptions options) : options_(std::move(options)) {}
@@ -35,6 +86,9 @@ absl::StatusOr<std::unique_ptr<TrialRulesServer>> TrialRulesServer::Start(
       AuditLog::Open(server->options_.audit_log_path, server->options_.audit_include_facts);
   if (!audit.ok()) return audit.status();
   server->audit_ = *std::move(audit);
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      ServerCredentials(server->options_);
+  if (!credentials.ok()) return credentials.status();
   if (!server->options_.metrics_address.empty()) {
     server->metrics_ = std::make_unique<ServiceMetrics>(
         ServiceMethods(), [audit = server->audit_.get()] { return audit->failures(); });
@@ -55,8 +109,7 @@ absl::StatusOr<std::unique_ptr<TrialRulesServer>> TrialRulesServer::Start(
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(server->options_.max_message_bytes);
   builder.SetMaxSendMessageSize(server->options_.max_message_bytes);
-  builder.AddListeningPort(server->options_.listen_address,
-                           grpc::InsecureServerCredentials(), &server->port_);
+  builder.AddListeningPort(server->options_.listen_address, *credentials, &server->port_);
   builder.RegisterService(server->service_.get());
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
@@ -64,8 +117,24 @@ absl::StatusOr<std::unique_ptr<TrialRulesServer>> TrialRulesServer::Start(
         "cannot listen on ", server->options_.listen_address,
         ": the address is in use or invalid"));
   }
+  if (!server->options_.health_listen_address.empty()) {
+    // The same health statuses, set on both servers by SetReadiness.
+    grpc::ServerBuilder health_builder;
+    health_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    health_builder.AddListeningPort(server->options_.health_listen_address,
+                                    grpc::InsecureServerCredentials(), &server->health_port_);
+    server->health_server_ = health_builder.BuildAndStart();
+    if (server->health_server_ == nullptr || server->health_port_ == 0) {
+      return absl::UnavailableError(absl::StrCat(
+          "cannot listen on ", server->options_.health_listen_address,
+          " (--health-listen): the address is in use or invalid"));
+    }
+  }
   // The default health service starts SERVING: not before rules are loaded.
-  server->server_->GetHealthCheckService()->SetServingStatus(false);
+  server->SetReadiness(false);
+  for (grpc::Server* s : {server->server_.get(), server->health_server_.get()}) {
+    if (s != nullptr) s->GetHealthCheckService()->SetServingStatus(kLivenessService, true);
+  }
   server->UpdateHealth();
   server->health_watcher_ = std::thread([s = server.get()] { s->WatchHealth(); });
   return server;
@@ -133,7 +202,7 @@ void TrialRulesServer::UpdateHealth() {
                        !catalog->rule_sets().empty() && audit_->healthy();
   if (server_ == nullptr || serving == serving_) return;
   serving_ = serving;
-  server_->GetHealthCheckService()->SetServingStatus(serving);
+  SetReadiness(serving);
   std::cerr << "health: " << (serving ? "SERVING" : "NOT_SERVING") << "\n";
 }
 
@@ -148,13 +217,22 @@ void TrialRulesServer::WatchHealth() {
   }
 }
 
+void TrialRulesServer::SetReadiness(bool serving) {
+  for (grpc::Server* server : {server_.get(), health_server_.get()}) {
+    if (server == nullptr) continue;
+    grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+    health->SetServingStatus("", serving);
+    health->SetServingStatus(v1::TrialRules::service_full_name(), serving);
+  }
+}
+
 void TrialRulesServer::Shutdown(absl::Duration drain) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (shutting_down_) return;
     shutting_down_ = true;
     serving_ = false;
-    if (server_ != nullptr) server_->GetHealthCheckService()->SetServingStatus(false);
+    SetReadiness(false);  // liveness stays SERVING while calls drain
   }
   stop_.notify_all();
   if (health_watcher_.joinable()) health_watcher_.join();
@@ -162,6 +240,10 @@ void TrialRulesServer::Shutdown(absl::Duration drain) {
   if (server_ != nullptr) {
     server_->Shutdown(absl::ToChronoTime(absl::Now() + drain));
     server_->Wait();
+  }
+  if (health_server_ != nullptr) {
+    health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
+    health_server_->Wait();
   }
 }
 

@@ -22,8 +22,28 @@
 
 namespace trialrules {
 
+// TLS on the gRPC port. The files are re-read every `refresh`, so a
+// rotated certificate is served without a restart.
+struct TlsOptions {
+  std::string cert_path;       // PEM certificate chain
+  std::string key_path;        // PEM private key
+  std::string client_ca_path;  // PEM CAs; set: mutual TLS, client certificate required
+  absl::Duration refresh = absl::Seconds(60);
+};
+
+// The health service names: "" and the trialrules service answer SERVING
+// only when ready (rules loaded, audit log writable, not shutting down);
+// "liveness" answers SERVING as long as the process serves at all.
+inline constexpr char kLivenessService[] = "liveness";
+
 struct ServerOptions {
   std::string listen_address = "127.0.0.1:50051";
+  // Serving without TLS must be asked for; else `tls` is required.
+  bool plaintext = false;
+  TlsOptions tls;
+  // Optional plaintext port serving only grpc.health.v1 (for probes that
+  // have no client certificate when mutual TLS is on).
+  std::string health_listen_address;
   std::string rules_dir = "rules";
   // How often the rules directory is read again (SIGHUP: at once).
   absl::Duration reload_interval = absl::Seconds(2);
@@ -43,6 +63,7 @@ class TrialRulesServer {
   ~TrialRulesServer();
 
   int port() const { return port_; }
+  int health_port() const { return health_port_; }
   // The bound metrics port; 0 when metrics are off.
   int metrics_port() const { return metrics_endpoint_.port; }
 
@@ -64,6 +85,7 @@ class TrialRulesServer {
  private:
   explicit TrialRulesServer(ServerOptions options);
   void UpdateHealth();
+  void SetReadiness(bool serving);
   void WatchHealth();
   void ReloadLoop();
 
@@ -74,7 +96,9 @@ class TrialRulesServer {
   MetricsEndpoint metrics_endpoint_;
   std::unique_ptr<TrialRulesService> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::Server> health_server_;  // null without health_listen_address
   int port_ = 0;
+  int health_port_ = 0;
 
   std::mutex mutex_;
   std::condition_variable stop_;

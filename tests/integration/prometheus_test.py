@@ -60,12 +60,12 @@ class RealPrometheusTest(unittest.TestCase):
         port_file = os.path.join(cls.work, "port")
         cls.log = open(os.path.join(cls.work, "server.log"), "w")
         cls.processes.append(subprocess.Popen(
-            [ARGS.server, "--listen=127.0.0.1:0", "--metrics-address=127.0.0.1:0",
+            [ARGS.server, "--listen=127.0.0.1:0", "--plaintext", "--metrics-address=127.0.0.1:0",
              "--rules-dir=" + rules, "--port-file=" + port_file,
              "--audit-log=" + os.path.join(cls.work, "audit.jsonl")],
             stdout=subprocess.DEVNULL, stderr=cls.log))
         wait_for("the server's port file", lambda: os.path.exists(port_file), 20)
-        cls.grpc_port, cls.metrics_port = map(int, open(port_file).read().split())
+        cls.grpc_port, cls.metrics_port, _ = map(int, open(port_file).read().split())
 
         config = os.path.join(cls.work, "prometheus.yml")
         with open(config, "w") as out:

@@ -47,14 +47,14 @@ class Server:
         self.audit = os.path.join(workdir, "audit.jsonl")
         self.stderr = open(os.path.join(workdir, "stderr.log"), "w")
         self.process = subprocess.Popen(
-            [binary, "--listen=127.0.0.1:0", "--rules-dir=" + rules_dir,
+            [binary, "--listen=127.0.0.1:0", "--plaintext", "--rules-dir=" + rules_dir,
              "--audit-log=" + self.audit, "--port-file=" + self.port_file,
              "--metrics-address=127.0.0.1:0"],
             stdout=subprocess.DEVNULL, stderr=self.stderr)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if os.path.exists(self.port_file):
-                self.port, self.metrics_port = map(int, open(self.port_file).read().split())
+                self.port, self.metrics_port, _ = map(int, open(self.port_file).read().split())
                 return
             time.sleep(0.02)
         raise RuntimeError("server did not start")

@@ -70,9 +70,11 @@ inline std::string HttpGet(int port, const std::string& path, int timeout_second
 
 class ServerProcess {
  public:
-  // `extra` flags are appended after the defaults.
+  // `extra` flags are appended after the defaults; without `plaintext`
+  // they must set up TLS.
   explicit ServerProcess(std::vector<std::string> extra = {},
-                         std::string rules_dir = std::string(TRIALRULES_SOURCE_DIR) + "/rules") {
+                         std::string rules_dir = std::string(TRIALRULES_SOURCE_DIR) + "/rules",
+                         bool plaintext = true) {
     dir_ = std::filesystem::temp_directory_path() /
            ("trialrules-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
     std::filesystem::remove_all(dir_);
@@ -83,6 +85,7 @@ class ServerProcess {
                                      "--port-file=" + (dir_ / "port").string(),
                                      "--metrics-address=127.0.0.1:0",
                                      "--drain-seconds=10"};
+    if (plaintext) args.push_back("--plaintext");
     args.insert(args.end(), extra.begin(), extra.end());
     Spawn(args);
   }
@@ -95,26 +98,29 @@ class ServerProcess {
     std::filesystem::remove_all(dir_, ignored);
   }
 
-  // Waits for the port file (written whole: gRPC port, metrics port);
-  // false if the process exited first.
+  // Waits for the port file (written whole: gRPC, metrics and health-only
+  // ports); false if the process exited first.
   bool WaitForPort() {
     for (int i = 0; i < 500; ++i) {
       std::istringstream text(ReadText(dir_ / "port"));
-      if (text >> port_ >> metrics_port_) return true;
+      if (text >> port_ >> metrics_port_ >> health_port_) return true;
       if (Exited()) return false;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     return false;
   }
 
-  // Health status of the whole server ("" service): SERVING = 1.
-  int Health() {
-    auto stub = grpc::health::v1::Health::NewStub(Channel());
+  // Health status of `service` ("": the whole server; SERVING = 1) on the
+  // gRPC port, or on `channel`; -1 when the call fails.
+  int Health(const std::string& service = "",
+             std::shared_ptr<grpc::Channel> channel = nullptr) {
+    auto stub = grpc::health::v1::Health::NewStub(channel != nullptr ? channel : Channel());
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(service);
     grpc::health::v1::HealthCheckResponse response;
-    const grpc::Status status =
-        stub->Check(&context, grpc::health::v1::HealthCheckRequest(), &response);
+    const grpc::Status status = stub->Check(&context, request, &response);
     return status.ok() ? response.status() : -1;
   }
 
@@ -132,6 +138,7 @@ class ServerProcess {
   std::string Target() const { return "127.0.0.1:" + std::to_string(port_); }
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }
+  int health_port() const { return health_port_; }
   pid_t pid() const { return pid_; }
   std::filesystem::path dir() const { return dir_; }
   // The body of GET /metrics, or "" when the scrape failed.
@@ -184,6 +191,7 @@ class ServerProcess {
   pid_t pid_ = -1;
   int port_ = 0;
   int metrics_port_ = 0;
+  int health_port_ = 0;
   int exit_code_ = -1;
 };
 
