@@ -11,6 +11,7 @@ usage: manifests_test.py --source DIR
 """
 import argparse
 import os
+import re
 import subprocess
 import sys
 import unittest
@@ -204,6 +205,16 @@ class ManifestsTest(unittest.TestCase):
                 self.assertEqual(callers["podSelector"]["matchLabels"],
                                  {"trialrules.io/client": "true"})
 
+    def test_every_argument_is_a_flag_the_server_knows(self):
+        help_text = subprocess.run([ARGS.server, "--help"], capture_output=True, text=True,
+                                   timeout=30).stderr
+        known = set(re.findall(r"^  --([a-z-]+) ", help_text, re.M))
+        self.assertIn("listen", known)
+        for overlay in OVERLAYS:
+            with self.subTest(overlay=overlay):
+                _, _, _, args = self.deployment(overlay)
+                self.assertEqual(set(args) - known, set())
+
     def test_prometheus_rule_is_the_tested_alert_file(self):
         with open(os.path.join(ARGS.source, "k8s/monitoring/alerts.rules.yaml")) as f:
             alerts = yaml.safe_load(f)
@@ -216,5 +227,6 @@ class ManifestsTest(unittest.TestCase):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--source", required=True)
+    parser.add_argument("--server", required=True)
     ARGS, rest = parser.parse_known_args()
     unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
