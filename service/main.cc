@@ -44,6 +44,9 @@ std::vector<Flag> DefaultFlags() {
       {"drain-seconds", "TRIALRULES_DRAIN_SECONDS", "20", "on SIGTERM, time for calls in flight to finish"},
       {"max-message-bytes", "TRIALRULES_MAX_MESSAGE_BYTES", "16777216", "largest request or response"},
       {"max-facts", "TRIALRULES_MAX_FACTS", "1000", "facts per request, columns per screen"},
+      {"max-concurrent-calls", "TRIALRULES_MAX_CONCURRENT_CALLS", "1000", "calls handled at once (open streams count); beyond: RESOURCE_EXHAUSTED at once"},
+      {"max-concurrent-streams", "TRIALRULES_MAX_CONCURRENT_STREAMS", "100", "HTTP/2 streams per connection"},
+      {"max-stream-seconds", "TRIALRULES_MAX_STREAM_SECONDS", "300", "a stream without a client deadline ends after this long"},
       {"port-file", "TRIALRULES_PORT_FILE", "", "write the bound gRPC, metrics and health-only ports (one a line, 0: none) here once listening"},
   };
 }
@@ -137,6 +140,18 @@ int main(int argc, char** argv) {
                  "take whole numbers\n";
     return 2;
   }
+  int max_calls = 0, max_streams = 0, max_stream_seconds = 0;
+  if (!absl::SimpleAtoi(get("max-concurrent-calls"), &max_calls) || max_calls < 1 ||
+      !absl::SimpleAtoi(get("max-concurrent-streams"), &max_streams) || max_streams < 1 ||
+      !absl::SimpleAtoi(get("max-stream-seconds"), &max_stream_seconds) ||
+      max_stream_seconds < 1) {
+    std::cerr << "--max-concurrent-calls, --max-concurrent-streams and --max-stream-seconds "
+                 "take whole numbers >= 1\n";
+    return 2;
+  }
+  options.limits.max_concurrent_calls = max_calls;
+  options.max_concurrent_streams = max_streams;
+  options.limits.max_stream_duration = absl::Seconds(max_stream_seconds);
   options.max_message_bytes = max_message_bytes;
   options.limits.max_facts = static_cast<size_t>(max_facts);
 

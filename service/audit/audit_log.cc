@@ -1,5 +1,7 @@
 #include "service/audit/audit_log.h"
 
+#include <sys/statvfs.h>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -140,12 +142,22 @@ std::string AuditLog::FormatBatch(const std::vector<DecisionRecord>& records) co
 
 // One writer at a time (Append's writing_).
 absl::Status AuditLog::Write(const std::string& bytes) {
+  // Where this batch starts, to take back a partial write: no torn line may
+  // stay in front of the records that follow. (-1 for a pipe: nothing to
+  // take back, a pipe write of a batch either fails or goes through.)
+  const off_t start = ::lseek(fd_, 0, SEEK_END);
   size_t written = 0;
   while (written < bytes.size()) {
     const ssize_t n = ::write(fd_, bytes.data() + written, bytes.size() - written);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      const std::string reason = n < 0 ? std::strerror(errno) : "nothing written";
+      const int error = n < 0 ? errno : ENOSPC;
+      const std::string reason = std::strerror(error);
+      last_errno_ = error;
+      if (written > 0 && start >= 0) {
+        while (::ftruncate(fd_, start) != 0 && errno == EINTR) {
+        }
+      }
       ++failures_;
       if (healthy_.exchange(false)) {
         std::cerr << "audit log " << path_ << ": write failed (" << reason
@@ -161,6 +173,18 @@ absl::Status AuditLog::Write(const std::string& bytes) {
     std::cerr << "audit log " << path_ << ": writing again\n";
   }
   return absl::OkStatus();
+}
+
+void AuditLog::Probe() {
+  const int error = last_errno_.load();
+  if (healthy_.load() || (error != ENOSPC && error != EDQUOT)) return;
+  struct statvfs space {};
+  constexpr uint64_t kEnough = 1 << 20;
+  if (::fstatvfs(fd_, &space) == 0 &&
+      static_cast<uint64_t>(space.f_bavail) * space.f_frsize >= kEnough &&
+      !healthy_.exchange(true)) {
+    std::cerr << "audit log " << path_ << ": space available again; accepting decisions\n";
+  }
 }
 
 }  // namespace trialrules

@@ -61,8 +61,13 @@ class AuditLog {
   // could not be written, in which case the caller must not answer.
   void Append(std::string lines, Done done);
 
-  // False after a failed write, until a write succeeds again.
+  // False after a failed write, until a write succeeds again or Probe()
+  // finds the space that was missing.
   bool healthy() const { return healthy_.load(); }
+  // While unhealthy because the disk was full, checks the free space and,
+  // once there is some again, lets decisions be tried again (a replica
+  // marked not ready receives no calls that could prove the disk writable).
+  void Probe();
   uint64_t failures() const { return failures_.load(); }
   const std::string& path() const { return path_; }
 
@@ -76,6 +81,7 @@ class AuditLog {
   const bool include_facts_;
   const int fd_;
   std::atomic<bool> healthy_{true};
+  std::atomic<int> last_errno_{0};
   std::atomic<uint64_t> failures_{0};
 
   std::mutex mutex_;

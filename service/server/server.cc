@@ -109,6 +109,25 @@ absl::StatusOr<std::unique_ptr<TrialRulesServer>> TrialRulesServer::Start(
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(server->options_.max_message_bytes);
   builder.SetMaxSendMessageSize(server->options_.max_message_bytes);
+  // HTTP/2 limits. gRPC 1.51 predates the fixes for CVE-2023-44487 (rapid
+  // reset), CVE-2023-33953 (HPACK) and CVE-2023-4785 (accept): these blunt
+  // them, the README says what a deployment must put in front.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             server->options_.max_concurrent_streams);
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, 16 * 1024);
+  // Keepalive: ping idle clients every minute and drop the dead; refuse
+  // clients that ping more often than every 10 s (two strikes).
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+  // Idle connections close after 5 minutes; every connection after 30
+  // (plus 5 to finish its calls), which also bounds a stream left open and
+  // lets clients rebalance onto new replicas.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 5 * 60 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, 30 * 60 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, 5 * 60 * 1000);
   builder.AddListeningPort(server->options_.listen_address, *credentials, &server->port_);
   builder.RegisterService(server->service_.get());
   server->server_ = builder.BuildAndStart();
@@ -212,6 +231,7 @@ void TrialRulesServer::WatchHealth() {
   while (!shutting_down_) {
     stop_.wait_for(lock, std::chrono::milliseconds(200));
     lock.unlock();
+    audit_->Probe();
     UpdateHealth();
     lock.lock();
   }

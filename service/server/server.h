@@ -52,6 +52,8 @@ struct ServerOptions {
   std::string audit_log_path = "trialrules-audit.jsonl";
   bool audit_include_facts = false;
   int max_message_bytes = 16 << 20;
+  // HTTP/2 streams one connection may have open at once.
+  int max_concurrent_streams = 100;
   ServiceLimits limits;
 };
 

@@ -71,10 +71,18 @@ absl::StatusOr<std::shared_ptr<const Catalog>> TrialRulesService::Snapshot() con
   return snapshot;
 }
 
-CallRecord TrialRulesService::StartCall(absl::string_view method) const {
-  if (metrics_ == nullptr) return CallRecord(nullptr);
-  return CallRecord(
-      metrics_->Calls(absl::StrCat("/", v1::TrialRules::service_full_name(), "/", method)));
+CallRecord TrialRulesService::StartCall(absl::string_view method) {
+  ServiceMetrics::MethodCalls* calls =
+      metrics_ == nullptr
+          ? nullptr
+          : metrics_->Calls(absl::StrCat("/", v1::TrialRules::service_full_name(), "/", method));
+  return CallRecord(calls, &in_flight_, limits_.max_concurrent_calls);
+}
+
+grpc::Status TrialRulesService::Overloaded() const {
+  return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                      absl::StrCat("overloaded: ", limits_.max_concurrent_calls,
+                                   " calls in flight already; retry with backoff"));
 }
 
 void TrialRulesService::Finish(grpc::ServerUnaryReactor* reactor, const CallRecord& call,
@@ -174,6 +182,10 @@ grpc::ServerUnaryReactor* TrialRulesService::Evaluate(
     const v1::EvaluateRequest& request, v1::EvaluateResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const CallRecord call = StartCall(method);
+  if (!call.admitted()) {
+    Finish(reactor, call, Overloaded());
+    return reactor;
+  }
   if (context->IsCancelled()) {
     Finish(reactor, call, grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled"));
     return reactor;
@@ -226,6 +238,10 @@ grpc::ServerUnaryReactor* TrialRulesService::ListRuleSets(
     v1::ListRuleSetsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const CallRecord call = StartCall("ListRuleSets");
+  if (!call.admitted()) {
+    Finish(reactor, call, Overloaded());
+    return reactor;
+  }
   absl::StatusOr<std::shared_ptr<const Catalog>> catalog = Snapshot();
   if (!catalog.ok()) {
     Finish(reactor, call, ToGrpcStatus(catalog.status()));
@@ -264,6 +280,10 @@ grpc::ServerUnaryReactor* TrialRulesService::GetRuleSet(
     v1::RuleSetInfo* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const CallRecord call = StartCall("GetRuleSet");
+  if (!call.admitted()) {
+    Finish(reactor, call, Overloaded());
+    return reactor;
+  }
   absl::Status status;
   if (request->protocol_id().empty()) {
     status = absl::InvalidArgumentError("protocol_id is required");
@@ -288,6 +308,10 @@ grpc::ServerUnaryReactor* TrialRulesService::ValidateRuleSet(
     v1::ValidateRuleSetResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const CallRecord call = StartCall("ValidateRuleSet");
+  if (!call.admitted()) {
+    Finish(reactor, call, Overloaded());
+    return reactor;
+  }
   if (request->text().empty()) {
     Finish(reactor, call, ToGrpcStatus(absl::InvalidArgumentError("text is required")));
     return reactor;
@@ -318,14 +342,29 @@ grpc::ServerUnaryReactor* TrialRulesService::ValidateRuleSet(
 class TrialRulesService::ScreenReactor
     : public grpc::ServerBidiReactor<v1::ScreenRequest, v1::ScreenResponse> {
  public:
-  explicit ScreenReactor(TrialRulesService* service)
-      : service_(service), call_(service->StartCall("ScreenPatients")) {
+  ScreenReactor(TrialRulesService* service, grpc::CallbackServerContext* context)
+      : service_(service),
+        call_(service->StartCall("ScreenPatients")),
+        ends_at_(context->deadline() == std::chrono::system_clock::time_point::max()
+                     ? absl::Now() + service->limits_.max_stream_duration
+                     : absl::InfiniteFuture()) {
+    if (!call_.admitted()) {
+      End(service_->Overloaded());
+      return;
+    }
     StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
     if (!ok) {
       End(grpc::Status::OK);  // the client has sent everything
+      return;
+    }
+    if (absl::Now() > ends_at_) {
+      End(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                       absl::StrCat("the stream has no deadline and has been open longer than ",
+                                    absl::FormatDuration(service_->limits_.max_stream_duration),
+                                    "; set a deadline or open a new stream")));
       return;
     }
     response_.Clear();
@@ -516,6 +555,7 @@ class TrialRulesService::ScreenReactor
 
   TrialRulesService* service_;
   const CallRecord call_;
+  const absl::Time ends_at_;  // for a stream without a client deadline
   v1::ScreenRequest request_;
   v1::ScreenResponse response_;
   std::shared_ptr<const RuleSet> rule_set_;
@@ -535,6 +575,10 @@ class TrialRulesService::CompareReactor : public grpc::ServerReadReactor<v1::Com
  public:
   CompareReactor(TrialRulesService* service, v1::CompareResponse* response)
       : service_(service), response_(response), call_(service->StartCall("CompareVersions")) {
+    if (!call_.admitted()) {
+      End(service_->Overloaded());
+      return;
+    }
     StartRead(&request_);
   }
 
@@ -651,7 +695,7 @@ grpc::ServerReadReactor<v1::CompareRequest>* TrialRulesService::CompareVersions(
 
 grpc::ServerBidiReactor<v1::ScreenRequest, v1::ScreenResponse>*
 TrialRulesService::ScreenPatients(grpc::CallbackServerContext* context) {
-  return new ScreenReactor(this);
+  return new ScreenReactor(this, context);
 }
 
 }  // namespace trialrules

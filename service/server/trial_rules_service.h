@@ -4,6 +4,7 @@
 #ifndef TRIALRULES_SERVICE_SERVER_TRIAL_RULES_SERVICE_H_
 #define TRIALRULES_SERVICE_SERVER_TRIAL_RULES_SERVICE_H_
 
+#include <atomic>
 #include <cstddef>
 
 #include "service/audit/audit_log.h"
@@ -20,24 +21,38 @@ struct ServiceLimits {
   size_t max_name_length = 64;      // fact names, protocol ids, versions
   size_t max_reference_length = 128;  // subject_ref, site_id, dose_level
   size_t max_patients_per_message = 100000;
+  // Calls being handled at once (streams count while open); beyond it a
+  // call is refused at once with RESOURCE_EXHAUSTED instead of queueing.
+  int max_concurrent_calls = 1000;
+  // A stream whose client set no deadline is ended (DEADLINE_EXCEEDED) at
+  // its next message after this long.
+  absl::Duration max_stream_duration = absl::Minutes(5);
 };
 
 // Thread-safe; handlers never block: an answer is finished by the audit
 // log's writer once its record is written.
-// One call's metrics: started when made, finished with the call's status.
-// Inert when metrics are off.
+// One call from start to status: its place among the calls in flight
+// (admitted, or refused for overload) and its metrics (when metrics are on).
 class CallRecord {
  public:
-  explicit CallRecord(ServiceMetrics::MethodCalls* calls)
-      : calls_(calls), started_(calls != nullptr ? calls->Started()
-                                                 : ServiceMetrics::MethodCalls::Clock::time_point()) {}
+  CallRecord(ServiceMetrics::MethodCalls* calls, std::atomic<int>* in_flight, int limit)
+      : calls_(calls),
+        started_(calls != nullptr ? calls->Started()
+                                  : ServiceMetrics::MethodCalls::Clock::time_point()),
+        in_flight_(in_flight),
+        admitted_(in_flight->fetch_add(1, std::memory_order_relaxed) < limit) {}
+  bool admitted() const { return admitted_; }
+  // Call exactly once, with the status the call ends with.
   void Finished(const grpc::Status& status) const {
+    in_flight_->fetch_sub(1, std::memory_order_relaxed);
     if (calls_ != nullptr) calls_->Finished(started_, status.error_code());
   }
 
  private:
   ServiceMetrics::MethodCalls* calls_;
   ServiceMetrics::MethodCalls::Clock::time_point started_;
+  std::atomic<int>* in_flight_;
+  bool admitted_;
 };
 
 class TrialRulesService final : public v1::TrialRules::CallbackService {
@@ -76,8 +91,10 @@ class TrialRulesService final : public v1::TrialRules::CallbackService {
   class ScreenReactor;
   class CompareReactor;
 
-  // The call's metrics record; `method` as in "CheckEligibility".
-  CallRecord StartCall(absl::string_view method) const;
+  // The call's record; `method` as in "CheckEligibility".
+  CallRecord StartCall(absl::string_view method);
+  // The status of a call refused for overload.
+  grpc::Status Overloaded() const;
   // Finishes a unary call and records its status.
   static void Finish(grpc::ServerUnaryReactor* reactor, const CallRecord& call,
                      const grpc::Status& status);
@@ -98,6 +115,7 @@ class TrialRulesService final : public v1::TrialRules::CallbackService {
   AuditLog* audit_;
   ServiceMetrics* metrics_;
   const ServiceLimits limits_;
+  std::atomic<int> in_flight_{0};
 };
 
 }  // namespace trialrules
