@@ -2,6 +2,7 @@
 // how many change decision, from what to what, and which rules cause it.
 #include <iostream>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "client/cli/args.h"
@@ -15,10 +16,87 @@ namespace trialrules::cli {
 namespace {
 
 constexpr char kUsage[] =
-    "usage: trialrules diff --rules PATH --protocol ID --from VERSION --to VERSION\n"
-    "         --patients FILE.json [--kind eligibility|withdrawal|escalation|stopping]\n"
-    "         [--json]\n"
-    "  FILE.json: {\"patients\": [{\"subject_ref\": \"...\", \"facts\": {...}}, ...]}\n";
+    "usage: trialrules diff (--rules PATH | --server HOST:PORT [TLS options])\n"
+    "         --protocol ID --from VERSION --to VERSION --patients FILE.json\n"
+    "         [--kind eligibility|withdrawal|escalation|stopping] [--json]\n"
+    "  FILE.json: {\"patients\": [{\"subject_ref\": \"...\", \"facts\": {...}}, ...]}\n"
+    "  With --server the server's CompareVersions compares (eligibility only),\n"
+    "  under the versions it has loaded.\n";
+
+// Patients per CompareVersions message.
+constexpr int kPatientsPerMessage = 1000;
+
+Decision DecisionFromProto(v1::Decision decision) {
+  const std::string name = v1::Decision_Name(decision);
+  for (int d = 0; d <= static_cast<int>(Decision::kNotTriggered); ++d) {
+    if (absl::StrCat("DECISION_", DecisionName(static_cast<Decision>(d))) == name) {
+      return static_cast<Decision>(d);
+    }
+  }
+  return Decision::kIndeterminate;
+}
+
+// The two versions from the local rule files at --rules.
+absl::StatusOr<VersionComparison> CompareLocally(const Args& args, EvaluationKind kind,
+                                                 const std::vector<PatientFacts>& patients) {
+  const std::shared_ptr<const Catalog> catalog =
+      LoadLocalCatalog(args.Get("rules"), /*report_refusals=*/true);
+  auto base = catalog->Select(args.Get("protocol"), args.Get("from"), 0);
+  if (!base.ok()) return base.status();
+  auto candidate = catalog->Select(args.Get("protocol"), args.Get("to"), 0);
+  if (!candidate.ok()) return candidate.status();
+  return CompareVersions(**base, **candidate, kind, patients);
+}
+
+// The server's CompareVersions over the same patients, as the engine's
+// comparison, so that both paths print alike.
+absl::StatusOr<VersionComparison> CompareOnServer(const Args& args,
+                                                  const std::vector<PatientFacts>& patients) {
+  absl::StatusOr<std::unique_ptr<TrialRulesClient>> client = ServerClient(args);
+  if (!client.ok()) return client.status();
+  std::unique_ptr<grpc::ClientContext> context = (*client)->NewContext();
+  v1::CompareResponse response;
+  auto stream = (*client)->stub()->CompareVersions(context.get(), &response);
+  for (size_t first = 0; first == 0 || first < patients.size(); first += kPatientsPerMessage) {
+    v1::CompareRequest request;
+    if (first == 0) {
+      request.set_protocol_id(args.Get("protocol"));
+      request.set_base_version(args.Get("from"));
+      request.set_candidate_version(args.Get("to"));
+    }
+    for (size_t p = first; p < std::min(patients.size(), first + kPatientsPerMessage); ++p) {
+      v1::ComparePatient* patient = request.add_patients();
+      patient->set_subject_ref(patients[p].subject_ref);
+      v1::EvaluateRequest facts;
+      AddFacts(patients[p].facts, &facts);
+      patient->mutable_facts()->Swap(facts.mutable_facts());
+    }
+    if (!stream->Write(request)) break;  // the server ended the call: Finish says why
+  }
+  stream->WritesDone();
+  if (const grpc::Status status = stream->Finish(); !status.ok()) {
+    return FromGrpcStatus(status);
+  }
+  VersionComparison comparison;
+  comparison.patients = response.patients();
+  comparison.changed = response.changed();
+  for (const auto& transition : response.transitions()) {
+    comparison.transitions[{DecisionFromProto(transition.base()),
+                            DecisionFromProto(transition.candidate())}] = transition.patients();
+  }
+  for (const auto& rule : response.rules_causing_changes()) {
+    comparison.rules_causing_changes[rule.rule()] = rule.patients();
+  }
+  for (const auto& change : response.changes()) {
+    comparison.changes.push_back({change.subject_ref(), DecisionFromProto(change.base()),
+                                  DecisionFromProto(change.candidate()),
+                                  {change.rules().begin(), change.rules().end()}});
+  }
+  for (const auto& refusal : response.refused()) {
+    comparison.refused.emplace_back(refusal.subject_ref(), refusal.error());
+  }
+  return comparison;
+}
 
 std::string RenderJson(const VersionComparison& comparison) {
   std::vector<std::string> transitions, rules, changes, refused;
@@ -74,9 +152,11 @@ std::string RenderText(const VersionComparison& comparison, const std::string& f
 }  // namespace
 
 int RunDiff(const std::vector<std::string>& argv) {
-  absl::StatusOr<Args> args =
-      ParseArgs(argv, {"rules", "protocol", "from", "to", "patients", "kind"}, {"json"});
-  if (!args.ok() || args->Get("rules").empty() || args->Get("protocol").empty() ||
+  absl::StatusOr<Args> args = ParseArgs(
+      argv, WithServerOptions({"rules", "protocol", "from", "to", "patients", "kind"}),
+      {"json"});
+  if (!args.ok() || args->Get("rules").empty() == args->Get("server").empty() ||
+      args->Get("protocol").empty() ||
       args->Get("from").empty() || args->Get("to").empty() ||
       args->Get("patients").empty()) {
     if (!args.ok()) std::cerr << args.status().message() << "\n";
@@ -99,19 +179,19 @@ int RunDiff(const std::vector<std::string>& argv) {
     std::cerr << "error: " << patients.status().message() << "\n";
     return kExitProblems;
   }
-  const std::shared_ptr<const Catalog> catalog =
-      LoadLocalCatalog(args->Get("rules"), /*report_refusals=*/true);
-  auto base = catalog->Select(args->Get("protocol"), args->Get("from"), 0);
-  auto candidate = catalog->Select(args->Get("protocol"), args->Get("to"), 0);
-  if (!base.ok() || !candidate.ok()) {
-    std::cerr << "error: " << (!base.ok() ? base.status() : candidate.status()).message()
-              << "\n";
+  if (!args->Get("server").empty() && *kind != EvaluationKind::kEligibility) {
+    std::cerr << "error: --server compares eligibility only\n";
+    return kExitUsage;
+  }
+  const absl::StatusOr<VersionComparison> comparison =
+      args->Get("server").empty() ? CompareLocally(*args, *kind, *patients)
+                                  : CompareOnServer(*args, *patients);
+  if (!comparison.ok()) {
+    std::cerr << "error: " << comparison.status().message() << "\n";
     return kExitProblems;
   }
-  const VersionComparison comparison =
-      CompareVersions(**base, **candidate, *kind, *patients);
-  std::cout << (args->Has("json") ? RenderJson(comparison)
-                                  : RenderText(comparison, args->Get("from"), args->Get("to")));
+  std::cout << (args->Has("json") ? RenderJson(*comparison)
+                                  : RenderText(*comparison, args->Get("from"), args->Get("to")));
   return kExitOk;
 }
 

@@ -1,29 +1,14 @@
 // The trialrules CLI as a rule author runs it: real binary, real files.
-#include <sys/wait.h>
-
-#include <cstdio>
 #include <string>
 
 #include "gtest/gtest.h"
+#include "tests/command.h"
 
 namespace {
 
-struct CliRun {
-  int exit_code;
-  std::string output;  // stdout and stderr
-};
+using CliRun = trialrules::testing::CommandRun;
 
-CliRun Cli(const std::string& args) {
-  const std::string command = std::string("cd ") + TRIALRULES_SOURCE_DIR + " && " +
-                              TRIALRULES_CLI + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
+CliRun Cli(const std::string& args) { return trialrules::testing::RunCli(args); }
 
 TEST(CliTest, CheckOnBundledRulesIsClean) {
   const CliRun run = Cli("check rules/");

@@ -13,6 +13,7 @@
 #include "client/client.h"
 #include "gtest/gtest.h"
 #include "service/engine/sha256.h"
+#include "tests/command.h"
 #include "tests/integration/requests.h"
 #include "tests/integration/server_process.h"
 
@@ -47,14 +48,10 @@ std::string PromtoolCheck(const std::string& page) {
   if (fd < 0) return "mkstemp failed";
   EXPECT_EQ(write(fd, page.data(), page.size()), static_cast<ssize_t>(page.size()));
   close(fd);
-  const std::string command = absl::StrCat("promtool check metrics < ", path, " 2>&1");
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  char buffer[4096];
-  for (size_t n; (n = fread(buffer, 1, sizeof buffer, pipe)) > 0;) output.append(buffer, n);
-  const int status = pclose(pipe);
+  const testing::CommandRun run =
+      testing::RunCommand(absl::StrCat("promtool check metrics < ", path, " 2>&1"));
   unlink(path);
-  return status == 0 ? "" : absl::StrCat("promtool exit ", status, ": ", output);
+  return run.exit_code == 0 ? "" : absl::StrCat("promtool exit ", run.exit_code, ": ", run.output);
 }
 
 std::string Call(const std::string& method) {

@@ -11,6 +11,7 @@
 #include "client/facts_file.h"
 #include "gtest/gtest.h"
 #include "service/engine/sha256.h"
+#include "tests/command.h"
 #include "tests/integration/requests.h"
 #include "tests/integration/server_process.h"
 
@@ -661,6 +662,34 @@ TEST_F(ServerTest, CompareVersionsRefusesAnUnknownVersion) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(status.error_message(),
             "version \"7.0\": protocol NCT04094766 has no such version loaded");
+}
+
+}  // namespace
+}  // namespace trialrules
+
+namespace trialrules {
+namespace {
+
+using testing::RunCli;
+
+TEST_F(ServerTest, DiffOnTheServerPrintsWhatDiffOfflinePrints) {
+  const std::string diff =
+      "diff --protocol NCT04094766 --from 1.0 --to 2.0 "
+      "--patients tests/data/facts/screened_patients.json";
+  for (const std::string format : {"", " --json"}) {
+    const auto offline = RunCli(diff + " --rules rules" + format);
+    const auto online = RunCli(diff + " --server " + server_->Target() + format);
+    EXPECT_EQ(offline.exit_code, 0) << offline.output;
+    EXPECT_EQ(online.exit_code, 0) << online.output;
+    EXPECT_EQ(online.output, offline.output);
+    EXPECT_NE(online.output.find("P-PRIOR-CART"), std::string::npos);
+  }
+  const auto unknown = RunCli("diff --protocol NCT04094766 --from 1.0 --to 7.0 "
+                              "--patients tests/data/facts/screened_patients.json --server " +
+                              server_->Target());
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_EQ(unknown.output,
+            "error: version \"7.0\": protocol NCT04094766 has no such version loaded\n");
 }
 
 }  // namespace

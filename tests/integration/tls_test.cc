@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
 #include "gtest/gtest.h"
+#include "tests/command.h"
 #include "tests/integration/requests.h"
 #include "tests/integration/server_process.h"
 
@@ -126,16 +127,12 @@ TEST_F(TlsTest, MutualTlsAdmitsOnlyClientsWithATrustedCertificate) {
   EXPECT_EQ(std::count(audit.begin(), audit.end(), '\n'), 1);
 
   // The CLI with the same options.
-  const std::string command = absl::StrCat(
-      TRIALRULES_CLI, " eval --server localhost:", server.port(), " --tls-ca ", Cert("ca1.crt"),
-      " --tls-cert ", Cert("client1.crt"), " --tls-key ", Cert("client1.key"),
-      " --protocol NCT04094766 --facts ", TRIALRULES_SOURCE_DIR,
-      "/tests/data/facts/eligible_patient.json --json");
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  char buffer[4096];
-  for (size_t n; (n = fread(buffer, 1, sizeof buffer, pipe)) > 0;) output.append(buffer, n);
-  EXPECT_EQ(pclose(pipe), 0) << output;
+  const testing::CommandRun cli = testing::RunCli(absl::StrCat(
+      "eval --server localhost:", server.port(), " --tls-ca ", Cert("ca1.crt"), " --tls-cert ",
+      Cert("client1.crt"), " --tls-key ", Cert("client1.key"),
+      " --protocol NCT04094766 --facts tests/data/facts/eligible_patient.json --json"));
+  EXPECT_EQ(cli.exit_code, 0) << cli.output;
+  const std::string& output = cli.output;
   EXPECT_NE(output.find("\"decision\":\"ELIGIBLE\""), std::string::npos) << output;
 }
 
