@@ -57,6 +57,19 @@ TEST(FaultsTest, OverloadIsRefusedAtOnceAndTheSlotComesBack) {
   EXPECT_EQ(code, absl::StatusCode::kOk);
 }
 
+TEST(FaultsTest, OversizedMessageIsRefusedBeforeItIsRead) {
+  ServerProcess server({"--max-message-bytes=4096"});
+  ASSERT_TRUE(server.WaitForPort()) << server.Stderr();
+  ASSERT_TRUE(server.WaitForHealth(kServing)) << server.Stderr();
+  TrialRulesClient client(server.Target(), absl::Seconds(5));
+  v1::EvaluateRequest request = EligiblePatient();
+  request.set_subject_ref(std::string(8000, 'x'));
+  const auto refused = client.Evaluate(EvaluationKind::kEligibility, request);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();
+  EXPECT_TRUE(client.Evaluate(EvaluationKind::kEligibility, EligiblePatient()).ok());
+  EXPECT_EQ(server.AuditLog().find("xxxx"), std::string::npos);
+}
+
 TEST(FaultsTest, StreamWithoutDeadlineIsEndedAfterTheServersLimit) {
   ServerProcess server({"--max-stream-seconds=1"});
   ASSERT_TRUE(server.WaitForPort()) << server.Stderr();
