@@ -1,5 +1,6 @@
 #include "service/audit/audit_log.h"
 
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include <fcntl.h>
@@ -178,6 +179,10 @@ absl::Status AuditLog::Write(const std::string& bytes) {
 void AuditLog::Probe() {
   const int error = last_errno_.load();
   if (healthy_.load() || (error != ENOSPC && error != EDQUOT)) return;
+  // Only a regular file's file system tells its free space (/dev/full, a
+  // pipe: only a write can tell).
+  struct stat file {};
+  if (::fstat(fd_, &file) != 0 || !S_ISREG(file.st_mode)) return;
   struct statvfs space {};
   constexpr uint64_t kEnough = 1 << 20;
   if (::fstatvfs(fd_, &space) == 0 &&

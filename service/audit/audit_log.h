@@ -19,7 +19,7 @@ namespace trialrules {
 
 // One answered decision, as the audit log and metrics see it.
 struct DecisionRecord {
-  std::string decision_id;
+  absl::string_view decision_id;
   absl::Time time;
   absl::string_view method;  // e.g. "CheckEligibility"
   const RuleSet* rule_set = nullptr;
