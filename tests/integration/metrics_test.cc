@@ -90,25 +90,9 @@ TEST(MetricsTest, EveryKindOfCallLeavesItsSeriesAndPromtoolAcceptsThePage) {
   ASSERT_TRUE(answer.ok()) << answer.status();
   ASSERT_EQ(answer->decision(), v1::DECISION_INELIGIBLE);
 
-  v1::EvaluateRequest withdrawal;
-  withdrawal.set_protocol_id("NCT04094766");
-  withdrawal.set_version("1.0");
-  SetFact(&withdrawal, "grade4_nonheme_toxicity_days", 15);
-  ASSERT_TRUE(client.Evaluate(EvaluationKind::kWithdrawal, withdrawal).ok());
-  v1::EvaluateRequest cohort;
-  cohort.set_protocol_id("NCT04094766");
-  cohort.set_version("1.0");
-  SetFact(&cohort, "n_treated", 3);
-  SetFact(&cohort, "n_dlt", 1);
-  ASSERT_TRUE(client.Evaluate(EvaluationKind::kEscalation, cohort).ok());
-  v1::EvaluateRequest trial;
-  trial.set_protocol_id("NCT04094766");
-  trial.set_version("1.0");
-  SetFact(&trial, "n_infused", 3);
-  SetFact(&trial, "n_treatment_related_deaths", 0);
-  SetFact(&trial, "n_grade4plus_crs", 2);
-  SetFact(&trial, "n_grade4plus_icans", 0);
-  ASSERT_TRUE(client.Evaluate(EvaluationKind::kStopping, trial).ok());
+  ASSERT_TRUE(client.Evaluate(EvaluationKind::kWithdrawal, testing::WithdrawingPatient()).ok());
+  ASSERT_TRUE(client.Evaluate(EvaluationKind::kEscalation, testing::ExpandingCohort()).ok());
+  ASSERT_TRUE(client.Evaluate(EvaluationKind::kStopping, testing::TrialStoppedByS2()).ok());
 
   v1::EvaluateRequest unknown_fact = EligiblePatient();
   SetFact(&unknown_fact, "shoe_size", 42);

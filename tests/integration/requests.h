@@ -39,6 +39,29 @@ inline void SetFact(v1::EvaluateRequest* request, const std::string& name, doubl
   fact->set_unit(unit);
 }
 
+// Version 1.0 requests whose answers are known: a withdrawal (WITHDRAW), a
+// dose level's cohort (EXPAND), the trial's safety counts (S2 TRIGGERED).
+inline v1::EvaluateRequest Version10(
+    std::initializer_list<std::pair<const char*, double>> facts) {
+  v1::EvaluateRequest request;
+  request.set_protocol_id("NCT04094766");
+  request.set_version("1.0");
+  for (const auto& [name, value] : facts) SetFact(&request, name, value);
+  return request;
+}
+inline v1::EvaluateRequest WithdrawingPatient() {
+  return Version10({{"grade4_nonheme_toxicity_days", 15}});
+}
+inline v1::EvaluateRequest ExpandingCohort() {
+  return Version10({{"n_treated", 3}, {"n_dlt", 1}});
+}
+inline v1::EvaluateRequest TrialStoppedByS2() {
+  return Version10({{"n_infused", 3},
+                    {"n_treatment_related_deaths", 0},
+                    {"n_grade4plus_crs", 2},
+                    {"n_grade4plus_icans", 0}});
+}
+
 }  // namespace trialrules::testing
 
 #endif  // TRIALRULES_TESTS_INTEGRATION_REQUESTS_H_

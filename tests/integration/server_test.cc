@@ -83,33 +83,18 @@ TEST_F(ServerTest, MissingFactsAreNamedPerRuleAndInUnion) {
 }
 
 TEST_F(ServerTest, WithdrawalEscalationAndStopping) {
-  v1::EvaluateRequest withdrawal;
-  withdrawal.set_protocol_id("NCT04094766");
-  withdrawal.set_version("1.0");
-  SetFact(&withdrawal, "grade4_nonheme_toxicity_days", 15);
-  auto answer = client_->Evaluate(EvaluationKind::kWithdrawal, withdrawal);
+  auto answer = client_->Evaluate(EvaluationKind::kWithdrawal, testing::WithdrawingPatient());
   ASSERT_TRUE(answer.ok()) << answer.status();
   EXPECT_EQ(answer->decision(), v1::DECISION_WITHDRAW);
 
-  v1::EvaluateRequest cohort;
-  cohort.set_protocol_id("NCT04094766");
-  cohort.set_version("1.0");
+  v1::EvaluateRequest cohort = testing::ExpandingCohort();
   cohort.set_dose_level("DL2");
-  SetFact(&cohort, "n_treated", 3);
-  SetFact(&cohort, "n_dlt", 1);
   answer = client_->Evaluate(EvaluationKind::kEscalation, cohort);
   ASSERT_TRUE(answer.ok()) << answer.status();
   EXPECT_EQ(answer->decision(), v1::DECISION_EXPAND);
   EXPECT_EQ(answer->dose_level(), "DL2");
 
-  v1::EvaluateRequest trial;
-  trial.set_protocol_id("NCT04094766");
-  trial.set_version("1.0");
-  SetFact(&trial, "n_infused", 3);
-  SetFact(&trial, "n_treatment_related_deaths", 0);
-  SetFact(&trial, "n_grade4plus_crs", 2);
-  SetFact(&trial, "n_grade4plus_icans", 0);
-  answer = client_->Evaluate(EvaluationKind::kStopping, trial);
+  answer = client_->Evaluate(EvaluationKind::kStopping, testing::TrialStoppedByS2());
   ASSERT_TRUE(answer.ok()) << answer.status();
   EXPECT_EQ(answer->decision(), v1::DECISION_TRIGGERED);
   EXPECT_EQ(answer->rules(1).id(), "S2");
