@@ -4,7 +4,7 @@
 # stdout). Build: docker build -t trialrules:0.1.0 .
 FROM debian:bookworm AS build
 WORKDIR /src
-COPY scripts/install-deps.sh scripts/
+COPY scripts/install-deps.sh scripts/collect-runtime.sh scripts/
 RUN bash scripts/install-deps.sh --build-only && rm -rf /var/lib/apt/lists/*
 COPY CMakeLists.txt ./
 COPY proto proto
@@ -14,14 +14,7 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DTRIALRULES_BUILD_TESTS=OFF -DTRIALRULES_BUILD_BENCHMARKS=OFF \
  && cmake --build build -j "$(nproc)" --target trialrules-server trialrules \
  && strip --strip-debug build/service/trialrules-server build/client/trialrules \
- && mkdir -p /out/usr/local/bin \
- && cp build/service/trialrules-server build/client/trialrules /out/usr/local/bin/ \
- # The libraries the binaries load that the runtime base lacks (glibc,
- # libstdc++ and libgcc come with it, at the same versions), copied to their
- # real /usr/lib paths; ldconfig in the runtime stage makes the soname links.
- && ldd /out/usr/local/bin/* | awk '/=> \// { print $3 }' | xargs -n1 readlink -f | sort -u \
-    | grep -vE '/(libc|libm|libstdc\+\+|libgcc_s|ld-linux-x86-64)[.-]' \
-    | xargs -I{} cp --parents {} /out/
+ && bash scripts/collect-runtime.sh build/service/trialrules-server build/client/trialrules /out
 
 FROM debian:bookworm-slim
 COPY --from=build /out/ /
@@ -31,4 +24,4 @@ USER 10001:10001
 EXPOSE 50051 9464
 ENTRYPOINT ["/usr/local/bin/trialrules-server"]
 CMD ["--listen=0.0.0.0:50051", "--plaintext", "--metrics-address=:9464", \
-     "--rules-dir=/etc/trialrules/rules", "--audit-log=/dev/stdout"]
+     "--rules-dir=/etc/trialrules/rules", "--audit-log=-"]

@@ -39,7 +39,7 @@ std::vector<Flag> DefaultFlags() {
       {"rules-dir", "TRIALRULES_RULES_DIR", "rules", "directory of rule files (*.textproto)"},
       {"reload-interval-ms", "TRIALRULES_RELOAD_INTERVAL_MS", "2000", "how often the rules directory is read again (SIGHUP: at once)"},
       {"metrics-address", "TRIALRULES_METRICS_ADDRESS", "127.0.0.1:9464", "Prometheus /metrics address (\":PORT\" for every interface; empty: no metrics)"},
-      {"audit-log", "TRIALRULES_AUDIT_LOG", "trialrules-audit.jsonl", "decision audit log (JSON lines, appended)"},
+      {"audit-log", "TRIALRULES_AUDIT_LOG", "trialrules-audit.jsonl", "decision audit log (JSON lines, appended); \"-\": standard output"},
       {"audit-include-facts", "TRIALRULES_AUDIT_INCLUDE_FACTS", "false", "also write the canonical facts (patient data) to the audit log", true},
       {"drain-seconds", "TRIALRULES_DRAIN_SECONDS", "20", "on SIGTERM, time for calls in flight to finish"},
       {"max-message-bytes", "TRIALRULES_MAX_MESSAGE_BYTES", "16777216", "largest request or response"},

@@ -29,7 +29,11 @@ std::string NewDecisionId() {
 
 absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path,
                                                          bool include_facts) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  // "-": the standard output the process was given. Not by opening
+  // /dev/stdout: in a container that is a pipe or FIFO owned by the
+  // runtime's user, which a non-root process may not open again.
+  const int fd = path == "-" ? ::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0)
+                             : ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
   if (fd < 0) {
     return absl::UnavailableError(
         absl::StrCat("audit log ", path, ": cannot open: ", std::strerror(errno)));

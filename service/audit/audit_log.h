@@ -39,7 +39,8 @@ class AuditLog {
  public:
   using Done = std::function<void(absl::Status)>;
 
-  // Opens (creating, appending) `path`. With `include_facts` each line also
+  // Opens (creating, appending) `path`, or takes standard output for "-".
+  // With `include_facts` each line also
   // carries the canonical facts; by default only their SHA-256, so that no
   // patient data reaches the log.
   static absl::StatusOr<std::unique_ptr<AuditLog>> Open(const std::string& path,

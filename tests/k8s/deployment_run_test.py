@@ -105,7 +105,7 @@ class DeploymentRunTest(unittest.TestCase):
             args.append(arg)
         self.assertEqual(sorted(replaced), ["--listen", "--metrics-address", "--rules-dir"])
         self.assertEqual(container["command"], ["/usr/local/bin/trialrules-server"])
-        self.assertIn("--audit-log=/dev/stdout", args)
+        self.assertIn("--audit-log=-", args)
 
         stdout = open(os.path.join(work, "stdout"), "w")
         stderr = open(os.path.join(work, "stderr"), "w")
