@@ -144,6 +144,14 @@ TEST_F(TlsTest, RotatedServerCertificateIsServedWithoutARestart) {
   ServerProcess server(MutualTlsFlags(served), std::string(TRIALRULES_SOURCE_DIR) + "/rules",
                        /*plaintext=*/false);
   ASSERT_TRUE(server.WaitForPort()) << server.Stderr();
+  // The port is written before the rules are loaded (UNAVAILABLE until then):
+  // wait for SERVING on the plaintext health port.
+  const auto health = grpc::CreateChannel("127.0.0.1:" + std::to_string(server.health_port()),
+                                          grpc::InsecureChannelCredentials());
+  for (int i = 0; i < 250 && server.Health("", health) != kServing; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(server.Health("", health), kServing) << server.Stderr();
   ASSERT_EQ(Code(Client(server, "ca1", "client1")
                      .Evaluate(EvaluationKind::kEligibility, EligiblePatient())),
             absl::StatusCode::kOk)

@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""Writes the fuzz targets' seed corpora under tests/fuzz/corpus/ (committed).
+
+  python3 tests/fuzz/make_seeds.py
+
+rule_file_fuzzer: the bundled rule files and every tests/data/bad_rules file.
+expression_fuzzer: every expression of the bundled rule files with its names
+  renamed to the fuzzer's facts of the same type (numbers x y z, true/false
+  a b, dates d e), plus a few hand-written ones; some followed by a NUL and
+  value-selector bytes (see ReadValues in expression_fuzzer.cc).
+request_fuzzer: a method byte and serialized requests, valid and invalid,
+  encoded with protoc --encode from text format.
+"""
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CORPUS = os.path.join(ROOT, "tests", "fuzz", "corpus")
+RULE_FILES = [os.path.join(ROOT, "rules", f) for f in sorted(os.listdir(os.path.join(ROOT, "rules")))
+              if f.endswith(".textproto")]
+FUNCTIONS = {"if", "abs", "sqrt", "exp", "ln", "log10", "floor", "ceil", "min", "max",
+             "beta_cdf", "binom_cdf"}
+
+
+def fresh(target):
+    path = os.path.join(CORPUS, target)
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path)
+    return path
+
+
+def write(directory, name, data):
+    with open(os.path.join(directory, name), "wb") as out:
+        out.write(data)
+
+
+def rule_file_seeds():
+    out = fresh("rule_file_fuzzer")
+    for path in RULE_FILES:
+        shutil.copy(path, os.path.join(out, os.path.basename(path)))
+    bad = os.path.join(ROOT, "tests", "data", "bad_rules")
+    for name in sorted(os.listdir(bad)):
+        if name.endswith(".textproto"):
+            shutil.copy(os.path.join(bad, name), os.path.join(out, "bad_" + name))
+
+
+def unquote(text):
+    return text.encode().decode("unicode_escape")
+
+
+def expression_seeds():
+    out = fresh("expression_fuzzer")
+    expressions = set()
+    for path in RULE_FILES:
+        text = open(path, encoding="utf-8").read()
+        types = {}
+        for name, kind in re.findall(r'facts\s*\{\s*name:\s*"([^"]+)"\s*type:\s*(\w+)', text):
+            types[name] = kind
+        for name in re.findall(r'derived_values\s*\{\s*name:\s*"([^"]+)"', text):
+            types.setdefault(name, "NUMBER")
+        for name in re.findall(r'\bid:\s*"([^"]+)"', text):
+            types.setdefault(name, "BOOL")
+        for raw in re.findall(r'expression:\s*"((?:[^"\\]|\\.)*)"', text):
+            counters = {"NUMBER": 0, "BOOL": 0, "DATE": 0}
+            pools = {"NUMBER": "xyz", "BOOL": "ab", "DATE": "de"}
+            renamed = {}
+
+            def rename(match):
+                word = match.group(0)
+                if word in FUNCTIONS or word not in types:
+                    return word
+                if word not in renamed:
+                    kind = types[word]
+                    pool = pools[kind]
+                    renamed[word] = pool[counters[kind] % len(pool)]
+                    counters[kind] += 1
+                return renamed[word]
+
+            expressions.add(re.sub(r"[A-Za-z_][A-Za-z0-9_]*", rename, unquote(raw)))
+    expressions |= {
+        "a && b", "a || !b", "x / y > 1", "sqrt(x) < y", "if(a, x, y) >= 0",
+        "d - e > 30", "d + 7 <= e", "beta_cdf(x, 1 + y, 1 + z) > 0.95",
+        "binom_cdf(x, y, 0.3) < 0.05", "ln(x) + log10(y) + exp(z) > 0",
+        "min(x, y) == max(y, x)", "floor(x) != ceil(x)", "abs(-x) ^ 2 < 1e300",
+        "1e308 * 10 > x", "(x - y) * (y - z) / 0 == 1", "if(a, d, e) - d >= 0",
+    }
+    values = [
+        b"",                                       # every fact unknown
+        bytes([5, 6, 128] + [0x40, 0x59] + [0] * 6 + [1, 0, 1, 0, 0, 0x4b, 1, 0, 0, 0x4b, 0x20]),
+        bytes([1, 2, 0, 2, 2, 0, 0]),              # inf, -inf, NaN, unknowns
+        bytes([8, 10, 12, 1, 1, 3, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff, 0xff]),
+    ]
+    for i, expression in enumerate(sorted(expressions)):
+        data = expression.encode()
+        if i % 3 == 0:
+            data += b"\0" + values[(i // 3) % len(values)]
+        write(out, "expr-%03d" % i, data)
+
+
+def protoc_encode(message, text):
+    result = subprocess.run(
+        ["protoc", "--encode=trialrules.v1." + message, "-I", os.path.join(ROOT, "proto"),
+         os.path.join(ROOT, "proto", "trialrules", "v1", "service.proto")],
+        input=text.encode(), capture_output=True, check=True)
+    return result.stdout
+
+
+def request_seeds():
+    out = fresh("request_fuzzer")
+    methods = ["CheckEligibility", "CheckWithdrawal", "EvaluateEscalation", "EvaluateStopping",
+               "ListRuleSets", "GetRuleSet", "ValidateRuleSet", "ScreenPatients",
+               "CompareVersions"]
+    separator = b"\xff\xff\xff\xff"
+
+    def fact_text(name, value):
+        if isinstance(value, bool):
+            return 'facts { name: "%s" boolean: %s }' % (name, "true" if value else "false")
+        if isinstance(value, (int, float)):
+            return 'facts { name: "%s" number: %r }' % (name, value)
+        if isinstance(value, dict):
+            return 'facts { name: "%s" number: %r unit: "%s" }' % (name, value["value"],
+                                                                    value["unit"])
+        return 'facts { name: "%s" date: "%s" }' % (name, value)
+
+    patient = json.load(open(os.path.join(ROOT, "tests", "data", "facts",
+                                          "eligible_patient.json")))["facts"]
+    cohort = json.load(open(os.path.join(ROOT, "tests", "data", "facts",
+                                         "cohort_one_of_three.json")))["facts"]
+    all_facts = " ".join(fact_text(k, v) for k, v in patient.items())
+    some_facts = " ".join(fact_text(k, v) for k, v in list(patient.items())[:6])
+    cohort_facts = " ".join(fact_text(k, v) for k, v in cohort.items())
+    evaluate = {
+        "eligible": 'protocol_id: "NCT04094766" subject_ref: "S-1" site_id: "SITE1" ' + all_facts,
+        "partial": 'protocol_id: "NCT04094766" version: "2.0" ' + some_facts,
+        "cohort": 'protocol_id: "NCT04094766" version: "1.0" dose_level: "DL1" ' + cohort_facts,
+        "unknown_fact": 'protocol_id: "NCT04094766" ignore_unknown_facts: true '
+                        'facts { name: "nope" number: 1 } ' + some_facts,
+        "out_of_range": 'protocol_id: "NCT04094766" facts { name: "karnofsky" number: 150 }',
+        "bad_unit": 'protocol_id: "NCT04094766" '
+                    'facts { name: "weight_kg" number: 1e308 unit: "g" }',
+        "bad_date": 'protocol_id: "NCT04094766" facts { name: "assessment_date" date: "2021-02-29" }',
+        "twice": 'protocol_id: "NCT04094766" facts { name: "karnofsky" number: 80 } '
+                 'facts { name: "karnofsky" number: 90 }',
+        "no_protocol": 'version: "1.0"',
+        "bad_version": 'protocol_id: "NCT04094766" version: "9.9"',
+        "old_date": 'protocol_id: "NCT04094766" facts { name: "assessment_date" date: "1999-01-01" }',
+    }
+    seeds = []
+    for name, text in evaluate.items():
+        encoded = protoc_encode("EvaluateRequest", text)
+        for m in range(4):
+            if name in ("eligible", "partial", "unknown_fact") or m == 0 or \
+                    (name == "cohort" and m == 2):
+                seeds.append(("%s-%s" % (methods[m], name), bytes([m]) + encoded))
+    seeds.append(("ListRuleSets-all", bytes([4]) + protoc_encode("ListRuleSetsRequest", "")))
+    seeds.append(("ListRuleSets-one", bytes([4]) + protoc_encode(
+        "ListRuleSetsRequest", 'protocol_id: "NCT04094766"')))
+    seeds.append(("GetRuleSet-1.0", bytes([5]) + protoc_encode(
+        "GetRuleSetRequest", 'protocol_id: "NCT04094766" version: "1.0"')))
+    seeds.append(("GetRuleSet-missing", bytes([5]) + protoc_encode(
+        "GetRuleSetRequest", 'protocol_id: "X" version: ""')))
+    small_rules = open(os.path.join(ROOT, "tests", "data", "bad_rules",
+                                    "failing_test_case.textproto"), encoding="utf-8").read()
+    seeds.append(("ValidateRuleSet-small", bytes([6]) + protoc_encode(
+        "ValidateRuleSetRequest",
+        'file_name: "x.textproto" text: %s' % json.dumps(small_rules))))
+    seeds.append(("ValidateRuleSet-empty", bytes([6]) + protoc_encode("ValidateRuleSetRequest", "")))
+    header = ('header { protocol_id: "NCT04094766" version: "1.0" site_id: "S" '
+              'fact_names: "karnofsky" fact_names: "age_years" fact_names: "assessment_date" '
+              'fact_names: "informed_consent" }')
+    rows = ('patients { subject_ref: "P1" values { number: 80 } values { number: 30 } '
+            'values { date: "2020-01-15" } values { boolean: true } } '
+            'patients { subject_ref: "P2" values { number: 500 } } patients { subject_ref: "P3" }')
+    seeds.append(("ScreenPatients-two", bytes([7]) + protoc_encode("ScreenRequest", header)
+                  + separator + protoc_encode("ScreenRequest", rows)))
+    seeds.append(("ScreenPatients-one", bytes([7]) + protoc_encode("ScreenRequest",
+                                                                   header + " " + rows)))
+    seeds.append(("ScreenPatients-noheader", bytes([7]) + protoc_encode("ScreenRequest", rows)))
+    seeds.append(("ScreenPatients-units", bytes([7]) + protoc_encode(
+        "ScreenRequest", 'header { protocol_id: "NCT04094766" fact_names: "weight_kg" '
+                         'units: "g" ignore_unknown_facts: true fact_names: "x" } '
+                         'patients { values { number: 70000 } values { boolean: false } }')))
+    compare = ('protocol_id: "NCT04094766" base_version: "1.0" candidate_version: "2.0" '
+               'patients { subject_ref: "P1" %s } patients { subject_ref: "P2" '
+               'facts { name: "karnofsky" number: 65 } }' % all_facts)
+    seeds.append(("CompareVersions-two", bytes([8]) + protoc_encode("CompareRequest", compare)
+                  + separator + protoc_encode("CompareRequest",
+                                              'patients { subject_ref: "P3" %s }' % some_facts)))
+    seeds.append(("CompareVersions-bad", bytes([8]) + protoc_encode(
+        "CompareRequest", 'protocol_id: "NCT04094766" base_version: "1.0"')))
+    # Bytes that are not a valid message of their type.
+    seeds.append(("CheckEligibility-garbage", bytes([0]) + b"\x0a\xff\xff\x12"))
+    seeds.append(("CheckEligibility-truncated", bytes([0]) + protoc_encode(
+        "EvaluateRequest", evaluate["eligible"])[:-7]))
+    for name, data in seeds:
+        write(out, name, data)
+
+
+def main():
+    rule_file_seeds()
+    expression_seeds()
+    request_seeds()
+    for target in sorted(os.listdir(CORPUS)):
+        files = os.listdir(os.path.join(CORPUS, target))
+        size = sum(os.path.getsize(os.path.join(CORPUS, target, f)) for f in files)
+        print("%s: %d seeds, %d bytes" % (target, len(files), size))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
