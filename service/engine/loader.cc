@@ -666,6 +666,45 @@ void Compiler::RunTests(const RuleSet& rule_set,
   }
 }
 
+// Reports the first string field, in file order, that is not valid UTF-8:
+// protobuf's text parser takes any bytes in a string, and a rule set's
+// strings go into answers that must parse on the caller's side.
+bool AllStringsUtf8(const Message& message, const TextFormat::ParseInfoTree* tree,
+                    const std::string& path, const std::string& file,
+                    std::vector<Problem>* problems) {
+  const google::protobuf::Reflection* reflection = message.GetReflection();
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  reflection->ListFields(message, &fields);
+  for (const google::protobuf::FieldDescriptor* field : fields) {
+    const int count = field->is_repeated() ? reflection->FieldSize(message, field) : 1;
+    for (int i = 0; i < count; ++i) {
+      const int index = field->is_repeated() ? i : -1;
+      const std::string name = absl::StrCat(
+          path, field->name(), field->is_repeated() ? absl::StrCat("[", i, "]") : "");
+      if (field->type() == google::protobuf::FieldDescriptor::TYPE_STRING) {
+        const std::string value = field->is_repeated()
+                                      ? reflection->GetRepeatedString(message, field, i)
+                                      : reflection->GetString(message, field);
+        if (IsValidUtf8(value)) continue;
+        const auto location = tree != nullptr ? tree->GetLocation(field, index)
+                                              : TextFormat::ParseLocation();
+        problems->push_back({file, location.line + 1, location.column + 1, "",
+                             absl::StrCat(name, " is not valid UTF-8")});
+        return false;
+      }
+      if (field->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) {
+        const Message& nested = field->is_repeated()
+                                    ? reflection->GetRepeatedMessage(message, field, i)
+                                    : reflection->GetMessage(message, field);
+        const TextFormat::ParseInfoTree* nested_tree =
+            tree != nullptr ? tree->GetTreeForNested(field, index) : nullptr;
+        if (!AllStringsUtf8(nested, nested_tree, name + ".", file, problems)) return false;
+      }
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 LoadResult LoadRuleSet(absl::string_view text, absl::string_view file_name) {
@@ -681,6 +720,9 @@ LoadResult LoadRuleSet(absl::string_view text, absl::string_view file_name) {
       result.problems.push_back({std::string(file_name), 0, 0, "",
                                  "not a valid rule file"});
     }
+    return result;
+  }
+  if (!AllStringsUtf8(file, &tree, "", std::string(file_name), &result.problems)) {
     return result;
   }
 

@@ -12,6 +12,8 @@
 
 #include "service/engine/rule_set.h"
 
+#include "service/util/utf8.h"
+
 namespace trialrules {
 
 // One thing wrong with a rule file. Lines and columns count from 1; 0 means
@@ -34,7 +36,8 @@ class ProblemCollector : public google::protobuf::io::ErrorCollector {
       : file_(std::move(file)), problems_(problems) {}
   void AddError(int line, google::protobuf::io::ColumnNumber column,
                 const std::string& message) override {
-    problems_->push_back({file_, line + 1, column + 1, "", message});
+    // protobuf quotes a bad character byte by byte: keep the message UTF-8.
+    problems_->push_back({file_, line + 1, column + 1, "", ToValidUtf8(message)});
   }
 
  private:

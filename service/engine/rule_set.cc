@@ -385,6 +385,10 @@ absl::StatusOr<double> RuleSet::ConvertFact(
                                      absl::StrJoin(accepted, ", "), ")"));
         }
         canonical = *number / alternative->per_canonical_unit;
+        if (!std::isfinite(canonical)) {
+          return refuse(absl::StrCat("too large once converted to ",
+                                     spec.unit.empty() ? "the canonical unit" : spec.unit));
+        }
       }
       if (spec.integer && canonical != std::floor(canonical)) {
         return refuse("must be a whole number");
@@ -464,7 +468,7 @@ void RuleSet::Evaluate(EvaluationKind kind, const FactValues& facts,
   const int derived_count = static_cast<int>(def_.derived.size());
   std::unique_ptr<EvaluatorState> state = AcquireState();
   double* slots = state->slots.data();
-  std::memcpy(slots, facts.values.data(), sizeof(double) * fact_count);
+  std::copy_n(facts.values.data(), fact_count, slots);  // memcpy: UB on null with 0 facts
 
   for (int n : plan.nodes) {
     bool not_finite = false;

@@ -1,5 +1,7 @@
 #include "service/server/convert.h"
 
+#include "service/util/utf8.h"
+
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -88,7 +90,7 @@ void FillRuleSetInfo(const RuleSet& rule_set, bool full, v1::RuleSetInfo* out) {
   out->set_illustrative(def.illustrative);
   out->set_effective_from(FormatIsoDate(def.effective_from));
   if (def.effective_until) out->set_effective_until(FormatIsoDate(*def.effective_until));
-  out->set_file_name(def.file_name);
+  out->set_file_name(ToValidUtf8(def.file_name));
   if (!full) return;
   for (const FactSpec& spec : def.facts) {
     v1::Fact* fact = out->add_facts();
@@ -143,12 +145,13 @@ void FillProblems(const std::vector<Problem>& problems,
                   google::protobuf::RepeatedPtrField<v1::Problem>* out) {
   for (const Problem& problem : problems) {
     v1::Problem* p = out->Add();
-    p->set_file(problem.file);
+    // File names come from directory listings: any bytes.
+    p->set_file(ToValidUtf8(problem.file));
     p->set_line(problem.line);
     p->set_column(problem.column);
-    p->set_rule_id(problem.rule_id);
-    p->set_message(problem.message);
-    p->set_text(problem.ToString());
+    p->set_rule_id(ToValidUtf8(problem.rule_id));
+    p->set_message(ToValidUtf8(problem.message));
+    p->set_text(ToValidUtf8(problem.ToString()));
   }
 }
 

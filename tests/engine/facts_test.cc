@@ -115,3 +115,23 @@ TEST_F(FactsTest, RefusalChangesNothing) {
 
 }  // namespace
 }  // namespace trialrules
+
+namespace trialrules {
+namespace {
+
+TEST(FactUnitsTest, AConversionThatOverflowsIsRefusedNotInfinite) {
+  const LoadResult loaded = LoadRuleSet(
+      "protocol_id: \"UNITS\"\nversion: \"1\"\neffective_from: \"2020-01-01\"\n"
+      "facts { name: \"dose\" type: NUMBER unit: \"g\" min: 0\n"
+      "        accepted_units { unit: \"pg\" per_canonical_unit: 1e-300 } }\n"
+      "inclusion { id: \"I1\" text: \"some dose\" expression: \"dose > 0\" }\n",
+      "units.textproto");
+  ASSERT_NE(loaded.rule_set, nullptr) << (loaded.problems.empty() ? "" : loaded.problems[0].ToString());
+  const absl::StatusOr<FactValues> facts =
+      loaded.rule_set->BindFacts({{"dose", 1e10, "pg"}});
+  ASSERT_FALSE(facts.ok());
+  EXPECT_EQ(facts.status().message(), "fact \"dose\" = 1e+10 pg: too large once converted to g");
+}
+
+}  // namespace
+}  // namespace trialrules

@@ -45,10 +45,8 @@ bool IsUtf8(const std::string& text) {
 }
 
 // Text that reaches clients (problems, rule set descriptions) must be UTF-8
-// to fit proto3 string fields: checked with TRIALRULES_FUZZ_STRICT_UTF8=1
-// (a known finding, see fuzz_check.h).
+// to fit proto3 string fields.
 void CheckUtf8(const LoadResult& result) {
-  if (!fuzz::StrictUtf8()) return;
   for (const Problem& problem : result.problems) {
     FUZZ_CHECK(IsUtf8(problem.ToString()), "problem text is not UTF-8");
   }
