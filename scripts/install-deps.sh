@@ -13,6 +13,7 @@ if [ "${1:-}" != "--build-only" ]; then
     libgtest-dev libgmock-dev libbenchmark-dev
     python3-grpcio python3-grpc-tools python3-yaml
     prometheus openssl
+    clang libclang-rt-14-dev llvm-14 dpkg-dev
   )
 fi
 missing=()

@@ -9,8 +9,9 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$jobs"
 ctest --test-dir build --output-on-failure --no-tests=error -j "$jobs"
 
-# The concurrency tests once more under ThreadSanitizer.
-cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DTRIALRULES_BUILD_BENCHMARKS=OFF \
-  -DCMAKE_CXX_FLAGS="-fsanitize=thread -O1 -g" >/dev/null
-cmake --build build-tsan -j "$jobs" --target engine_concurrency_test
-TSAN_OPTIONS="halt_on_error=1" ctest --test-dir build-tsan --output-on-failure --no-tests=error -R Concurrency
+# The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, the
+# in-process concurrency and reload tests under ThreadSanitizer.
+bash scripts/sanitizers.sh
+
+# Each libFuzzer target for a bounded time (FUZZ_SECONDS, default 30).
+bash scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
