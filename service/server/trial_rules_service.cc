@@ -57,6 +57,13 @@ thread_local Scratch tl_scratch;
 TrialRulesService::TrialRulesService(const CatalogHolder* catalog, AuditLog* audit,
                                      ServiceMetrics* metrics, ServiceLimits limits)
     : catalog_(catalog), audit_(audit), metrics_(metrics), limits_(limits) {
+  for (absl::string_view method :
+       {"CheckEligibility", "CheckWithdrawal", "EvaluateEscalation", "EvaluateStopping",
+        "ScreenPatients", "ListRuleSets", "GetRuleSet", "ValidateRuleSet", "CompareVersions"}) {
+    if (metrics_ == nullptr) break;
+    method_calls_[method] = metrics_->Calls(
+        absl::StrCat("/", v1::TrialRules::service_full_name(), "/", method));
+  }
   SetMessageAllocatorFor_CheckEligibility(&evaluate_allocator_);
   SetMessageAllocatorFor_CheckWithdrawal(&evaluate_allocator_);
   SetMessageAllocatorFor_EvaluateEscalation(&evaluate_allocator_);
@@ -72,11 +79,9 @@ absl::StatusOr<std::shared_ptr<const Catalog>> TrialRulesService::Snapshot() con
 }
 
 CallRecord TrialRulesService::StartCall(absl::string_view method) {
-  ServiceMetrics::MethodCalls* calls =
-      metrics_ == nullptr
-          ? nullptr
-          : metrics_->Calls(absl::StrCat("/", v1::TrialRules::service_full_name(), "/", method));
-  return CallRecord(calls, &in_flight_, limits_.max_concurrent_calls);
+  const auto calls = method_calls_.find(method);
+  return CallRecord(calls == method_calls_.end() ? nullptr : calls->second, &in_flight_,
+                    limits_.max_concurrent_calls);
 }
 
 grpc::Status TrialRulesService::Overloaded() const {

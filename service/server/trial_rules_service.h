@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstddef>
 
+#include "absl/container/flat_hash_map.h"
 #include "service/audit/audit_log.h"
 #include "service/metrics/service_metrics.h"
 #include "service/server/arena_allocator.h"
@@ -29,8 +30,6 @@ struct ServiceLimits {
   absl::Duration max_stream_duration = absl::Minutes(5);
 };
 
-// Thread-safe; handlers never block: an answer is finished by the audit
-// log's writer once its record is written.
 // One call from start to status: its place among the calls in flight
 // (admitted, or refused for overload) and its metrics (when metrics are on).
 class CallRecord {
@@ -55,6 +54,8 @@ class CallRecord {
   bool admitted_;
 };
 
+// Thread-safe; handlers never block: an answer is finished by the audit
+// log's writer once its record is written.
 class TrialRulesService final : public v1::TrialRules::CallbackService {
  public:
   // `metrics` may be null (metrics off).
@@ -114,6 +115,8 @@ class TrialRulesService final : public v1::TrialRules::CallbackService {
   const CatalogHolder* catalog_;
   AuditLog* audit_;
   ServiceMetrics* metrics_;
+  // By method name ("CheckEligibility"); empty when metrics are off.
+  absl::flat_hash_map<std::string, ServiceMetrics::MethodCalls*> method_calls_;
   const ServiceLimits limits_;
   std::atomic<int> in_flight_{0};
 };

@@ -124,9 +124,11 @@ class ServerProcess {
     return status.ok() ? response.status() : -1;
   }
 
-  bool WaitForHealth(int wanted) {
+  // Waits until the whole server's health is `wanted`, asked on the gRPC
+  // port or on `channel` (e.g. the health-only port).
+  bool WaitForHealth(int wanted, std::shared_ptr<grpc::Channel> channel = nullptr) {
     for (int i = 0; i < 500; ++i) {
-      if (Health() == wanted) return true;
+      if (Health("", channel) == wanted) return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     return false;

@@ -58,6 +58,12 @@ class TlsTest : public ::testing::Test {
             "--health-listen=127.0.0.1:0"};
   }
 
+  // A plaintext channel to the server's health-only port.
+  static std::shared_ptr<grpc::Channel> HealthPort(const ServerProcess& server) {
+    return grpc::CreateChannel("127.0.0.1:" + std::to_string(server.health_port()),
+                               grpc::InsecureChannelCredentials());
+  }
+
   static std::filesystem::path* certs_;
 };
 std::filesystem::path* TlsTest::certs_ = nullptr;
@@ -91,12 +97,8 @@ TEST_F(TlsTest, MutualTlsAdmitsOnlyClientsWithATrustedCertificate) {
                        /*plaintext=*/false);
   ASSERT_TRUE(server.WaitForPort()) << server.Stderr();
   ASSERT_GT(server.health_port(), 0);
-  const auto health = grpc::CreateChannel("127.0.0.1:" + std::to_string(server.health_port()),
-                                          grpc::InsecureChannelCredentials());
-  for (int i = 0; i < 250 && server.Health("", health) != kServing; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ASSERT_EQ(server.Health("", health), kServing) << server.Stderr();
+  const auto health = HealthPort(server);
+  ASSERT_TRUE(server.WaitForHealth(kServing, health)) << server.Stderr();
   EXPECT_EQ(server.Health("liveness", health), kServing);
   EXPECT_EQ(server.Health("trialrules.v1.TrialRules", health), kServing);
 
@@ -146,12 +148,8 @@ TEST_F(TlsTest, RotatedServerCertificateIsServedWithoutARestart) {
   ASSERT_TRUE(server.WaitForPort()) << server.Stderr();
   // The port is written before the rules are loaded (UNAVAILABLE until then):
   // wait for SERVING on the plaintext health port.
-  const auto health = grpc::CreateChannel("127.0.0.1:" + std::to_string(server.health_port()),
-                                          grpc::InsecureChannelCredentials());
-  for (int i = 0; i < 250 && server.Health("", health) != kServing; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ASSERT_EQ(server.Health("", health), kServing) << server.Stderr();
+  const auto health = HealthPort(server);
+  ASSERT_TRUE(server.WaitForHealth(kServing, health)) << server.Stderr();
   ASSERT_EQ(Code(Client(server, "ca1", "client1")
                      .Evaluate(EvaluationKind::kEligibility, EligiblePatient())),
             absl::StatusCode::kOk)
