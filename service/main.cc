@@ -119,41 +119,26 @@ int main(int argc, char** argv) {
   options.tls.key_path = get("tls-key");
   options.tls.client_ca_path = get("tls-client-ca");
   options.health_listen_address = get("health-listen");
-  int tls_reload_seconds = 0;
-  if (!absl::SimpleAtoi(get("tls-reload-seconds"), &tls_reload_seconds) ||
-      tls_reload_seconds < 1) {
-    std::cerr << "--tls-reload-seconds takes a whole number >= 1\n";
-    return 2;
-  }
-  options.tls.refresh = absl::Seconds(tls_reload_seconds);
-  int drain_seconds = 0, max_message_bytes = 0, max_facts = 0, reload_ms = 0;
-  if (!absl::SimpleAtoi(get("reload-interval-ms"), &reload_ms) || reload_ms < 10) {
-    std::cerr << "--reload-interval-ms takes a whole number >= 10\n";
-    return 2;
-  }
-  options.reload_interval = absl::Milliseconds(reload_ms);
-  if (!absl::SimpleAtoi(get("drain-seconds"), &drain_seconds) || drain_seconds < 0 ||
-      !absl::SimpleAtoi(get("max-message-bytes"), &max_message_bytes) ||
-      max_message_bytes < 1024 || !absl::SimpleAtoi(get("max-facts"), &max_facts) ||
-      max_facts < 1) {
-    std::cerr << "--drain-seconds, --max-message-bytes (>= 1024) and --max-facts (>= 1) "
-                 "take whole numbers\n";
-    return 2;
-  }
-  int max_calls = 0, max_streams = 0, max_stream_seconds = 0;
-  if (!absl::SimpleAtoi(get("max-concurrent-calls"), &max_calls) || max_calls < 1 ||
-      !absl::SimpleAtoi(get("max-concurrent-streams"), &max_streams) || max_streams < 1 ||
-      !absl::SimpleAtoi(get("max-stream-seconds"), &max_stream_seconds) ||
-      max_stream_seconds < 1) {
-    std::cerr << "--max-concurrent-calls, --max-concurrent-streams and --max-stream-seconds "
-                 "take whole numbers >= 1\n";
-    return 2;
-  }
-  options.limits.max_concurrent_calls = max_calls;
-  options.max_concurrent_streams = max_streams;
-  options.limits.max_stream_duration = absl::Seconds(max_stream_seconds);
-  options.max_message_bytes = max_message_bytes;
-  options.limits.max_facts = static_cast<size_t>(max_facts);
+  // A whole-number flag of at least `minimum`; 0 after printing why not.
+  bool numbers_ok = true;
+  auto number = [&](absl::string_view name, int minimum) {
+    int value = 0;
+    if (!absl::SimpleAtoi(get(name), &value) || value < minimum) {
+      std::cerr << "--" << name << " takes a whole number >= " << minimum << ", not \""
+                << get(name) << "\"\n";
+      numbers_ok = false;
+    }
+    return value;
+  };
+  options.tls.refresh = absl::Seconds(number("tls-reload-seconds", 1));
+  options.reload_interval = absl::Milliseconds(number("reload-interval-ms", 10));
+  const int drain_seconds = number("drain-seconds", 0);
+  options.max_message_bytes = number("max-message-bytes", 1024);
+  options.limits.max_facts = static_cast<size_t>(number("max-facts", 1));
+  options.limits.max_concurrent_calls = number("max-concurrent-calls", 1);
+  options.max_concurrent_streams = number("max-concurrent-streams", 1);
+  options.limits.max_stream_duration = absl::Seconds(number("max-stream-seconds", 1));
+  if (!numbers_ok) return 2;
 
   // Block the shutdown signals in every thread (gRPC's threads inherit the
   // mask); this thread takes them with sigwait.

@@ -9,24 +9,10 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/descriptor.h"
 #include "service/util/file.h"
 
 namespace trialrules {
 namespace {
-
-// The trialrules methods, "/trialrules.v1.TrialRules/CheckEligibility"...:
-// the calls metrics record.
-std::vector<std::string> ServiceMethods() {
-  const google::protobuf::ServiceDescriptor* service =
-      google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
-          v1::TrialRules::service_full_name());
-  std::vector<std::string> methods;
-  for (int m = 0; service != nullptr && m < service->method_count(); ++m) {
-    methods.push_back(absl::StrCat("/", service->full_name(), "/", service->method(m)->name()));
-  }
-  return methods;
-}
 
 // The gRPC port's credentials: plaintext only when asked for; TLS with
 // certificates the provider re-reads from disk; mutual TLS with a client CA.
@@ -91,7 +77,7 @@ absl::StatusOr<std::unique_ptr<TrialRulesServer>> TrialRulesServer::Start(
   if (!credentials.ok()) return credentials.status();
   if (!server->options_.metrics_address.empty()) {
     server->metrics_ = std::make_unique<ServiceMetrics>(
-        ServiceMethods(), [audit = server->audit_.get()] { return audit->failures(); });
+        TrialRulesService::MethodNames(), [audit = server->audit_.get()] { return audit->failures(); });
     absl::StatusOr<MetricsEndpoint> endpoint = ExposeMetrics(
         server->options_.metrics_address, server->metrics_->collectables());
     if (!endpoint.ok()) return endpoint.status();

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "google/protobuf/descriptor.h"
 #include "service/engine/compare.h"
 #include "service/server/convert.h"
 
@@ -57,12 +58,9 @@ thread_local Scratch tl_scratch;
 TrialRulesService::TrialRulesService(const CatalogHolder* catalog, AuditLog* audit,
                                      ServiceMetrics* metrics, ServiceLimits limits)
     : catalog_(catalog), audit_(audit), metrics_(metrics), limits_(limits) {
-  for (absl::string_view method :
-       {"CheckEligibility", "CheckWithdrawal", "EvaluateEscalation", "EvaluateStopping",
-        "ScreenPatients", "ListRuleSets", "GetRuleSet", "ValidateRuleSet", "CompareVersions"}) {
-    if (metrics_ == nullptr) break;
-    method_calls_[method] = metrics_->Calls(
-        absl::StrCat("/", v1::TrialRules::service_full_name(), "/", method));
+  for (const std::string& full_name : metrics_ != nullptr ? MethodNames()
+                                                           : std::vector<std::string>()) {
+    method_calls_[full_name.substr(full_name.rfind('/') + 1)] = metrics_->Calls(full_name);
   }
   SetMessageAllocatorFor_CheckEligibility(&evaluate_allocator_);
   SetMessageAllocatorFor_CheckWithdrawal(&evaluate_allocator_);
@@ -76,6 +74,17 @@ absl::StatusOr<std::shared_ptr<const Catalog>> TrialRulesService::Snapshot() con
     return absl::UnavailableError("no rule sets are loaded yet; retry shortly");
   }
   return snapshot;
+}
+
+std::vector<std::string> TrialRulesService::MethodNames() {
+  const google::protobuf::ServiceDescriptor* service =
+      google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+          v1::TrialRules::service_full_name());
+  std::vector<std::string> methods;
+  for (int m = 0; service != nullptr && m < service->method_count(); ++m) {
+    methods.push_back(absl::StrCat("/", service->full_name(), "/", service->method(m)->name()));
+  }
+  return methods;
 }
 
 CallRecord TrialRulesService::StartCall(absl::string_view method) {

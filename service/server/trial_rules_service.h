@@ -58,6 +58,10 @@ class CallRecord {
 // log's writer once its record is written.
 class TrialRulesService final : public v1::TrialRules::CallbackService {
  public:
+  // "/trialrules.v1.TrialRules/CheckEligibility" and the others: the
+  // calls metrics record.
+  static std::vector<std::string> MethodNames();
+
   // `metrics` may be null (metrics off).
   TrialRulesService(const CatalogHolder* catalog, AuditLog* audit,
                     ServiceMetrics* metrics, ServiceLimits limits);
