@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <iostream>
+#include <limits>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -18,13 +19,44 @@
 
 namespace trialrules {
 
+namespace {
+
+void AppendHex64(uint64_t value, char* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int i = 15; i >= 0; --i, value >>= 4) out[i] = kHex[value & 0xf];
+}
+
+// "YYYY-MM-DDTHH:MM:SS.ffffffZ" (UTC). The part up to the seconds is
+// formatted once per second and thread: a record is written per decision.
+void AppendRecordTime(absl::Time time, std::string* out) {
+  thread_local int64_t cached_second = std::numeric_limits<int64_t>::min();
+  thread_local std::string cached_text;
+  const int64_t micros = absl::ToUnixMicros(time);
+  const int64_t second = micros >= 0 ? micros / 1000000 : (micros - 999999) / 1000000;
+  if (second != cached_second) {
+    cached_second = second;
+    cached_text = absl::FormatTime("%Y-%m-%dT%H:%M:%S", absl::FromUnixSeconds(second),
+                                   absl::UTCTimeZone());
+  }
+  int64_t fraction = micros - second * 1000000;
+  char digits[8] = {'.', '0', '0', '0', '0', '0', '0', 'Z'};
+  for (int i = 6; i >= 1; --i, fraction /= 10) digits[i] = static_cast<char>('0' + fraction % 10);
+  out->append(cached_text);
+  out->append(digits, sizeof digits);
+}
+
+}  // namespace
+
 std::string NewDecisionId() {
   static const uint64_t process_prefix = [] {
     std::random_device device;
     return (static_cast<uint64_t>(device()) << 32) ^ device();
   }();
   static std::atomic<uint64_t> counter{0};
-  return absl::StrFormat("%016x%016x", process_prefix, ++counter);
+  std::string id(32, '0');
+  AppendHex64(process_prefix, id.data());
+  AppendHex64(++counter, id.data() + 16);
+  return id;
 }
 
 absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path,
@@ -69,42 +101,49 @@ void AuditLog::Append(std::string lines, Done done) {
 
 
 
-void AuditLog::AppendLine(const DecisionRecord& record, absl::string_view time,
-                          std::string* out) const {
+void AuditLog::AppendFactsHash(const DecisionRecord& record, std::string* out) const {
+  // The canonical facts go into a per-thread buffer, whose capacity stays.
+  thread_local std::string canonical_facts;
+  canonical_facts.clear();
+  record.rule_set->AppendCanonicalFacts(*record.facts, &canonical_facts);
+  out->append(",\"facts_sha256\":\"");
+  AppendSha256Hex(canonical_facts, out);
+  out->push_back('"');
+  if (include_facts_) {
+    out->append(",\"facts\":");
+    out->append(canonical_facts);
+  }
+}
+
+// Ids, versions and protocol ids are identifiers (checked at load): nothing
+// in them needs escaping. Subject and site references come from callers.
+void AuditLog::AppendLine(const DecisionRecord& record, std::string* out) const {
   const RuleSet& rule_set = *record.rule_set;
-  const std::string canonical_facts = rule_set.CanonicalFacts(*record.facts);
-  absl::StrAppend(
-      out, "{\"decision_id\":\"", record.decision_id, "\",\"time\":\"", time,
-      "\",\"method\":\"", record.method, "\",\"protocol_id\":\"",
-      rule_set.protocol_id(), "\",\"version\":\"", rule_set.version(),
-      "\",\"sha256\":\"", rule_set.sha256(), "\",\"subject_ref\":",
-      JsonQuote(record.subject_ref), ",\"site_id\":", JsonQuote(record.site_id),
-      ",\"decision\":\"", DecisionName(record.evaluation->decision), "\",\"rules\":{");
-  // Ids, versions and protocol ids are identifiers (checked at load):
-  // nothing in them needs escaping.
+  absl::StrAppend(out, "{\"decision_id\":\"", record.decision_id, "\",\"time\":\"");
+  AppendRecordTime(record.time, out);
+  absl::StrAppend(out, "\",\"method\":\"", record.method, "\",\"protocol_id\":\"",
+                  rule_set.protocol_id(), "\",\"version\":\"", rule_set.version(),
+                  "\",\"sha256\":\"", rule_set.sha256(), "\",\"subject_ref\":");
+  AppendJsonQuoted(record.subject_ref, out);
+  out->append(",\"site_id\":");
+  AppendJsonQuoted(record.site_id, out);
+  absl::StrAppend(out, ",\"decision\":\"", DecisionName(record.evaluation->decision),
+                  "\",\"rules\":{");
   bool first = true;
   for (const RuleResult& result : record.evaluation->rules) {
     absl::StrAppend(out, first ? "\"" : ",\"", rule_set.rules()[result.rule].id,
                     "\":\"", OutcomeName(result.outcome), "\"");
     first = false;
   }
-  absl::StrAppend(out, "},\"facts_sha256\":\"", Sha256Hex(canonical_facts), "\"");
-  if (include_facts_) absl::StrAppend(out, ",\"facts\":", canonical_facts);
+  out->push_back('}');
+  AppendFactsHash(record, out);
   out->append("}\n");
 }
 
 std::string AuditLog::FormatLines(const std::vector<DecisionRecord>& records) const {
   std::string bytes;
   bytes.reserve(records.size() * 700);
-  absl::Time formatted_time = absl::InfinitePast();
-  std::string time;
-  for (const DecisionRecord& record : records) {
-    if (record.time != formatted_time) {
-      formatted_time = record.time;
-      time = absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", record.time, absl::UTCTimeZone());
-    }
-    AppendLine(record, time, &bytes);
-  }
+  for (const DecisionRecord& record : records) AppendLine(record, &bytes);
   return bytes;
 }
 
@@ -114,12 +153,13 @@ std::string AuditLog::FormatBatch(const std::vector<DecisionRecord>& records) co
   const RuleSet& rule_set = *first.rule_set;
   std::string bytes;
   bytes.reserve(256 + records.size() * (include_facts_ ? 1200 : 200));
-  absl::StrAppend(
-      &bytes, "{\"time\":\"",
-      absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", first.time, absl::UTCTimeZone()),
-      "\",\"method\":\"", first.method, "\",\"protocol_id\":\"", rule_set.protocol_id(),
-      "\",\"version\":\"", rule_set.version(), "\",\"sha256\":\"", rule_set.sha256(),
-      "\",\"site_id\":", JsonQuote(first.site_id), ",\"rule_ids\":[");
+  bytes.append("{\"time\":\"");
+  AppendRecordTime(first.time, &bytes);
+  absl::StrAppend(&bytes, "\",\"method\":\"", first.method, "\",\"protocol_id\":\"",
+                  rule_set.protocol_id(), "\",\"version\":\"", rule_set.version(),
+                  "\",\"sha256\":\"", rule_set.sha256(), "\",\"site_id\":");
+  AppendJsonQuoted(first.site_id, &bytes);
+  bytes.append(",\"rule_ids\":[");
   bool first_rule = true;
   for (const RuleResult& result : first.evaluation->rules) {
     absl::StrAppend(&bytes, first_rule ? "\"" : ",\"", rule_set.rules()[result.rule].id,
@@ -129,16 +169,16 @@ std::string AuditLog::FormatBatch(const std::vector<DecisionRecord>& records) co
   bytes += "],\"decisions\":[";
   for (size_t i = 0; i < records.size(); ++i) {
     const DecisionRecord& record = records[i];
-    const std::string canonical_facts = rule_set.CanonicalFacts(*record.facts);
     absl::StrAppend(&bytes, i == 0 ? "" : ",", "{\"decision_id\":\"", record.decision_id,
-                    "\",\"subject_ref\":", JsonQuote(record.subject_ref),
-                    ",\"decision\":\"", DecisionName(record.evaluation->decision),
+                    "\",\"subject_ref\":");
+    AppendJsonQuoted(record.subject_ref, &bytes);
+    absl::StrAppend(&bytes, ",\"decision\":\"", DecisionName(record.evaluation->decision),
                     "\",\"outcomes\":\"");
     for (const RuleResult& result : record.evaluation->rules) {
       bytes += OutcomeName(result.outcome)[0];
     }
-    absl::StrAppend(&bytes, "\",\"facts_sha256\":\"", Sha256Hex(canonical_facts), "\"");
-    if (include_facts_) absl::StrAppend(&bytes, ",\"facts\":", canonical_facts);
+    bytes += '"';
+    AppendFactsHash(record, &bytes);
     bytes += '}';
   }
   bytes += "]}\n";

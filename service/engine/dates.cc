@@ -2,7 +2,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/time/civil_time.h"
 
 namespace trialrules {
 namespace {
@@ -26,6 +25,38 @@ bool ParseDigits(absl::string_view text, int* out) {
   return true;
 }
 
+// Howard Hinnant's days_from_civil / civil_from_days (proleptic Gregorian,
+// eras of 400 years): a few integer operations, where absl::CivilDay
+// normalises field by field. Audit lines and bulk screening convert a date
+// per date fact per patient.
+DayNumber DaysFromCivil(int year, int month, int day) {
+  year -= month <= 2;
+  const int era = (year >= 0 ? year : year - 399) / 400;
+  const int year_of_era = year - era * 400;
+  const int day_of_year = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+  const int day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+  return static_cast<DayNumber>(era) * 146097 + day_of_era - 719468;
+}
+
+struct CivilDate {
+  int64_t year;
+  int month;
+  int day;
+};
+
+CivilDate CivilFromDays(DayNumber days) {
+  const int64_t z = static_cast<int64_t>(days) + 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const int64_t day_of_era = z - era * 146097;
+  const int64_t year_of_era =
+      (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
+  const int64_t day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+  const int64_t mp = (5 * day_of_year + 2) / 153;
+  const int day = static_cast<int>(day_of_year - (153 * mp + 2) / 5 + 1);
+  const int month = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
+  return {year_of_era + era * 400 + (month <= 2), month, day};
+}
+
 }  // namespace
 
 absl::StatusOr<DayNumber> ParseIsoDate(absl::string_view text) {
@@ -42,28 +73,34 @@ absl::StatusOr<DayNumber> ParseIsoDate(absl::string_view text) {
     return absl::InvalidArgumentError(
         absl::StrCat("\"", text, "\" is not a real calendar date"));
   }
-  return static_cast<DayNumber>(absl::CivilDay(year, month, day) -
-                                absl::CivilDay(1970, 1, 1));
+  return DaysFromCivil(year, month, day);
+}
+
+void AppendIsoDate(DayNumber day, std::string* out) {
+  const CivilDate civil = CivilFromDays(day);
+  if (civil.year < 0 || civil.year > 9999) {
+    absl::StrAppendFormat(out, "%04d-%02d-%02d", civil.year, civil.month, civil.day);
+    return;
+  }
+  // Formatted by hand: audit lines format a date per fact per decision.
+  const int year = static_cast<int>(civil.year);
+  const char text[10] = {static_cast<char>('0' + year / 1000),
+                         static_cast<char>('0' + year / 100 % 10),
+                         static_cast<char>('0' + year / 10 % 10),
+                         static_cast<char>('0' + year % 10),
+                         '-',
+                         static_cast<char>('0' + civil.month / 10),
+                         static_cast<char>('0' + civil.month % 10),
+                         '-',
+                         static_cast<char>('0' + civil.day / 10),
+                         static_cast<char>('0' + civil.day % 10)};
+  out->append(text, sizeof text);
 }
 
 std::string FormatIsoDate(DayNumber day) {
-  const absl::CivilDay civil = absl::CivilDay(1970, 1, 1) + day;
-  const int year = static_cast<int>(civil.year());
-  if (year < 0 || year > 9999) {
-    return absl::StrFormat("%04d-%02d-%02d", year, civil.month(), civil.day());
-  }
-  // Formatted by hand: audit lines format a date per fact per decision.
-  char text[10] = {static_cast<char>('0' + year / 1000),
-                   static_cast<char>('0' + year / 100 % 10),
-                   static_cast<char>('0' + year / 10 % 10),
-                   static_cast<char>('0' + year % 10),
-                   '-',
-                   static_cast<char>('0' + civil.month() / 10),
-                   static_cast<char>('0' + civil.month() % 10),
-                   '-',
-                   static_cast<char>('0' + civil.day() / 10),
-                   static_cast<char>('0' + civil.day() % 10)};
-  return std::string(text, sizeof text);
+  std::string text;
+  AppendIsoDate(day, &text);
+  return text;
 }
 
 }  // namespace trialrules

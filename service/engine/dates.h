@@ -17,8 +17,9 @@ using DayNumber = int32_t;
 // Impossible dates such as 2023-02-29 are InvalidArgument.
 absl::StatusOr<DayNumber> ParseIsoDate(absl::string_view text);
 
-// The inverse of ParseIsoDate.
+// The inverse of ParseIsoDate; AppendIsoDate writes it at the end of `out`.
 std::string FormatIsoDate(DayNumber day);
+void AppendIsoDate(DayNumber day, std::string* out);
 
 }  // namespace trialrules
 

@@ -151,6 +151,22 @@ Decision DecideEscalation(const std::vector<RuleSpec>& specs,
   return holding == 1 ? action : Decision::kIndeterminate;
 }
 
+// The longest text one canonical value takes: a shortest round-trip double
+// is at most 24 characters ("-2.2250738585072014e-308"), a quoted date 12.
+constexpr size_t kMaxCanonicalValue = 32;
+
+// Writes at `out`, which has room for kMaxCanonicalValue; returns the end.
+char* WriteCanonicalNumber(double value, char* out) {
+  // Whole numbers below 10^5 print the same as std::to_chars's shortest
+  // form (no exponent form is shorter), without its digit search; ages,
+  // counts and scores are such numbers. CanonicalNumberTest checks the range.
+  if (value > -1e5 && value < 1e5 && value == static_cast<int32_t>(value) &&
+      !(value == 0 && std::signbit(value))) {
+    return std::to_chars(out, out + kMaxCanonicalValue, static_cast<int32_t>(value)).ptr;
+  }
+  return std::to_chars(out, out + kMaxCanonicalValue, value).ptr;
+}
+
 }  // namespace
 
 // Per-evaluation state: muparser parsers bound to this state's own slots.
@@ -190,7 +206,12 @@ absl::StatusOr<std::shared_ptr<const RuleSet>> RuleSet::Create(
     rs.node_expression_.push_back(rs.def_.rules[r].expression);
   }
 
-  for (int f = 0; f < fact_count; ++f) rs.facts_by_name_.push_back(f);
+  for (int f = 0; f < fact_count; ++f) {
+    rs.facts_by_name_.push_back(f);
+    // Names are identifiers (checked at load): nothing to escape.
+    rs.canonical_keys_.push_back(absl::StrCat("\"", rs.def_.facts[f].name, "\":"));
+    rs.canonical_max_length_ += rs.canonical_keys_.back().size() + 1 + kMaxCanonicalValue;
+  }
   std::sort(rs.facts_by_name_.begin(), rs.facts_by_name_.end(), [&](int a, int b) {
     return rs.def_.facts[a].name < rs.def_.facts[b].name;
   });
@@ -327,28 +348,49 @@ int RuleSet::FindFact(absl::string_view name) const {
   return it == fact_index_.end() ? -1 : it->second;
 }
 
+void AppendCanonicalNumber(double value, std::string* out) {
+  char buffer[kMaxCanonicalValue];
+  out->append(buffer, WriteCanonicalNumber(value, buffer));
+}
+
 std::string RuleSet::CanonicalFacts(const FactValues& facts) const {
-  std::string out = "{";
-  out.reserve(32 * facts_by_name_.size());
+  std::string out;
+  AppendCanonicalFacts(facts, &out);
+  return out;
+}
+
+void RuleSet::AppendCanonicalFacts(const FactValues& facts, std::string* out) const {
+  // Sized once for the longest possible text, written through a pointer,
+  // then cut to length: this runs for every decision.
+  const size_t start = out->size();
+  out->resize(start + canonical_max_length_);
+  char* const begin = out->data() + start;
+  char* p = begin;
+  *p++ = '{';
   for (int f : facts_by_name_) {
     if (!facts.present[f]) continue;
-    const FactSpec& spec = def_.facts[f];
-    if (out.size() > 1) out += ',';
-    out += '"';
-    out += spec.name;  // identifiers: nothing to escape
-    out += "\":";
-    switch (spec.type) {
-      case ValueType::kNumber: out += FormatNumber(facts.values[f]); break;
-      case ValueType::kBool: out += facts.values[f] != 0 ? "true" : "false"; break;
-      case ValueType::kDate:
-        out += '"';
-        out += FormatIsoDate(static_cast<DayNumber>(facts.values[f]));
-        out += '"';
+    if (p != begin + 1) *p++ = ',';
+    const std::string& key = canonical_keys_[f];
+    p = std::copy(key.begin(), key.end(), p);
+    const double value = facts.values[f];
+    switch (def_.facts[f].type) {
+      case ValueType::kNumber: p = WriteCanonicalNumber(value, p); break;
+      case ValueType::kBool: {
+        const absl::string_view text = value != 0 ? "true" : "false";
+        p = std::copy(text.begin(), text.end(), p);
         break;
+      }
+      case ValueType::kDate: {
+        *p++ = '"';
+        const std::string date = FormatIsoDate(static_cast<DayNumber>(value));
+        p = std::copy(date.begin(), date.end(), p);
+        *p++ = '"';
+        break;
+      }
     }
   }
-  out += "}";
-  return out;
+  *p++ = '}';
+  out->resize(start + (p - begin));
 }
 
 FactValues RuleSet::EmptyFacts() const {

@@ -138,6 +138,10 @@ struct RuleSetDefinition {
   std::vector<DoseLevelSpec> dose_levels;
 };
 
+// A number as canonical facts write it: std::to_chars's shortest form that
+// reads back as the same double.
+void AppendCanonicalNumber(double value, std::string* out);
+
 // Thread-safe: any number of threads may call every const method at once.
 class RuleSet {
  public:
@@ -185,6 +189,7 @@ class RuleSet {
   // missing facts left out. Equal facts give equal text, whatever units or
   // order they were sent in: its SHA-256 identifies a decision's inputs.
   std::string CanonicalFacts(const FactValues& facts) const;
+  void AppendCanonicalFacts(const FactValues& facts, std::string* out) const;
 
   // Evaluates `facts` for `kind` into `out`, reusing its storage.
   void Evaluate(EvaluationKind kind, const FactValues& facts,
@@ -207,6 +212,8 @@ class RuleSet {
   RuleSetDefinition def_;
   absl::flat_hash_map<std::string, int> fact_index_;
   std::vector<int> facts_by_name_;  // fact indices sorted by name
+  std::vector<std::string> canonical_keys_;  // per fact: "name":
+  size_t canonical_max_length_ = 2;          // of AppendCanonicalFacts' text
   // Nodes are derived values (0..D-1) then rules (D..D+R-1); node n's value
   // lives in slot facts().size() + n.
   std::vector<std::vector<int>> node_deps_;        // direct node deps

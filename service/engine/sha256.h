@@ -8,6 +8,8 @@
 namespace trialrules {
 
 std::string Sha256Hex(absl::string_view bytes);
+// The same, written at the end of `out`.
+void AppendSha256Hex(absl::string_view bytes, std::string* out);
 
 }  // namespace trialrules
 

@@ -30,7 +30,8 @@ size_t Utf8Length(absl::string_view text, size_t i) {
 
 }  // namespace
 
-std::string JsonQuote(absl::string_view text) {
+void AppendJsonQuoted(absl::string_view text, std::string* out_string) {
+  std::string& out = *out_string;
   // Most text (ids, names, hex) needs no escaping: copy it whole.
   bool plain = true;
   for (const char c : text) {
@@ -40,8 +41,12 @@ std::string JsonQuote(absl::string_view text) {
       break;
     }
   }
-  if (plain) return absl::StrCat("\"", text, "\"");
-  std::string out = "\"";
+  out += '"';
+  if (plain) {
+    out.append(text.data(), text.size());
+    out += '"';
+    return;
+  }
   for (size_t i = 0; i < text.size();) {
     const char c = text[i];
     switch (c) {
@@ -66,7 +71,12 @@ std::string JsonQuote(absl::string_view text) {
       i += length;
     }
   }
-  out += "\"";
+  out += '"';
+}
+
+std::string JsonQuote(absl::string_view text) {
+  std::string out;
+  AppendJsonQuoted(text, &out);
   return out;
 }
 

@@ -13,6 +13,8 @@ namespace trialrules {
 // `text` as a JSON string literal. Bytes that are not valid UTF-8 become
 // U+FFFD, so a line stays valid JSON whatever a caller sent.
 std::string JsonQuote(absl::string_view text);
+// The same, written at the end of `out`.
+void AppendJsonQuoted(absl::string_view text, std::string* out);
 
 // ["a","b"]
 std::string JsonList(const std::vector<std::string>& items);

@@ -1,5 +1,7 @@
 #include "service/engine/dates.h"
 
+#include "absl/time/civil_time.h"
+
 #include "gtest/gtest.h"
 
 namespace trialrules {
@@ -46,6 +48,22 @@ TEST(DatesTest, FormatsWhatItParses) {
   for (const char* text : {"1900-01-01", "2020-02-29", "2199-12-31", "1970-01-01"}) {
     EXPECT_EQ(FormatIsoDate(*ParseIsoDate(text)), text);
   }
+}
+
+// The day arithmetic is done by hand (for speed): it must agree with
+// Abseil's civil time on every day a date fact can take.
+TEST(DatesTest, AgreesWithAbseilOnEveryDayOfYears1000To9999) {
+  const absl::CivilDay epoch(1970, 1, 1);
+  int checked = 0;
+  for (absl::CivilDay day(1000, 1, 1); day <= absl::CivilDay(9999, 12, 31); ++day) {
+    const std::string text = absl::FormatCivilTime(day);
+    const absl::StatusOr<DayNumber> parsed = ParseIsoDate(text);
+    ASSERT_TRUE(parsed.ok()) << text;
+    ASSERT_EQ(*parsed, day - epoch) << text;
+    ASSERT_EQ(FormatIsoDate(static_cast<DayNumber>(day - epoch)), text);
+    ++checked;
+  }
+  EXPECT_EQ(checked, 3287182);
 }
 
 }  // namespace

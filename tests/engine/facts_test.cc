@@ -1,4 +1,6 @@
 // Facts are checked before evaluation; each refusal names the fact and value.
+#include <charconv>
+
 #include "gtest/gtest.h"
 #include "tests/engine/test_util.h"
 
@@ -111,6 +113,45 @@ TEST_F(FactsTest, RefusalChangesNothing) {
   const Evaluation after = rule_set_->Evaluate(EvaluationKind::kEligibility, empty);
   EXPECT_EQ(before.decision, after.decision);
   EXPECT_EQ(before.missing_facts, after.missing_facts);
+}
+
+// The canonical facts are what an auditor hashes to match a decision's
+// facts_sha256: their exact text is a contract.
+TEST_F(FactsTest, CanonicalFactsAreSortedCanonicalUnitJson) {
+  absl::StatusOr<FactValues> facts = rule_set_->BindFacts(
+      {{"weight_kg", 70500.0, "g"},
+       {"karnofsky", 80.0, ""},
+       {"informed_consent", true, ""},
+       {"assessment_date", std::string("2020-01-15"), ""},
+       {"creatinine_mg_dl", 0.9, ""},
+       {"alt_u_l", 150000.0 / 2, ""},
+       {"age_years", 34.0, ""}});
+  ASSERT_TRUE(facts.ok()) << facts.status();
+  EXPECT_EQ(rule_set_->CanonicalFacts(*facts),
+            "{\"age_years\":34,\"alt_u_l\":75000,\"assessment_date\":\"2020-01-15\","
+            "\"creatinine_mg_dl\":0.9,\"informed_consent\":true,\"karnofsky\":80,"
+            "\"weight_kg\":70.5}");
+}
+
+// Whole numbers take a shortcut; it must print exactly what std::to_chars
+// prints, over its whole range and just outside it.
+TEST(CanonicalNumberTest, ShortcutAgreesWithToChars) {
+  auto to_chars = [](double value) {
+    char buffer[64];
+    return std::string(buffer, std::to_chars(buffer, buffer + sizeof buffer, value).ptr);
+  };
+  auto canonical = [](double value) {
+    std::string out;
+    AppendCanonicalNumber(value, &out);
+    return out;
+  };
+  for (int n = -100001; n <= 100001; ++n) {
+    ASSERT_EQ(canonical(n), to_chars(n)) << n;
+    ASSERT_EQ(canonical(n + 0.5), to_chars(n + 0.5)) << n;
+  }
+  for (double value : {-0.0, 0.1, 1e5, 1e6, 2e9, 1e300, 5e-324, 99999.99999999999}) {
+    EXPECT_EQ(canonical(value), to_chars(value)) << value;
+  }
 }
 
 }  // namespace

@@ -1,0 +1,109 @@
+// The audit log's cost per decision, in pieces: canonical facts, their
+// SHA-256, a decision id, one unary decision's line and one bulk-screening
+// patient's share of a batch line. Every answered decision pays these before
+// its answer leaves.
+//   build/tests/audit_benchmark --benchmark_min_time=1
+#include <fstream>
+#include <sstream>
+
+#include "absl/time/clock.h"
+#include "benchmark/benchmark.h"
+#include "client/population.h"
+#include "service/audit/audit_log.h"
+#include "service/engine/loader.h"
+#include "service/engine/sha256.h"
+
+namespace trialrules {
+namespace {
+
+constexpr int kPatients = 1024;
+
+struct Fixture {
+  std::shared_ptr<const RuleSet> rule_set;
+  std::vector<FactValues> facts;
+  std::vector<Evaluation> evaluations;
+};
+
+const Fixture& Patients() {
+  static const Fixture fixture = [] {
+    std::ifstream in(std::string(TRIALRULES_SOURCE_DIR) + "/rules/NCT04094766-v1.0.textproto");
+    std::stringstream text;
+    text << in.rdbuf();
+    Fixture f;
+    f.rule_set = LoadRuleSet(text.str(), "NCT04094766-v1.0.textproto").rule_set;
+    for (const auto& patient :
+         SyntheticPopulation(*f.rule_set, EvaluationKind::kEligibility, kPatients, 0.2, 7)) {
+      f.facts.push_back(*f.rule_set->BindFacts(patient));
+      f.evaluations.emplace_back();
+      f.rule_set->Evaluate(EvaluationKind::kEligibility, f.facts.back(), &f.evaluations.back());
+    }
+    return f;
+  }();
+  return fixture;
+}
+
+std::unique_ptr<AuditLog> DevNullLog() { return *AuditLog::Open("/dev/null", false); }
+
+void BM_CanonicalFacts(benchmark::State& state) {
+  const Fixture& f = Patients();
+  size_t i = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(f.rule_set->CanonicalFacts(f.facts[i++ % kPatients]));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_CanonicalFacts);
+
+void BM_Sha256OfCanonicalFacts(benchmark::State& state) {
+  const Fixture& f = Patients();
+  const std::string canonical = f.rule_set->CanonicalFacts(f.facts[0]);
+  for (auto _ : state) benchmark::DoNotOptimize(Sha256Hex(canonical));
+  state.SetItemsProcessed(state.iterations());
+  state.counters["bytes"] = static_cast<double>(canonical.size());
+}
+BENCHMARK(BM_Sha256OfCanonicalFacts);
+
+void BM_NewDecisionId(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(NewDecisionId());
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_NewDecisionId);
+
+// One CheckEligibility answer's record: its own line, its own time.
+void BM_UnaryDecisionLine(benchmark::State& state) {
+  const Fixture& f = Patients();
+  const std::unique_ptr<AuditLog> log = DevNullLog();
+  const std::string id = NewDecisionId();
+  size_t i = 0;
+  for (auto _ : state) {
+    const size_t p = i++ % kPatients;
+    benchmark::DoNotOptimize(log->FormatLines({{id, absl::Now(), "CheckEligibility",
+                                                f.rule_set.get(), "SUBJECT-0001", "SITE-01",
+                                                &f.evaluations[p], &f.facts[p]}}));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_UnaryDecisionLine);
+
+// A ScreenPatients message of 1000 patients; items are patients.
+void BM_ScreenBatchLine(benchmark::State& state) {
+  const Fixture& f = Patients();
+  const std::unique_ptr<AuditLog> log = DevNullLog();
+  constexpr int kBatch = 1000;
+  std::vector<std::string> ids;
+  for (int p = 0; p < kBatch; ++p) ids.push_back(NewDecisionId());
+  std::vector<DecisionRecord> records;
+  const absl::Time now = absl::Now();
+  for (int p = 0; p < kBatch; ++p) {
+    records.push_back({ids[p], now, "ScreenPatients", f.rule_set.get(), "SUBJECT-0001",
+                       "SITE-01", &f.evaluations[p], &f.facts[p]});
+  }
+  for (auto _ : state) benchmark::DoNotOptimize(log->FormatBatch(records));
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+BENCHMARK(BM_ScreenBatchLine);
+
+}  // namespace
+}  // namespace trialrules
+
+BENCHMARK_MAIN();
