@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <iostream>
+#include <limits>
 #include <mutex>
 #include <thread>
 
@@ -272,17 +273,27 @@ int RunBench(const std::vector<std::string>& argv) {
       columns.push_back((*rule_set)->facts()[f].name);
       header.add_fact_names(columns.back());
     }
+    // Compact rows (numbers and dates in column order), as a bulk loader
+    // would send them.
     batches.resize((kPopulation + settings->batch - 1) / settings->batch);
     for (size_t i = 0; i < population.size(); ++i) {
       v1::ScreenPatient* patient = batches[i / settings->batch].add_patients();
       patient->set_subject_ref(absl::StrFormat("BENCH-%06d", i));
       for (const std::string& column : columns) {
-        v1::ScreenValue* value = patient->add_values();
+        const bool is_date =
+            (*rule_set)->facts()[(*rule_set)->FindFact(column)].type == ValueType::kDate;
+        double number = std::numeric_limits<double>::quiet_NaN();
+        std::string date;
         for (const FactInput& fact : population[i]) {
           if (fact.name != column) continue;
-          if (const double* n = std::get_if<double>(&fact.value)) value->set_number(*n);
-          if (const bool* b = std::get_if<bool>(&fact.value)) value->set_boolean(*b);
-          if (const auto* d = std::get_if<std::string>(&fact.value)) value->set_date(*d);
+          if (const double* n = std::get_if<double>(&fact.value)) number = *n;
+          if (const bool* b = std::get_if<bool>(&fact.value)) number = *b ? 1 : 0;
+          if (const auto* d = std::get_if<std::string>(&fact.value)) date = *d;
+        }
+        if (is_date) {
+          patient->add_dates(date);
+        } else {
+          patient->add_numbers(number);
         }
       }
     }

@@ -1,6 +1,7 @@
 #include "service/server/trial_rules_service.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <set>
 
@@ -529,6 +530,12 @@ class TrialRulesService::ScreenReactor
       if (fact < 0) response_->add_ignored_facts(name);
       columns_.push_back(fact);
       units_.push_back(header.units_size() > 0 ? header.units(c) : "");
+      const ValueType type = fact >= 0 ? rule_set_->facts()[fact].type : ValueType::kNumber;
+      column_types_.push_back(type);
+      if (type == ValueType::kDate) {
+        ++date_columns_;
+        response_->add_date_columns(c);
+      }
     }
     FillRuleSetRef(*rule_set_, response_->mutable_rule_set());
     for (int rule : rule_set_->RulesFor(EvaluationKind::kEligibility)) {
@@ -539,13 +546,16 @@ class TrialRulesService::ScreenReactor
   }
 
   absl::Status Bind(const v1::ScreenPatient& patient, FactValues* facts) const {
+    facts->values.assign(rule_set_->facts().size(),
+                         std::numeric_limits<double>::quiet_NaN());
+    facts->present.assign(rule_set_->facts().size(), 0);
+    if (patient.numbers_size() > 0 || patient.dates_size() > 0) {
+      return BindCompact(patient, facts);
+    }
     if (static_cast<size_t>(patient.values_size()) > columns_.size()) {
       return absl::InvalidArgumentError(absl::StrCat(
           patient.values_size(), " values for ", columns_.size(), " columns"));
     }
-    facts->values.assign(rule_set_->facts().size(),
-                         std::numeric_limits<double>::quiet_NaN());
-    facts->present.assign(rule_set_->facts().size(), 0);
     for (int c = 0; c < patient.values_size(); ++c) {
       const v1::ScreenValue& value = patient.values(c);
       const int fact = columns_[c];
@@ -557,11 +567,59 @@ class TrialRulesService::ScreenReactor
         case v1::ScreenValue::kDate: input = value.date(); break;
         default: continue;  // missing
       }
-      absl::StatusOr<double> converted = rule_set_->ConvertFact(fact, input, units_[c]);
-      if (!converted.ok()) return converted.status();
-      facts->values[fact] = *converted;
-      facts->present[fact] = 1;
+      if (absl::Status s = Set(fact, input, units_[c], facts); !s.ok()) return s;
     }
+    return absl::OkStatus();
+  }
+
+  // A compact row: numbers and dates, each in column order.
+  absl::Status BindCompact(const v1::ScreenPatient& patient, FactValues* facts) const {
+    if (patient.values_size() > 0) {
+      return absl::InvalidArgumentError(
+          "values and numbers/dates are both set; send a row in one form");
+    }
+    const int date_columns = date_columns_;
+    const int number_columns = static_cast<int>(columns_.size()) - date_columns;
+    if (patient.numbers_size() != number_columns || patient.dates_size() != date_columns) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          patient.numbers_size(), " numbers and ", patient.dates_size(), " dates for ",
+          number_columns, " number or boolean columns and ", date_columns,
+          " date columns (a compact row is complete: NaN or \"\" for missing)"));
+    }
+    int next_number = 0, next_date = 0;
+    for (size_t c = 0; c < columns_.size(); ++c) {
+      const int fact = columns_[c];
+      const ValueType type = column_types_[c];
+      if (type == ValueType::kDate) {
+        const std::string& date = patient.dates(next_date++);
+        if (date.empty()) continue;
+        if (absl::Status s = Set(fact, date, units_[c], facts); !s.ok()) return s;
+        continue;
+      }
+      const double number = patient.numbers(next_number++);
+      if (fact < 0 || std::isnan(number)) continue;
+      if (type == ValueType::kBool) {
+        if (number != 0 && number != 1) {
+          std::string value;
+          AppendCanonicalNumber(number, &value);
+          return absl::InvalidArgumentError(absl::StrCat(
+              "fact \"", rule_set_->facts()[fact].name, "\" = ", value,
+              ": a boolean column takes 1 or 0 in numbers (NaN: missing)"));
+        }
+        if (absl::Status s = Set(fact, number == 1, units_[c], facts); !s.ok()) return s;
+        continue;
+      }
+      if (absl::Status s = Set(fact, number, units_[c], facts); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Set(int fact, const std::variant<double, bool, std::string>& input,
+                   absl::string_view unit, FactValues* facts) const {
+    absl::StatusOr<double> converted = rule_set_->ConvertFact(fact, input, unit);
+    if (!converted.ok()) return converted.status();
+    facts->values[fact] = *converted;
+    facts->present[fact] = 1;
     return absl::OkStatus();
   }
 
@@ -583,6 +641,8 @@ class TrialRulesService::ScreenReactor
   std::shared_ptr<const RuleSet> rule_set_;
   std::string site_id_;
   std::vector<int> columns_;  // fact index per column, -1 when ignored
+  std::vector<ValueType> column_types_;  // kNumber for ignored columns
+  int date_columns_ = 0;
   std::vector<Evaluation> evaluations_;
   std::vector<FactValues> facts_;
   std::vector<DecisionRecord> records_;

@@ -185,6 +185,11 @@ def request_seeds():
         "ScreenRequest", 'header { protocol_id: "NCT04094766" fact_names: "weight_kg" '
                          'units: "g" ignore_unknown_facts: true fact_names: "x" } '
                          'patients { values { number: 70000 } values { boolean: false } }')))
+    seeds.append(("ScreenPatients-compact", bytes([7]) + protoc_encode(
+        "ScreenRequest", 'header { protocol_id: "NCT04094766" fact_names: "informed_consent" '
+                         'fact_names: "assessment_date" fact_names: "karnofsky" } '
+                         'patients { subject_ref: "A" numbers: 1 numbers: 80 dates: "2020-01-15" } '
+                         'patients { subject_ref: "B" numbers: 2 numbers: nan dates: "" }')))
     compare = ('protocol_id: "NCT04094766" base_version: "1.0" candidate_version: "2.0" '
                'patients { subject_ref: "P1" %s } patients { subject_ref: "P2" '
                'facts { name: "karnofsky" number: 65 } }' % all_facts)

@@ -188,6 +188,27 @@ class TrialRulesFromPython(unittest.TestCase):
         missing = [first.fact_names[i] for i in first.results[0].missing_fact_indexes]
         self.assertIn("lvef_pct", missing)
 
+    def test_screen_patients_compact_rows(self):
+        # The same two rows as test_screen_patients, as packed numbers and
+        # dates (a date column added), as a bulk loader in Python would send.
+        header = self.s.ScreenHeader(
+            protocol_id="NCT04094766", version="1.0",
+            fact_names=["informed_consent", "assessment_date", "karnofsky"])
+        patients = [self.s.ScreenPatient(subject_ref="A", numbers=[0, 90], dates=["2020-01-15"]),
+                    self.s.ScreenPatient(subject_ref="B", numbers=[1, 101], dates=[""]),
+                    self.s.ScreenPatient(subject_ref="C", numbers=[float("nan"), 80],
+                                         dates=["2020-01-15"])]
+        responses = list(self.stub.ScreenPatients(
+            iter([self.s.ScreenRequest(header=header, patients=patients)]), timeout=5))
+        first = responses[0]
+        self.assertEqual(list(first.date_columns), [1])
+        self.assertEqual(first.results[0].decision, self.s.DECISION_INELIGIBLE)
+        self.assertEqual(first.results[1].error,
+                         'patients[1]: fact "karnofsky" = 101: outside the valid range 0 to 100')
+        missing = [first.fact_names[i] for i in first.results[2].missing_fact_indexes]
+        self.assertIn("informed_consent", missing)
+        self.assertNotIn("karnofsky", missing)
+
     def test_list_and_get_rule_sets(self):
         listed = self.stub.ListRuleSets(self.s.ListRuleSetsRequest(), timeout=5)
         self.assertEqual([(r.rule_set.version, r.effective_from) for r in listed.rule_sets],

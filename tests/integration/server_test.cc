@@ -9,6 +9,8 @@
 #include "absl/strings/str_split.h"
 #include "client/client.h"
 #include "client/facts_file.h"
+#include "client/population.h"
+#include "service/engine/loader.h"
 #include "gtest/gtest.h"
 #include "service/engine/sha256.h"
 #include "tests/command.h"
@@ -145,6 +147,161 @@ TEST_F(ServerTest, ScreenPatientsStreamsBatches) {
   EXPECT_EQ(response.results(0).decision(), v1::DECISION_INDETERMINATE);
   stream->WritesDone();
   EXPECT_TRUE(stream->Finish().ok());
+}
+
+// Compact rows (packed numbers and dates) are another encoding of the same
+// rows: a synthetic population sent both ways in one stream must get the
+// same answer, patient by patient.
+TEST_F(ServerTest, ScreenPatientsCompactRowsAnswerAsValueRows) {
+  const std::shared_ptr<const RuleSet> rule_set =
+      LoadRuleSet(ReadText(kSource + "/rules/NCT04094766-v2.0.textproto"),
+                  "NCT04094766-v2.0.textproto")
+          .rule_set;
+  ASSERT_NE(rule_set, nullptr);
+  grpc::ClientContext context;
+  auto stream = client_->stub()->ScreenPatients(&context);
+  v1::ScreenRequest as_values;
+  v1::ScreenHeader* header = as_values.mutable_header();
+  header->set_protocol_id("NCT04094766");
+  header->set_version("2.0");
+  header->set_ignore_unknown_facts(true);
+  std::vector<int> columns;
+  for (int f : rule_set->FactsFor(EvaluationKind::kEligibility)) {
+    columns.push_back(f);
+    header->add_fact_names(rule_set->facts()[f].name);
+    if (columns.size() == 3) {  // an ignored column takes a numbers slot
+      columns.push_back(-1);
+      header->add_fact_names("not_a_fact_of_this_protocol");
+    }
+  }
+  v1::ScreenRequest as_compact;
+  std::vector<uint32_t> expected_date_columns;
+  for (size_t c = 0; c < columns.size(); ++c) {
+    if (columns[c] >= 0 && rule_set->facts()[columns[c]].type == ValueType::kDate) {
+      expected_date_columns.push_back(c);
+    }
+  }
+  ASSERT_FALSE(expected_date_columns.empty());
+  const auto population =
+      SyntheticPopulation(*rule_set, EvaluationKind::kEligibility, 300, 0.2, 11);
+  for (size_t i = 0; i < population.size(); ++i) {
+    v1::ScreenPatient* values = as_values.add_patients();
+    v1::ScreenPatient* compact = as_compact.add_patients();
+    values->set_subject_ref(absl::StrCat("P", i));
+    compact->set_subject_ref(absl::StrCat("P", i));
+    for (int fact : columns) {
+      const FactInput* input = nullptr;
+      for (const FactInput& candidate : population[i]) {
+        if (fact >= 0 && candidate.name == rule_set->facts()[fact].name) input = &candidate;
+      }
+      v1::ScreenValue* value = values->add_values();
+      const bool is_date = fact >= 0 && rule_set->facts()[fact].type == ValueType::kDate;
+      if (fact < 0) {
+        value->set_number(7);
+        compact->add_numbers(7);
+      } else if (input == nullptr) {
+        if (is_date) {
+          compact->add_dates("");
+        } else {
+          compact->add_numbers(std::nan(""));
+        }
+      } else if (const double* n = std::get_if<double>(&input->value)) {
+        value->set_number(*n);
+        compact->add_numbers(*n);
+      } else if (const bool* b = std::get_if<bool>(&input->value)) {
+        value->set_boolean(*b);
+        compact->add_numbers(*b ? 1 : 0);
+      } else {
+        value->set_date(std::get<std::string>(input->value));
+        compact->add_dates(std::get<std::string>(input->value));
+      }
+    }
+  }
+  v1::ScreenResponse by_values, by_compact;
+  ASSERT_TRUE(stream->Write(as_values));
+  ASSERT_TRUE(stream->Read(&by_values));
+  ASSERT_TRUE(stream->Write(as_compact));
+  ASSERT_TRUE(stream->Read(&by_compact));
+  stream->WritesDone();
+  ASSERT_TRUE(stream->Finish().ok());
+
+  EXPECT_EQ(std::vector<uint32_t>(by_values.date_columns().begin(),
+                                  by_values.date_columns().end()),
+            expected_date_columns);
+  ASSERT_EQ(by_values.results_size(), 300);
+  ASSERT_EQ(by_compact.results_size(), 300);
+  std::set<std::vector<int>> outcome_patterns;
+  for (int p = 0; p < 300; ++p) {
+    const v1::ScreenResult& a = by_values.results(p);
+    const v1::ScreenResult& b = by_compact.results(p);
+    ASSERT_EQ(a.error(), "") << p;
+    ASSERT_EQ(b.error(), "") << p;
+    EXPECT_EQ(a.subject_ref(), b.subject_ref());
+    EXPECT_EQ(a.decision(), b.decision()) << p;
+    EXPECT_EQ(std::vector<int>(a.outcomes().begin(), a.outcomes().end()),
+              std::vector<int>(b.outcomes().begin(), b.outcomes().end())) << p;
+    EXPECT_EQ(std::vector<uint32_t>(a.missing_fact_indexes().begin(),
+                                    a.missing_fact_indexes().end()),
+              std::vector<uint32_t>(b.missing_fact_indexes().begin(),
+                                    b.missing_fact_indexes().end())) << p;
+    EXPECT_NE(a.decision_id(), b.decision_id());
+    outcome_patterns.insert(std::vector<int>(a.outcomes().begin(), a.outcomes().end()));
+  }
+  EXPECT_GE(outcome_patterns.size(), 100u);  // varied patients, not one answer
+}
+
+TEST_F(ServerTest, ScreenPatientsCompactRowsRefusalsNameThePatientAndValue) {
+  grpc::ClientContext context;
+  auto stream = client_->stub()->ScreenPatients(&context);
+  v1::ScreenRequest request;
+  v1::ScreenHeader* header = request.mutable_header();
+  header->set_protocol_id("NCT04094766");
+  header->set_version("2.0");
+  for (const char* name : {"informed_consent", "assessment_date", "creatinine_mg_dl"}) {
+    header->add_fact_names(name);
+  }
+  header->add_units("");
+  header->add_units("");
+  header->add_units("umol/L");
+  auto add = [&](std::vector<double> numbers, std::vector<std::string> dates) {
+    v1::ScreenPatient* patient = request.add_patients();
+    for (double n : numbers) patient->add_numbers(n);
+    for (const std::string& d : dates) patient->add_dates(d);
+    return patient;
+  };
+  add({1, 80}, {"2020-07-01"});             // 0: fine (creatinine 80 umol/L)
+  add({2, 80}, {"2020-07-01"});             // 1: not a boolean
+  add({1, 80}, {"2020-13-01"});             // 2: not a date
+  add({1}, {"2020-07-01"});                 // 3: incomplete
+  add({1, 80}, {"2020-07-01"})->add_values()->set_boolean(true);  // 4: both forms
+  add({1, -5}, {""});                       // 5: out of range once converted
+  add({std::nan(""), std::nan("")}, {""});  // 6: all missing
+  ASSERT_TRUE(stream->Write(request));
+  v1::ScreenResponse response;
+  ASSERT_TRUE(stream->Read(&response));
+  stream->WritesDone();
+  ASSERT_TRUE(stream->Finish().ok());
+  ASSERT_EQ(response.results_size(), 7);
+  EXPECT_EQ(std::vector<uint32_t>(response.date_columns().begin(),
+                                  response.date_columns().end()),
+            std::vector<uint32_t>{1});
+  EXPECT_EQ(response.results(0).error(), "");
+  EXPECT_NE(response.results(0).decision(), v1::DECISION_UNSPECIFIED);
+  EXPECT_EQ(response.results(1).error(),
+            "patients[1]: fact \"informed_consent\" = 2: a boolean column takes 1 or 0 in "
+            "numbers (NaN: missing)");
+  EXPECT_EQ(response.results(2).error(),
+            "patients[2]: fact \"assessment_date\" = \"2020-13-01\": \"2020-13-01\" is not a "
+            "real calendar date");
+  EXPECT_EQ(response.results(3).error(),
+            "patients[3]: 1 numbers and 1 dates for 2 number or boolean columns and 1 date "
+            "columns (a compact row is complete: NaN or \"\" for missing)");
+  EXPECT_EQ(response.results(4).error(),
+            "patients[4]: values and numbers/dates are both set; send a row in one form");
+  EXPECT_EQ(response.results(5).error().rfind("patients[5]: fact \"creatinine_mg_dl\" = -5 umol/L", 0),
+            0u) << response.results(5).error();
+  EXPECT_EQ(response.results(6).error(), "");
+  EXPECT_EQ(response.results(6).decision(), v1::DECISION_INDETERMINATE);
 }
 
 TEST_F(ServerTest, ScreenPatientsRefusesAStreamWithoutHeader) {
