@@ -187,10 +187,6 @@ std::string AuditLog::FormatBatch(const std::vector<DecisionRecord>& records) co
 
 // One writer at a time (Append's writing_).
 absl::Status AuditLog::Write(const std::string& bytes) {
-  // Where this batch starts, to take back a partial write: no torn line may
-  // stay in front of the records that follow. (-1 for a pipe: nothing to
-  // take back, a pipe write of a batch either fails or goes through.)
-  const off_t start = ::lseek(fd_, 0, SEEK_END);
   size_t written = 0;
   while (written < bytes.size()) {
     const ssize_t n = ::write(fd_, bytes.data() + written, bytes.size() - written);
@@ -199,8 +195,13 @@ absl::Status AuditLog::Write(const std::string& bytes) {
       const int error = n < 0 ? errno : ENOSPC;
       const std::string reason = std::strerror(error);
       last_errno_ = error;
-      if (written > 0 && start >= 0) {
-        while (::ftruncate(fd_, start) != 0 && errno == EINTR) {
+      // Take back the part of this batch that was written: no torn line may
+      // stay in front of the records that follow. The file ends with it (we
+      // are its only writer, one write at a time), so it starts `written`
+      // bytes before the end. (A pipe cannot seek: nothing to take back.)
+      const off_t end = written > 0 ? ::lseek(fd_, 0, SEEK_END) : -1;
+      if (end >= static_cast<off_t>(written)) {
+        while (::ftruncate(fd_, end - static_cast<off_t>(written)) != 0 && errno == EINTR) {
         }
       }
       ++failures_;
