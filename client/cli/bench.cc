@@ -269,8 +269,10 @@ int RunBench(const std::vector<std::string>& argv) {
     header.set_as_of_date("2020-01-15");
     header.set_site_id("BENCH");
     std::vector<std::string> columns;
+    std::vector<bool> is_date;
     for (int f : (*rule_set)->FactsFor(EvaluationKind::kEligibility)) {
       columns.push_back((*rule_set)->facts()[f].name);
+      is_date.push_back((*rule_set)->facts()[f].type == ValueType::kDate);
       header.add_fact_names(columns.back());
     }
     // Compact rows (numbers and dates in column order), as a bulk loader
@@ -279,9 +281,8 @@ int RunBench(const std::vector<std::string>& argv) {
     for (size_t i = 0; i < population.size(); ++i) {
       v1::ScreenPatient* patient = batches[i / settings->batch].add_patients();
       patient->set_subject_ref(absl::StrFormat("BENCH-%06d", i));
-      for (const std::string& column : columns) {
-        const bool is_date =
-            (*rule_set)->facts()[(*rule_set)->FindFact(column)].type == ValueType::kDate;
+      for (size_t c = 0; c < columns.size(); ++c) {
+        const std::string& column = columns[c];
         double number = std::numeric_limits<double>::quiet_NaN();
         std::string date;
         for (const FactInput& fact : population[i]) {
@@ -290,7 +291,7 @@ int RunBench(const std::vector<std::string>& argv) {
           if (const bool* b = std::get_if<bool>(&fact.value)) number = *b ? 1 : 0;
           if (const auto* d = std::get_if<std::string>(&fact.value)) date = *d;
         }
-        if (is_date) {
+        if (is_date[c]) {
           patient->add_dates(date);
         } else {
           patient->add_numbers(number);

@@ -101,7 +101,7 @@ void AuditLog::Append(std::string lines, Done done) {
 
 
 
-void AuditLog::AppendFactsHash(const DecisionRecord& record, std::string* out) const {
+void AuditLog::AppendFactsFields(const DecisionRecord& record, std::string* out) const {
   // The canonical facts go into a per-thread buffer, whose capacity stays.
   thread_local std::string canonical_facts;
   canonical_facts.clear();
@@ -136,7 +136,7 @@ void AuditLog::AppendLine(const DecisionRecord& record, std::string* out) const 
     first = false;
   }
   out->push_back('}');
-  AppendFactsHash(record, out);
+  AppendFactsFields(record, out);
   out->append("}\n");
 }
 
@@ -178,7 +178,7 @@ std::string AuditLog::FormatBatch(const std::vector<DecisionRecord>& records) co
       bytes += OutcomeName(result.outcome)[0];
     }
     bytes += '"';
-    AppendFactsHash(record, &bytes);
+    AppendFactsFields(record, &bytes);
     bytes += '}';
   }
   bytes += "]}\n";
@@ -199,10 +199,14 @@ absl::Status AuditLog::Write(const std::string& bytes) {
       // stay in front of the records that follow. The file ends with it (we
       // are its only writer, one write at a time), so it starts `written`
       // bytes before the end. (A pipe cannot seek: nothing to take back.)
+      // The offset goes back too: standard output redirected with `>` is a
+      // file without O_APPEND, where the next write would leave a hole.
       const off_t end = written > 0 ? ::lseek(fd_, 0, SEEK_END) : -1;
       if (end >= static_cast<off_t>(written)) {
-        while (::ftruncate(fd_, end - static_cast<off_t>(written)) != 0 && errno == EINTR) {
+        const off_t start = end - static_cast<off_t>(written);
+        while (::ftruncate(fd_, start) != 0 && errno == EINTR) {
         }
+        ::lseek(fd_, start, SEEK_SET);
       }
       ++failures_;
       if (healthy_.exchange(false)) {

@@ -76,7 +76,7 @@ class AuditLog {
   AuditLog(std::string path, int fd, bool include_facts);
   void AppendLine(const DecisionRecord& record, std::string* out) const;
   // ,"facts_sha256":"…" (and with include_facts_, ,"facts":{…}).
-  void AppendFactsHash(const DecisionRecord& record, std::string* out) const;
+  void AppendFactsFields(const DecisionRecord& record, std::string* out) const;
   absl::Status Write(const std::string& bytes);
 
   const std::string path_;

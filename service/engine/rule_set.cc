@@ -83,9 +83,9 @@ bool KindHasRule(EvaluationKind kind, RuleKind rule_kind) {
 // The shortest text that reads back as the same double: an error must name
 // the value the caller sent, not a rounding of it.
 std::string FormatNumber(double value) {
-  char buffer[64];
-  const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
-  return std::string(buffer, result.ptr);
+  std::string text;
+  AppendCanonicalNumber(value, &text);
+  return text;
 }
 
 std::string DescribeValue(const FactSpec& spec, double canonical) {

@@ -567,7 +567,7 @@ class TrialRulesService::ScreenReactor
         case v1::ScreenValue::kDate: input = value.date(); break;
         default: continue;  // missing
       }
-      if (absl::Status s = Set(fact, input, units_[c], facts); !s.ok()) return s;
+      if (absl::Status s = BindValue(fact, input, units_[c], facts); !s.ok()) return s;
     }
     return absl::OkStatus();
   }
@@ -593,7 +593,7 @@ class TrialRulesService::ScreenReactor
       if (type == ValueType::kDate) {
         const std::string& date = patient.dates(next_date++);
         if (date.empty()) continue;
-        if (absl::Status s = Set(fact, date, units_[c], facts); !s.ok()) return s;
+        if (absl::Status s = BindValue(fact, date, units_[c], facts); !s.ok()) return s;
         continue;
       }
       const double number = patient.numbers(next_number++);
@@ -606,15 +606,15 @@ class TrialRulesService::ScreenReactor
               "fact \"", rule_set_->facts()[fact].name, "\" = ", value,
               ": a boolean column takes 1 or 0 in numbers (NaN: missing)"));
         }
-        if (absl::Status s = Set(fact, number == 1, units_[c], facts); !s.ok()) return s;
+        if (absl::Status s = BindValue(fact, number == 1, units_[c], facts); !s.ok()) return s;
         continue;
       }
-      if (absl::Status s = Set(fact, number, units_[c], facts); !s.ok()) return s;
+      if (absl::Status s = BindValue(fact, number, units_[c], facts); !s.ok()) return s;
     }
     return absl::OkStatus();
   }
 
-  absl::Status Set(int fact, const std::variant<double, bool, std::string>& input,
+  absl::Status BindValue(int fact, const std::variant<double, bool, std::string>& input,
                    absl::string_view unit, FactValues* facts) const {
     absl::StatusOr<double> converted = rule_set_->ConvertFact(fact, input, unit);
     if (!converted.ok()) return converted.status();

@@ -276,12 +276,14 @@ TEST_F(ServerTest, ScreenPatientsCompactRowsRefusalsNameThePatientAndValue) {
   add({1, 80}, {"2020-07-01"})->add_values()->set_boolean(true);  // 4: both forms
   add({1, -5}, {""});                       // 5: out of range once converted
   add({std::nan(""), std::nan("")}, {""});  // 6: all missing
+  add({INFINITY, 80}, {""});                // 7: infinity is no boolean
+  add({1, -INFINITY}, {""});                // 8: nor a creatinine
   ASSERT_TRUE(stream->Write(request));
   v1::ScreenResponse response;
   ASSERT_TRUE(stream->Read(&response));
   stream->WritesDone();
   ASSERT_TRUE(stream->Finish().ok());
-  ASSERT_EQ(response.results_size(), 7);
+  ASSERT_EQ(response.results_size(), 9);
   EXPECT_EQ(std::vector<uint32_t>(response.date_columns().begin(),
                                   response.date_columns().end()),
             std::vector<uint32_t>{1});
@@ -302,6 +304,11 @@ TEST_F(ServerTest, ScreenPatientsCompactRowsRefusalsNameThePatientAndValue) {
             0u) << response.results(5).error();
   EXPECT_EQ(response.results(6).error(), "");
   EXPECT_EQ(response.results(6).decision(), v1::DECISION_INDETERMINATE);
+  EXPECT_EQ(response.results(7).error(),
+            "patients[7]: fact \"informed_consent\" = inf: a boolean column takes 1 or 0 in "
+            "numbers (NaN: missing)");
+  EXPECT_EQ(response.results(8).error(),
+            "patients[8]: fact \"creatinine_mg_dl\" = -inf umol/L: not a finite number");
 }
 
 TEST_F(ServerTest, ScreenPatientsRefusesAStreamWithoutHeader) {

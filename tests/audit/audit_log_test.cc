@@ -1,0 +1,150 @@
+// The audit log's record text and its fail-closed writes, in-process.
+#include "service/audit/audit_log.h"
+
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "service/engine/sha256.h"
+#include "tests/engine/test_util.h"
+
+namespace trialrules {
+namespace {
+
+class AuditLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    rule_set_ = testing::LoadBundled("NCT04094766-v1.0.textproto");
+    ASSERT_NE(rule_set_, nullptr);
+    absl::StatusOr<FactValues> facts = rule_set_->BindFacts(
+        {{"informed_consent", true, ""}, {"karnofsky", 80.0, ""}, {"weight_kg", 70.5, ""}});
+    ASSERT_TRUE(facts.ok()) << facts.status();
+    facts_ = *facts;
+    rule_set_->Evaluate(EvaluationKind::kEligibility, facts_, &evaluation_);
+    dir_ = ::testing::TempDir() + "audit_log_test_" + std::to_string(::getpid());
+    ::mkdir(dir_.c_str(), 0700);
+  }
+  void TearDown() override {
+    for (const char* name : {"/log", "/stdout"}) ::unlink((dir_ + name).c_str());
+    ::rmdir(dir_.c_str());
+  }
+  DecisionRecord Record(absl::string_view id, absl::Time time) const {
+    return {id, time, "CheckEligibility", rule_set_.get(), "SUBJECT-1", "SITE \"A\"",
+            &evaluation_, &facts_};
+  }
+  // The value of "field":"..." in a record line.
+  static std::string Field(const std::string& line, const std::string& field) {
+    const std::string key = absl::StrCat("\"", field, "\":\"");
+    const size_t start = line.find(key);
+    if (start == std::string::npos) return "<absent>";
+    const size_t value = start + key.size();
+    return line.substr(value, line.find('"', value) - value);
+  }
+
+  std::shared_ptr<const RuleSet> rule_set_;
+  FactValues facts_;
+  Evaluation evaluation_;
+  std::string dir_;
+};
+
+// The time is cached per second: it must read as Abseil formats it, in the
+// same second, across a second and before 1970.
+TEST_F(AuditLogTest, RecordTimeIsUtcWithMicroseconds) {
+  std::unique_ptr<AuditLog> log = *AuditLog::Open(dir_ + "/log", false);
+  const absl::Time base = absl::FromUnixMicros(1700000000123456);
+  for (absl::Time time :
+       {base, base + absl::Microseconds(1), base + absl::Microseconds(876543),
+        base + absl::Microseconds(876544), base - absl::Hours(24 * 365 * 60) + absl::Microseconds(7),
+        absl::FromUnixMicros(-1), absl::FromUnixMicros(0), base}) {
+    const std::string line = log->FormatLines({Record("id", time)});
+    EXPECT_EQ(Field(line, "time"),
+              absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", time, absl::UTCTimeZone()))
+        << absl::ToUnixMicros(time);
+  }
+}
+
+TEST_F(AuditLogTest, LineCarriesTheDecisionAndTheDigestOfTheCanonicalFacts) {
+  std::unique_ptr<AuditLog> log = *AuditLog::Open(dir_ + "/log", false);
+  const std::string line = log->FormatLines({Record("0123", absl::Now())});
+  EXPECT_EQ(Field(line, "decision_id"), "0123");
+  EXPECT_EQ(Field(line, "version"), "1.0");
+  EXPECT_EQ(Field(line, "facts_sha256"), Sha256Hex(rule_set_->CanonicalFacts(facts_)));
+  EXPECT_NE(line.find("\"site_id\":\"SITE \\\"A\\\"\""), std::string::npos) << line;
+  EXPECT_EQ(line.find("\"facts\":"), std::string::npos);  // no patient data by default
+  EXPECT_EQ(line.back(), '\n');
+
+  std::unique_ptr<AuditLog> with_facts = *AuditLog::Open(dir_ + "/log", true);
+  const std::string full = with_facts->FormatLines({Record("0123", absl::Now())});
+  EXPECT_NE(full.find(absl::StrCat("\"facts\":", rule_set_->CanonicalFacts(facts_), "}\n")),
+            std::string::npos) << full;
+}
+
+TEST(DecisionIdTest, ThirtyTwoHexDigitsUniqueWithOneProcessPrefix) {
+  std::set<std::string> ids;
+  for (int i = 0; i < 1000; ++i) {
+    const std::string id = NewDecisionId();
+    ASSERT_EQ(id.size(), 32u);
+    ASSERT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos) << id;
+    ASSERT_EQ(id.substr(0, 16), ids.empty() ? id.substr(0, 16) : ids.begin()->substr(0, 16));
+    ids.insert(id);
+  }
+  EXPECT_EQ(ids.size(), 1000u);
+}
+
+// A write cut short (here by a file-size limit, as a full disk would) is
+// taken back whole and refused; later records follow the earlier ones with
+// no hole, also on standard output redirected with `>` (no O_APPEND).
+TEST_F(AuditLogTest, PartialWriteIsTakenBackWithoutAHoleOnAPlainStdout) {
+  const std::string path = dir_ + "/stdout";
+  const int file = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  ASSERT_GE(file, 0);
+  const int saved_stdout = ::dup(STDOUT_FILENO);
+  ::fflush(stdout);
+  ASSERT_EQ(::dup2(file, STDOUT_FILENO), STDOUT_FILENO);
+  absl::StatusOr<std::unique_ptr<AuditLog>> log = AuditLog::Open("-", false);
+  ::dup2(saved_stdout, STDOUT_FILENO);
+  ::close(saved_stdout);
+  ::close(file);
+  ASSERT_TRUE(log.ok()) << log.status();
+
+  auto append = [&](const std::string& lines) {
+    absl::Status result = absl::UnknownError("not called");
+    (*log)->Append(lines, [&](absl::Status status) { result = status; });
+    return result;
+  };
+  const std::string first = (*log)->FormatLines({Record("first", absl::Now())});
+  const std::string second = (*log)->FormatLines({Record("second", absl::Now())});
+  const std::string third = (*log)->FormatLines({Record("third", absl::Now())});
+  ASSERT_TRUE(append(first).ok());
+
+  // Past the limit a write fails with EFBIG instead of killing the process.
+  struct sigaction ignore {}, previous {};
+  ignore.sa_handler = SIG_IGN;
+  ::sigaction(SIGXFSZ, &ignore, &previous);
+  struct rlimit limit {}, saved {};
+  ::getrlimit(RLIMIT_FSIZE, &saved);
+  limit = saved;
+  limit.rlim_cur = first.size() + second.size() / 2;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
+  const absl::Status refused = append(second);
+  ::setrlimit(RLIMIT_FSIZE, &saved);
+  ::sigaction(SIGXFSZ, &previous, nullptr);
+
+  EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable) << refused;
+  EXPECT_FALSE((*log)->healthy());
+  EXPECT_EQ(testing::ReadFile(path), first);
+  ASSERT_TRUE(append(third).ok());
+  EXPECT_TRUE((*log)->healthy());
+  EXPECT_EQ(testing::ReadFile(path), first + third);
+}
+
+}  // namespace
+}  // namespace trialrules
