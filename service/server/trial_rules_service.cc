@@ -578,12 +578,11 @@ class TrialRulesService::ScreenReactor
       return absl::InvalidArgumentError(
           "values and numbers/dates are both set; send a row in one form");
     }
-    const int date_columns = date_columns_;
-    const int number_columns = static_cast<int>(columns_.size()) - date_columns;
-    if (patient.numbers_size() != number_columns || patient.dates_size() != date_columns) {
+    const int number_columns = static_cast<int>(columns_.size()) - date_columns_;
+    if (patient.numbers_size() != number_columns || patient.dates_size() != date_columns_) {
       return absl::InvalidArgumentError(absl::StrCat(
           patient.numbers_size(), " numbers and ", patient.dates_size(), " dates for ",
-          number_columns, " number or boolean columns and ", date_columns,
+          number_columns, " number or boolean columns and ", date_columns_,
           " date columns (a compact row is complete: NaN or \"\" for missing)"));
     }
     int next_number = 0, next_date = 0;
@@ -615,7 +614,7 @@ class TrialRulesService::ScreenReactor
   }
 
   absl::Status BindValue(int fact, const std::variant<double, bool, std::string>& input,
-                   absl::string_view unit, FactValues* facts) const {
+                         absl::string_view unit, FactValues* facts) const {
     absl::StatusOr<double> converted = rule_set_->ConvertFact(fact, input, unit);
     if (!converted.ok()) return converted.status();
     facts->values[fact] = *converted;
