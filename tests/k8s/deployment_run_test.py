@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """The server started exactly as the rendered Deployment says, on a rules
-directory laid out as the kubelet lays out a ConfigMap volume, then updated
-the way the kubelet updates it, under load from the project's load generator.
+directory laid out as the kubelet lays out a ConfigMap volume (the ConfigMap
+scripts/rules-configmap.sh makes), then updated the way the kubelet updates
+it, under load from the project's load generator.
 
 From the Deployment's command and args only the binary path, the rules
 mount, and the two ports (to free ones) are replaced; everything else —
@@ -71,8 +72,7 @@ class ConfigMapVolume:
 class DeploymentRunTest(unittest.TestCase):
     def test_configmap_update_is_served_without_restart_or_failed_call(self):
         rendered = subprocess.run(
-            ["kubectl", "kustomize", "--load-restrictor=LoadRestrictionsNone",
-             os.path.join(ARGS.source, "k8s/overlays/dev")],
+            ["kubectl", "kustomize", os.path.join(ARGS.source, "k8s/overlays/dev")],
             capture_output=True, text=True, check=True, timeout=120).stdout
         deployment = next(d for d in yaml.safe_load_all(rendered)
                           if d and d["kind"] == "Deployment")
@@ -82,8 +82,13 @@ class DeploymentRunTest(unittest.TestCase):
         work = tempfile.mkdtemp(prefix="trialrules-deployment-")
         self.addCleanup(shutil.rmtree, work, ignore_errors=True)
         rules_source = os.path.join(ARGS.source, "rules")
-        files = {name: open(os.path.join(rules_source, name)).read()
-                 for name in os.listdir(rules_source) if name.endswith(".textproto")}
+        config_map = yaml.safe_load(subprocess.run(
+            ["bash", os.path.join(ARGS.source, "scripts/rules-configmap.sh"), "--print", "dev"],
+            capture_output=True, text=True, check=True, timeout=120).stdout)
+        volume_source = next(v["configMap"] for v in deployment["spec"]["template"]["spec"]
+                             ["volumes"] if v["name"] == "rules")
+        self.assertEqual(config_map["metadata"]["name"], volume_source["name"])
+        files = config_map["data"]
         volume = ConfigMapVolume(os.path.join(work, "rules"), files)
 
         grpc_port, metrics_port = free_port(), free_port()

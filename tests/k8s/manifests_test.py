@@ -1,35 +1,66 @@
 #!/usr/bin/python3
-"""The Kubernetes manifests, as kubectl kustomize renders every overlay.
+"""The Kubernetes manifests, as a user deploys every overlay: the rules
+ConfigMap from scripts/rules-configmap.sh, everything else from plain
+`kubectl kustomize` (what `kubectl apply -k` applies, with kustomize's
+default load restrictor).
 
-No cluster here: the rendered objects are checked against what the server
-and the repository say — probes on the ports the server's flags open, the
-security context, the rules volume (a whole ConfigMap directory, never
-subPath) holding every file of rules/, selectors that match the pod labels,
-Services, HPA, PDB, NetworkPolicy, ServiceMonitor and PrometheusRule.
+No cluster here: the objects are checked against what the server and the
+repository say — probes on the ports the server's flags open, the security
+context, the rules volume (a whole ConfigMap directory, never subPath)
+holding every file of rules/, selectors that match the pod labels,
+Services, HPA, PDB, NetworkPolicy, ServiceMonitor and PrometheusRule; and
+the script's ConfigMap: name, namespace and labels as the overlay's
+objects have them, applied server-side.
 
-usage: manifests_test.py --source DIR
+usage: manifests_test.py --source DIR --server BIN
 """
 import argparse
 import os
 import re
+import shlex
+import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 import unittest
 
 import yaml
 
 ARGS = None
 OVERLAYS = ["dev", "prod"]
+RULES_CONFIGMAP = "trialrules-rules"
 
 
 def render(overlay):
+    """`kubectl kustomize k8s/overlays/OVERLAY` exactly as a user runs it (and
+    as `kubectl apply -k` renders): no --load-restrictor, so a kustomization
+    that reads files outside its own directory fails here."""
     result = subprocess.run(
-        ["kubectl", "kustomize", "--load-restrictor=LoadRestrictionsNone",
-         os.path.join(ARGS.source, "k8s", "overlays", overlay)],
+        ["kubectl", "kustomize", os.path.join(ARGS.source, "k8s", "overlays", overlay)],
         capture_output=True, text=True, timeout=120)
     if result.returncode != 0:
         raise AssertionError(f"kubectl kustomize {overlay}: {result.stderr}")
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def script():
+    return os.path.join(ARGS.source, "scripts", "rules-configmap.sh")
+
+
+def rules_configmap(overlay, *options, env=None):
+    """scripts/rules-configmap.sh --print OVERLAY: the objects it would apply."""
+    result = subprocess.run(["bash", script(), "--print", *options, overlay],
+                            capture_output=True, text=True, timeout=120, env=env)
+    if result.returncode != 0:
+        raise AssertionError(f"rules-configmap.sh --print {overlay}: {result.stderr}")
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def rule_files(directory):
+    """Every file of a flat rules folder: what the ConfigMap must hold."""
+    return sorted(f for f in os.listdir(directory)
+                  if os.path.isfile(os.path.join(directory, f)))
 
 
 def flags(args):
@@ -53,7 +84,11 @@ def matches(selector, labels):
 class ManifestsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.rendered = {overlay: render(overlay) for overlay in OVERLAYS}
+        # kustomize's objects alone, and everything a deployment applies:
+        # those plus the script's ConfigMap.
+        cls.kustomized = {overlay: render(overlay) for overlay in OVERLAYS}
+        cls.rendered = {overlay: cls.kustomized[overlay] + rules_configmap(overlay)
+                        for overlay in OVERLAYS}
 
     def objects(self, overlay, kind):
         return [o for o in self.rendered[overlay] if o["kind"] == kind]
@@ -80,6 +115,10 @@ class ManifestsTest(unittest.TestCase):
                 namespaces = {o["metadata"].get("namespace") for o in self.rendered[overlay]}
                 self.assertEqual(len(namespaces), 1, namespaces)
                 self.assertNotIn(None, namespaces)
+                # The rules ConfigMap has a single owner, the script: were
+                # kustomize to render it too, `kubectl apply -k` would put
+                # back whatever rules the checkout it runs from has.
+                self.assertNotIn("ConfigMap", {o["kind"] for o in self.kustomized[overlay]})
 
     def test_probes_use_native_grpc_on_the_ports_the_flags_open(self):
         for overlay in OVERLAYS:
@@ -139,7 +178,8 @@ class ManifestsTest(unittest.TestCase):
 
     def test_rules_volume_is_the_whole_configmap_holding_every_rule_file(self):
         rules_dir = os.path.join(ARGS.source, "rules")
-        files = sorted(f for f in os.listdir(rules_dir) if f.endswith(".textproto"))
+        files = rule_files(rules_dir)
+        self.assertTrue(any(f.endswith(".textproto") for f in files), files)
         for overlay in OVERLAYS:
             with self.subTest(overlay=overlay):
                 _, pod, container, args = self.deployment(overlay)
@@ -155,6 +195,109 @@ class ManifestsTest(unittest.TestCase):
                     with open(os.path.join(rules_dir, name)) as f:
                         self.assertEqual(config_map["data"][name], f.read(), name)
                 self.assertNotIn("items", volume["configMap"])
+                self.assertNotIn("binaryData", config_map)
+                # Required: without the ConfigMap a pod waits for it instead
+                # of starting without rules, and deleting it does not empty
+                # the running pods' directories.
+                self.assertFalse(volume["configMap"].get("optional", False))
+
+    def test_rules_configmap_script_makes_the_mounted_configmap_in_the_overlay_namespace(self):
+        rules_dir = os.path.join(ARGS.source, "rules")
+        files = rule_files(rules_dir)
+        for overlay in OVERLAYS:
+            with self.subTest(overlay=overlay):
+                printed = rules_configmap(overlay)
+                self.assertEqual(len(printed), 1, printed)
+                config_map = printed[0]
+                self.assertEqual((config_map["apiVersion"], config_map["kind"]),
+                                 ("v1", "ConfigMap"))
+                deployment, pod, _, _ = self.deployment(overlay)
+                volume = [v for v in pod["volumes"] if v["name"] == "rules"][0]
+                # The name the Deployment mounts, without a content hash.
+                self.assertEqual(config_map["metadata"]["name"], volume["configMap"]["name"])
+                self.assertEqual(config_map["metadata"]["name"], RULES_CONFIGMAP)
+                self.assertEqual(config_map["metadata"]["namespace"],
+                                 deployment["metadata"]["namespace"])
+                # The labels the base puts on every object it renders.
+                common = None
+                for o in self.kustomized[overlay]:
+                    labels = set(o["metadata"].get("labels", {}).items())
+                    common = labels if common is None else common & labels
+                self.assertTrue(common)
+                self.assertEqual(set(config_map["metadata"]["labels"].items()), common)
+                self.assertEqual(sorted(config_map["data"]), files)
+                for name in files:
+                    with open(os.path.join(rules_dir, name)) as f:
+                        self.assertEqual(config_map["data"][name], f.read(), name)
+
+    def test_rules_configmap_script_takes_every_file_of_the_rules_folder(self):
+        # An amendment is a new file in rules/ and nothing else: the script
+        # takes it, and drops a file that is gone.
+        work = tempfile.mkdtemp(prefix="trialrules-rules-")
+        self.addCleanup(shutil.rmtree, work)
+        rules = os.path.join(work, "rules")
+        shutil.copytree(os.path.join(ARGS.source, "rules"), rules)
+        files = rule_files(rules)
+        amendment = "NCT04094766-v9.9.textproto"
+        with open(os.path.join(rules, amendment), "w") as f:
+            f.write('protocol_id: "NCT04094766"\nversion: "9.9"\n')
+        os.unlink(os.path.join(rules, files[0]))
+        config_map, = rules_configmap("dev", "--rules", rules)
+        self.assertEqual(sorted(config_map["data"]), sorted(files[1:] + [amendment]))
+        self.assertEqual(config_map["data"][amendment],
+                         'protocol_id: "NCT04094766"\nversion: "9.9"\n')
+        self.assertEqual(config_map["metadata"]["namespace"], "trialrules-dev")
+
+    def fake_kubectl(self):
+        """A kubectl that records what `kubectl apply` is given (arguments,
+        standard input) and runs every other command with the real one."""
+        real = shutil.which("kubectl")
+        self.assertIsNotNone(real)
+        work = tempfile.mkdtemp(prefix="trialrules-kubectl-")
+        self.addCleanup(shutil.rmtree, work)
+        fake = os.path.join(work, "kubectl")
+        with open(fake, "w") as f:
+            f.write(f"""#!/usr/bin/env bash
+if [ "$1" = apply ]; then
+  printf '%s\\n' "$@" > {shlex.quote(work)}/apply.args
+  cat > {shlex.quote(work)}/apply.stdin
+  exit 0
+fi
+exec {shlex.quote(real)} "$@"
+""")
+        os.chmod(fake, os.stat(fake).st_mode | stat.S_IXUSR)
+        return fake, os.path.join(work, "apply.args"), os.path.join(work, "apply.stdin")
+
+    def test_rules_configmap_script_applies_server_side_what_it_prints(self):
+        fake, args_file, stdin_file = self.fake_kubectl()
+        env = {**os.environ, "KUBECTL": fake}
+        result = subprocess.run(["bash", script(), "prod", "--context=example"],
+                                capture_output=True, text=True, timeout=120, env=env)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        with open(args_file) as f:
+            args = f.read().splitlines()
+        self.assertEqual(args[0], "apply")
+        # Server-side: the content is not copied into the 256 KiB
+        # last-applied annotation, and keys of removed files are removed.
+        self.assertIn("--server-side", args)
+        self.assertIn("--field-manager=trialrules-rules", args)
+        self.assertEqual(args[args.index("-f") + 1], "-")
+        self.assertEqual(args[-1], "--context=example")
+        with open(stdin_file) as f:
+            applied = [doc for doc in yaml.safe_load_all(f) if doc]
+        self.assertEqual(applied, rules_configmap("prod"))
+
+    def test_rules_configmap_script_refuses_an_unknown_overlay(self):
+        fake, args_file, _ = self.fake_kubectl()
+        env = {**os.environ, "KUBECTL": fake}
+        for argv in (["staging"], ["--print"], ["--no-such-option", "prod"],
+                     ["--rules", os.path.join(ARGS.source, "no-such-dir"), "prod"]):
+            with self.subTest(argv=argv):
+                result = subprocess.run(["bash", script(), *argv],
+                                        capture_output=True, text=True, timeout=60, env=env)
+                self.assertNotEqual(result.returncode, 0)
+                self.assertEqual(result.stdout, "")
+                self.assertFalse(os.path.exists(args_file))
 
     def test_selectors_match_the_pod_labels(self):
         for overlay in OVERLAYS:
