@@ -1,9 +1,25 @@
 #include "client/client.h"
 
+#include <fstream>
+#include <sstream>
+
 #include "absl/strings/str_cat.h"
-#include "service/util/file.h"
 
 namespace trialrules {
+namespace {
+
+absl::StatusOr<std::string> ReadPem(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in.is_open()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": cannot open the file"));
+  }
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  if (in.bad()) return absl::InvalidArgumentError(absl::StrCat(path, ": cannot read the file"));
+  return bytes.str();
+}
+
+}  // namespace
 
 absl::Status FromGrpcStatus(const grpc::Status& status) {
   if (status.ok()) return absl::OkStatus();
@@ -27,10 +43,8 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentials(
                            std::pair{&security.cert_path, &options.pem_cert_chain},
                            std::pair{&security.key_path, &options.pem_private_key}}) {
     if (path->empty()) continue;
-    absl::StatusOr<std::string> bytes = ReadFileBytes(*path);
-    if (!bytes.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(*path, ": ", bytes.status().message()));
-    }
+    absl::StatusOr<std::string> bytes = ReadPem(*path);
+    if (!bytes.ok()) return bytes.status();
     *pem = *std::move(bytes);
   }
   return grpc::SslCredentials(options);

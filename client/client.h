@@ -1,6 +1,7 @@
 // The trialrules client library: a channel to one server or, with a
 // "dns:///NAME:PORT" target, to every address the name resolves to, with
-// round-robin balancing; every call carries a deadline.
+// round-robin balancing; every call carries a deadline. It needs the
+// generated API and gRPC only (the vocabulary header is header-only).
 #ifndef TRIALRULES_CLIENT_CLIENT_H_
 #define TRIALRULES_CLIENT_CLIENT_H_
 
@@ -11,7 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "service/engine/rule_set.h"
+#include "service/engine/vocabulary.h"
 #include "trialrules/v1/service.grpc.pb.h"
 
 namespace trialrules {

@@ -11,7 +11,7 @@ std::vector<std::vector<FactInput>> SyntheticPopulation(
     double missing_fraction, uint64_t seed) {
   std::mt19937_64 random(seed);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
-  const DayNumber assessment = *ParseIsoDate("2020-01-15");
+  const DayNumber assessment = *ParseIsoDate(kSyntheticAssessmentDate);
   std::vector<std::vector<FactInput>> population(count);
   for (auto& patient : population) {
     for (int f : rule_set.FactsFor(kind)) {

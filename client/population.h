@@ -7,9 +7,14 @@
 #include <cstdint>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "service/engine/rule_set.h"
 
 namespace trialrules {
+
+// The assessment date of every synthetic patient (their other dates fall
+// in the 120 days before it): the as-of date to evaluate them on.
+inline constexpr absl::string_view kSyntheticAssessmentDate = "2020-01-15";
 
 // `count` fact lists for the facts that `kind` depends on, each fact left
 // out with probability `missing_fraction`. Deterministic for a seed.

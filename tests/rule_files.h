@@ -1,6 +1,6 @@
-// Helpers shared by the engine tests.
-#ifndef TRIALRULES_TESTS_ENGINE_TEST_UTIL_H_
-#define TRIALRULES_TESTS_ENGINE_TEST_UTIL_H_
+// Rule files for tests: the bundled ones, and small ones written inline.
+#ifndef TRIALRULES_TESTS_RULE_FILES_H_
+#define TRIALRULES_TESTS_RULE_FILES_H_
 
 #include <fstream>
 #include <sstream>
@@ -45,4 +45,4 @@ inline std::shared_ptr<const RuleSet> LoadInline(const std::string& body) {
 
 }  // namespace trialrules::testing
 
-#endif  // TRIALRULES_TESTS_ENGINE_TEST_UTIL_H_
+#endif  // TRIALRULES_TESTS_RULE_FILES_H_

@@ -11,7 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "client/client.h"
-#include "service/catalog/catalog.h"
+#include "service/catalog/reload.h"
 
 namespace trialrules::cli {
 

@@ -17,7 +17,7 @@
 #include "client/cli/args.h"
 #include "client/client.h"
 #include "client/population.h"
-#include "service/catalog/catalog.h"
+#include "service/catalog/reload.h"
 
 namespace trialrules::cli {
 namespace {
@@ -240,7 +240,8 @@ int RunBench(const std::vector<std::string>& argv) {
   const std::shared_ptr<const Catalog> catalog =
       LoadLocalCatalog(args->Get("rules", "rules"), /*report_refusals=*/false);
   absl::StatusOr<std::shared_ptr<const RuleSet>> rule_set = catalog->Select(
-      settings->protocol, settings->version, *ParseIsoDate("2020-01-15"));
+      {settings->protocol, settings->version, *ParseIsoDate(kSyntheticAssessmentDate)},
+      TodayUtc());
   if (!rule_set.ok()) {
     std::cerr << "error: no local rule set for the population: "
               << rule_set.status().message() << "\n";
@@ -266,7 +267,7 @@ int RunBench(const std::vector<std::string>& argv) {
   } else {
     header.set_protocol_id(settings->protocol);
     header.set_version(settings->version);
-    header.set_as_of_date("2020-01-15");
+    header.set_as_of_date(std::string(kSyntheticAssessmentDate));
     header.set_site_id("BENCH");
     std::vector<std::string> columns;
     std::vector<bool> is_date;

@@ -4,7 +4,7 @@
 
 #include "client/cli/args.h"
 #include "client/client.h"
-#include "service/catalog/catalog.h"
+#include "service/catalog/reload.h"
 #include "service/util/file.h"
 
 namespace trialrules::cli {

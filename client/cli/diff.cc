@@ -7,7 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "client/cli/args.h"
 #include "client/facts_file.h"
-#include "service/catalog/catalog.h"
+#include "service/catalog/reload.h"
 #include "service/engine/compare.h"
 #include "service/util/file.h"
 #include "service/util/json.h"
@@ -41,9 +41,9 @@ absl::StatusOr<VersionComparison> CompareLocally(const Args& args, EvaluationKin
                                                  const std::vector<PatientFacts>& patients) {
   const std::shared_ptr<const Catalog> catalog =
       LoadLocalCatalog(args.Get("rules"), /*report_refusals=*/true);
-  auto base = catalog->Select(args.Get("protocol"), args.Get("from"), 0);
+  auto base = catalog->Select({args.Get("protocol"), args.Get("from")}, TodayUtc());
   if (!base.ok()) return base.status();
-  auto candidate = catalog->Select(args.Get("protocol"), args.Get("to"), 0);
+  auto candidate = catalog->Select({args.Get("protocol"), args.Get("to")}, TodayUtc());
   if (!candidate.ok()) return candidate.status();
   return CompareVersions(**base, **candidate, kind, patients);
 }

@@ -9,7 +9,7 @@
 #include "client/client.h"
 #include "client/facts_file.h"
 #include "client/render.h"
-#include "service/catalog/catalog.h"
+#include "service/catalog/reload.h"
 #include "service/util/file.h"
 
 namespace trialrules::cli {
@@ -24,12 +24,6 @@ constexpr char kUsage[] =
 int Fail(absl::string_view message) {
   std::cerr << "error: " << message << "\n";
   return kExitProblems;
-}
-
-DayNumber TodayUtc() {
-  const absl::CivilDay today =
-      absl::ToCivilDay(absl::Now(), absl::UTCTimeZone());
-  return static_cast<DayNumber>(today - absl::CivilDay(1970, 1, 1));
 }
 
 int EvalOnServer(const Args& args, EvaluationKind kind,
@@ -95,17 +89,11 @@ int RunEval(const std::vector<std::string>& argv) {
   const std::shared_ptr<const Catalog> catalog =
       LoadLocalCatalog(args->Get("rules"), /*report_refusals=*/true);
 
-  DayNumber as_of = TodayUtc();
-  if (std::optional<std::string> date = AssessmentDate(*inputs)) {
-    absl::StatusOr<DayNumber> day = ParseIsoDate(*date);
-    if (!day.ok()) {
-      return Fail(absl::StrCat("fact \"assessment_date\" = \"", *date,
-                               "\": ", day.status().message()));
-    }
-    as_of = *day;
-  }
-  absl::StatusOr<std::shared_ptr<const RuleSet>> rule_set =
-      catalog->Select(args->Get("protocol"), args->Get("version"), as_of);
+  absl::StatusOr<std::optional<DayNumber>> as_of =
+      ParseAsOfDate("fact \"assessment_date\"", AssessmentDate(*inputs).value_or(""));
+  if (!as_of.ok()) return Fail(as_of.status().message());
+  absl::StatusOr<std::shared_ptr<const RuleSet>> rule_set = catalog->Select(
+      {args->Get("protocol"), args->Get("version"), *as_of}, TodayUtc());
   if (!rule_set.ok()) return Fail(rule_set.status().message());
 
   absl::StatusOr<FactValues> facts = (*rule_set)->BindFacts(*inputs);

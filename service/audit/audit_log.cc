@@ -14,7 +14,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "service/engine/sha256.h"
+#include "service/audit/canonical_facts.h"
+#include "service/util/sha256.h"
 #include "service/util/json.h"
 
 namespace trialrules {
@@ -105,7 +106,7 @@ void AuditLog::AppendFactsFields(const DecisionRecord& record, std::string* out)
   // The canonical facts go into a per-thread buffer, whose capacity stays.
   thread_local std::string canonical_facts;
   canonical_facts.clear();
-  record.rule_set->AppendCanonicalFacts(*record.facts, &canonical_facts);
+  AppendCanonicalFacts(*record.rule_set, *record.facts, &canonical_facts);
   out->append(",\"facts_sha256\":\"");
   AppendSha256Hex(canonical_facts, out);
   out->push_back('"');

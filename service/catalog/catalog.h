@@ -1,5 +1,5 @@
-// The catalog: every loaded version of every protocol, and the choice of the
-// one that answers (named version, else the one in force on a date).
+// The catalog: every loaded version of every protocol, and the one rule for
+// which version answers a request.
 #ifndef TRIALRULES_SERVICE_CATALOG_CATALOG_H_
 #define TRIALRULES_SERVICE_CATALOG_CATALOG_H_
 
@@ -7,54 +7,32 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/types/span.h"
-#include "service/engine/loader.h"
+#include "absl/strings/string_view.h"
+#include "service/catalog/sites.h"
+#include "service/engine/problem.h"
+#include "service/engine/rule_set.h"
+#include "service/util/dates.h"
 
 namespace trialrules {
 
-// The file extension of rule files in a rules directory.
-inline constexpr absl::string_view kRuleFileExtension = ".textproto";
-// Site-activation files (one per protocol) end so; they are not rule files.
-inline constexpr absl::string_view kSiteFileExtension = ".sites.textproto";
+// The as-of date of a request is the date it is about: the
+// `assessment_date` fact of a one-patient request, the header's
+// `as_of_date` of a screening stream. `text` is that value ("" when the
+// request has none: then today, UTC, answers); a bad date is refused as
+// `field = "text": why`.
+absl::StatusOr<std::optional<DayNumber>> ParseAsOfDate(absl::string_view field,
+                                                       absl::string_view text);
 
-// Versions a site activated, by date: the site answers with the latest
-// activation on or before the date asked about.
-struct SiteSchedule {
-  std::string site_id;
-  std::vector<std::pair<DayNumber, std::string>> activations;  // sorted by day
+// What a request asks of the catalog.
+struct VersionQuery {
+  absl::string_view protocol_id;
+  absl::string_view version;       // "" unless the caller names one
+  std::optional<DayNumber> as_of;  // none: today
+  absl::string_view site_id;       // may be ""
 };
-
-// The activations of one protocol, as read from its .sites.textproto file.
-struct ProtocolSites {
-  std::string protocol_id;
-  std::string file_name;
-  std::string sha256;
-  std::vector<SiteSchedule> sites;
-};
-
-// Parses a site-activation file; problems (file:line:col) as for rule files.
-absl::StatusOr<ProtocolSites> LoadSiteActivations(absl::string_view text,
-                                                  absl::string_view file_name,
-                                                  std::vector<Problem>* problems);
-
-struct FileLoad {
-  std::string path;
-  LoadResult result;
-};
-
-// Expands each path: a file stays as it is; a directory gives its
-// `*.textproto` files (not hidden, sorted by name). A directory that cannot
-// be listed is reported in `problems`.
-std::vector<std::string> ListRuleFiles(absl::Span<const std::string> paths,
-                                       std::vector<Problem>* problems);
-
-// Loads each file ListRuleFiles() gives. A file that cannot be read is a
-// problem too.
-std::vector<FileLoad> LoadRuleFiles(absl::Span<const std::string> paths);
 
 // An immutable set of rule sets. Thread-safe.
 class Catalog {
@@ -71,43 +49,23 @@ class Catalog {
   const std::vector<Problem>& refused() const { return refused_; }
   const std::vector<ProtocolSites>& sites() const { return sites_; }
 
-  // The version named, or else the one in force on `as_of`: the latest
-  // effective_from on or before it whose effective_until (if any) is not
-  // before it. NotFound for an unknown protocol or version;
-  // FailedPrecondition when no version is in force on that date.
-  //
-  // With a `site_id` listed in the protocol's site activations (and no
-  // version named), the version that site activated most recently on or
-  // before `as_of` answers; FailedPrecondition if it had activated none yet.
-  absl::StatusOr<std::shared_ptr<const RuleSet>> Select(
-      absl::string_view protocol_id, absl::string_view version,
-      DayNumber as_of, absl::string_view site_id = "") const;
+  // The version that answers `query`, on the as-of date (else `today`):
+  //  1. the version named;
+  //  2. else, for a site listed in the protocol's site activations, the
+  //     version that site activated most recently on or before the date
+  //     (FailedPrecondition if it had activated none yet);
+  //  3. else the version in force on the date: the latest effective_from on
+  //     or before it whose effective_until (if any) is not before it
+  //     (FailedPrecondition if none).
+  // NotFound for an unknown protocol or version.
+  absl::StatusOr<std::shared_ptr<const RuleSet>> Select(const VersionQuery& query,
+                                                        DayNumber today) const;
 
  private:
   std::vector<std::shared_ptr<const RuleSet>> rule_sets_;
   std::vector<Problem> refused_;
   std::vector<ProtocolSites> sites_;
 };
-
-// What reading a rules directory again did to the catalog in force.
-struct CatalogReload {
-  std::shared_ptr<const Catalog> catalog;  // to publish
-  std::vector<std::string> added;          // "NCT04094766 version 3.0 from FILE"
-  std::vector<std::string> retired;
-  // True when the rule sets or the refusals differ from the previous ones.
-  bool changed = false;
-};
-
-// Reads every rule file of `dir` and merges it with `previous` (null at
-// start), so that a bad or changed file never replaces a good version:
-//  - a file unchanged since `previous` keeps its compiled rule set;
-//  - a file that does not load (syntax, test cases, half-written, vanished
-//    while read) is refused, and the version it gave before keeps serving;
-//  - a loaded version is immutable: other content under the same protocol
-//    and version is refused ("give the change a new version");
-//  - of two files claiming one version, the newcomer is refused;
-//  - the versions of files no longer there are retired.
-CatalogReload ReloadCatalog(const std::string& dir, const Catalog* previous);
 
 // The catalog in force. Readers pin a snapshot for a whole request, so a
 // request finishes on the version it started with while a new catalog is

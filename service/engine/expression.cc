@@ -438,15 +438,6 @@ bool PreScan(absl::string_view text, ExpressionCheck* check) {
 
 }  // namespace
 
-absl::string_view ValueTypeName(ValueType type) {
-  switch (type) {
-    case ValueType::kNumber: return "number";
-    case ValueType::kBool: return "bool";
-    case ValueType::kDate: return "date";
-  }
-  return "?";
-}
-
 ExpressionCheck CheckExpression(
     absl::string_view text,
     const absl::flat_hash_map<std::string, ValueType>& symbols) {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "service/engine/vocabulary.h"
 
 namespace mu {
 class Parser;
@@ -29,9 +30,11 @@ class Parser;
 
 namespace trialrules {
 
-enum class ValueType { kNumber, kBool, kDate };
-
-absl::string_view ValueTypeName(ValueType type);
+// The functions an expression may call; no fact, derived value or rule may
+// take one of these names.
+inline constexpr absl::string_view kFunctionNames[] = {
+    "if", "abs", "sqrt", "exp", "ln", "log10", "floor", "ceil", "min", "max",
+    "beta_cdf", "binom_cdf"};
 
 // The longest expression accepted: muparser's compile time grows with the
 // square of the length, and no criterion needs more.

@@ -1,8 +1,9 @@
 #include "service/server/convert.h"
 
-#include "service/util/utf8.h"
-
 #include <cmath>
+
+#include "service/util/dates.h"
+#include "service/util/utf8.h"
 
 #include "absl/strings/str_cat.h"
 
@@ -37,22 +38,6 @@ v1::Outcome ToProto(Outcome outcome) {
     case Outcome::kUnknown: return v1::OUTCOME_UNKNOWN;
   }
   return v1::OUTCOME_UNSPECIFIED;
-}
-
-absl::StatusOr<FactInput> FromProto(const v1::FactValue& fact) {
-  FactInput input;
-  input.name = fact.name();
-  input.unit = fact.unit();
-  switch (fact.value_case()) {
-    case v1::FactValue::kNumber: input.value = fact.number(); break;
-    case v1::FactValue::kBoolean: input.value = fact.boolean(); break;
-    case v1::FactValue::kDate: input.value = fact.date(); break;
-    default:
-      return absl::InvalidArgumentError(absl::StrCat(
-          "fact \"", fact.name(),
-          "\" has no value (set number, boolean or date; leave a missing fact out)"));
-  }
-  return input;
 }
 
 void FillRuleSetRef(const RuleSet& rule_set, v1::RuleSetRef* out) {

@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "service/engine/loader.h"
+#include "service/engine/problem.h"
 #include "service/engine/rule_set.h"
 #include "trialrules/v1/service.pb.h"
 
@@ -18,9 +19,6 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 
 v1::Decision ToProto(Decision decision);
 v1::Outcome ToProto(Outcome outcome);
-
-// A request fact → the engine's input. A fact without a value is refused.
-absl::StatusOr<FactInput> FromProto(const v1::FactValue& fact);
 
 void FillRuleSetRef(const RuleSet& rule_set, v1::RuleSetRef* out);
 

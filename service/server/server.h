@@ -15,7 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "service/audit/audit_log.h"
-#include "service/catalog/catalog.h"
+#include "service/catalog/reload.h"
 #include "service/metrics/exposer.h"
 #include "service/metrics/service_metrics.h"
 #include "service/server/trial_rules_service.h"

@@ -11,48 +11,12 @@
 #include "service/audit/audit_log.h"
 #include "service/metrics/service_metrics.h"
 #include "service/server/arena_allocator.h"
+#include "service/server/call_record.h"
+#include "service/server/limits.h"
 #include "service/catalog/catalog.h"
 #include "trialrules/v1/service.grpc.pb.h"
 
 namespace trialrules {
-
-// Request limits; each refusal names the field and the value.
-struct ServiceLimits {
-  size_t max_facts = 1000;          // facts per request, columns per screen
-  size_t max_name_length = 64;      // fact names, protocol ids, versions
-  size_t max_reference_length = 128;  // subject_ref, site_id, dose_level
-  size_t max_patients_per_message = 100000;
-  // Calls being handled at once (streams count while open); beyond it a
-  // call is refused at once with RESOURCE_EXHAUSTED instead of queueing.
-  int max_concurrent_calls = 1000;
-  // A stream whose client set no deadline is ended (DEADLINE_EXCEEDED) at
-  // its next message after this long.
-  absl::Duration max_stream_duration = absl::Minutes(5);
-};
-
-// One call from start to status: its place among the calls in flight
-// (admitted, or refused for overload) and its metrics (when metrics are on).
-class CallRecord {
- public:
-  CallRecord(ServiceMetrics::MethodCalls* calls, std::atomic<int>* in_flight, int limit)
-      : calls_(calls),
-        started_(calls != nullptr ? calls->Started()
-                                  : ServiceMetrics::MethodCalls::Clock::time_point()),
-        in_flight_(in_flight),
-        admitted_(in_flight->fetch_add(1, std::memory_order_relaxed) < limit) {}
-  bool admitted() const { return admitted_; }
-  // Call exactly once, with the status the call ends with.
-  void Finished(const grpc::Status& status) const {
-    in_flight_->fetch_sub(1, std::memory_order_relaxed);
-    if (calls_ != nullptr) calls_->Finished(started_, status.error_code());
-  }
-
- private:
-  ServiceMetrics::MethodCalls* calls_;
-  ServiceMetrics::MethodCalls::Clock::time_point started_;
-  std::atomic<int>* in_flight_;
-  bool admitted_;
-};
 
 // Thread-safe; handlers never block: an answer is finished by the audit
 // log's writer once its record is written.
@@ -103,6 +67,18 @@ class TrialRulesService final : public v1::TrialRules::CallbackService {
   // Finishes a unary call and records its status.
   static void Finish(grpc::ServerUnaryReactor* reactor, const CallRecord& call,
                      const grpc::Status& status);
+
+  // The name of the fact whose value is a one-patient request's as-of date.
+  static constexpr absl::string_view kAssessmentDateFact = "assessment_date";
+
+  // The steps of a one-patient answer (Answer), in order.
+  absl::Status CheckRequestLimits(const v1::EvaluateRequest& request) const;
+  static absl::StatusOr<std::optional<DayNumber>> RequestAsOfDate(
+      const v1::EvaluateRequest& request);
+  static absl::Status CheckDoseLevel(const RuleSet& rule_set, absl::string_view dose_level);
+  static absl::Status BindRequestFacts(const RuleSet& rule_set,
+                                       const v1::EvaluateRequest& request, FactValues* facts,
+                                       std::vector<std::string>* ignored);
 
   grpc::ServerUnaryReactor* Evaluate(EvaluationKind kind, absl::string_view method,
                                      grpc::CallbackServerContext* context,

@@ -1,7 +1,9 @@
-#include "service/engine/dates.h"
+#include "service/util/dates.h"
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/civil_time.h"
 
 namespace trialrules {
 namespace {
@@ -101,6 +103,11 @@ std::string FormatIsoDate(DayNumber day) {
   std::string text;
   AppendIsoDate(day, &text);
   return text;
+}
+
+DayNumber TodayUtc() {
+  return static_cast<DayNumber>(absl::ToCivilDay(absl::Now(), absl::UTCTimeZone()) -
+                                absl::CivilDay(1970, 1, 1));
 }
 
 }  // namespace trialrules

@@ -1,6 +1,6 @@
 // Calendar dates as day numbers, the form date facts take in expressions.
-#ifndef TRIALRULES_SERVICE_ENGINE_DATES_H_
-#define TRIALRULES_SERVICE_ENGINE_DATES_H_
+#ifndef TRIALRULES_SERVICE_UTIL_DATES_H_
+#define TRIALRULES_SERVICE_UTIL_DATES_H_
 
 #include <cstdint>
 #include <string>
@@ -17,10 +17,13 @@ using DayNumber = int32_t;
 // Impossible dates such as 2023-02-29 are InvalidArgument.
 absl::StatusOr<DayNumber> ParseIsoDate(absl::string_view text);
 
+// Today's date in UTC: the as-of date of a request that names none.
+DayNumber TodayUtc();
+
 // The inverse of ParseIsoDate; AppendIsoDate writes it at the end of `out`.
 std::string FormatIsoDate(DayNumber day);
 void AppendIsoDate(DayNumber day, std::string* out);
 
 }  // namespace trialrules
 
-#endif  // TRIALRULES_SERVICE_ENGINE_DATES_H_
+#endif  // TRIALRULES_SERVICE_UTIL_DATES_H_

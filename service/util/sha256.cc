@@ -1,4 +1,4 @@
-#include "service/engine/sha256.h"
+#include "service/util/sha256.h"
 
 #include <openssl/evp.h>
 

@@ -1,6 +1,6 @@
 // SHA-256 of bytes, as lowercase hex: identifies a rule file's exact content.
-#ifndef TRIALRULES_SERVICE_ENGINE_SHA256_H_
-#define TRIALRULES_SERVICE_ENGINE_SHA256_H_
+#ifndef TRIALRULES_SERVICE_UTIL_SHA256_H_
+#define TRIALRULES_SERVICE_UTIL_SHA256_H_
 
 #include <string>
 #include "absl/strings/string_view.h"
@@ -13,4 +13,4 @@ void AppendSha256Hex(absl::string_view bytes, std::string* out);
 
 }  // namespace trialrules
 
-#endif  // TRIALRULES_SERVICE_ENGINE_SHA256_H_
+#endif  // TRIALRULES_SERVICE_UTIL_SHA256_H_

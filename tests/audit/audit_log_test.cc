@@ -1,5 +1,6 @@
 // The audit log's record text and its fail-closed writes, in-process.
 #include "service/audit/audit_log.h"
+#include "service/audit/canonical_facts.h"
 
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -13,8 +14,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
-#include "service/engine/sha256.h"
-#include "tests/engine/test_util.h"
+#include "service/util/sha256.h"
+#include "tests/rule_files.h"
 
 namespace trialrules {
 namespace {
@@ -76,14 +77,14 @@ TEST_F(AuditLogTest, LineCarriesTheDecisionAndTheDigestOfTheCanonicalFacts) {
   const std::string line = log->FormatLines({Record("0123", absl::Now())});
   EXPECT_EQ(Field(line, "decision_id"), "0123");
   EXPECT_EQ(Field(line, "version"), "1.0");
-  EXPECT_EQ(Field(line, "facts_sha256"), Sha256Hex(rule_set_->CanonicalFacts(facts_)));
+  EXPECT_EQ(Field(line, "facts_sha256"), Sha256Hex(CanonicalFacts(*rule_set_, facts_)));
   EXPECT_NE(line.find("\"site_id\":\"SITE \\\"A\\\"\""), std::string::npos) << line;
   EXPECT_EQ(line.find("\"facts\":"), std::string::npos);  // no patient data by default
   EXPECT_EQ(line.back(), '\n');
 
   std::unique_ptr<AuditLog> with_facts = *AuditLog::Open(dir_ + "/log", true);
   const std::string full = with_facts->FormatLines({Record("0123", absl::Now())});
-  EXPECT_NE(full.find(absl::StrCat("\"facts\":", rule_set_->CanonicalFacts(facts_), "}\n")),
+  EXPECT_NE(full.find(absl::StrCat("\"facts\":", CanonicalFacts(*rule_set_, facts_), "}\n")),
             std::string::npos) << full;
 }
 

@@ -10,8 +10,9 @@
 #include "benchmark/benchmark.h"
 #include "client/population.h"
 #include "service/audit/audit_log.h"
+#include "service/audit/canonical_facts.h"
 #include "service/engine/loader.h"
-#include "service/engine/sha256.h"
+#include "service/util/sha256.h"
 
 namespace trialrules {
 namespace {
@@ -48,7 +49,7 @@ void BM_CanonicalFacts(benchmark::State& state) {
   const Fixture& f = Patients();
   size_t i = 0;
   for (auto _ : state) {
-    benchmark::DoNotOptimize(f.rule_set->CanonicalFacts(f.facts[i++ % kPatients]));
+    benchmark::DoNotOptimize(CanonicalFacts(*f.rule_set, f.facts[i++ % kPatients]));
   }
   state.SetItemsProcessed(state.iterations());
 }
@@ -56,7 +57,7 @@ BENCHMARK(BM_CanonicalFacts);
 
 void BM_Sha256OfCanonicalFacts(benchmark::State& state) {
   const Fixture& f = Patients();
-  const std::string canonical = f.rule_set->CanonicalFacts(f.facts[0]);
+  const std::string canonical = CanonicalFacts(*f.rule_set, f.facts[0]);
   for (auto _ : state) benchmark::DoNotOptimize(Sha256Hex(canonical));
   state.SetItemsProcessed(state.iterations());
   state.counters["bytes"] = static_cast<double>(canonical.size());

@@ -14,9 +14,9 @@
 #include "absl/strings/str_replace.h"
 #include "client/population.h"
 #include "gtest/gtest.h"
-#include "service/catalog/catalog.h"
+#include "service/catalog/reload.h"
 #include "service/metrics/service_metrics.h"
-#include "tests/engine/test_util.h"
+#include "tests/rule_files.h"
 
 namespace trialrules {
 namespace {

@@ -4,8 +4,8 @@
 
 #include "absl/strings/str_replace.h"
 #include "gtest/gtest.h"
-#include "service/catalog/catalog.h"
-#include "tests/engine/test_util.h"
+#include "service/catalog/reload.h"
+#include "tests/rule_files.h"
 
 namespace trialrules {
 namespace {
@@ -183,7 +183,7 @@ class SiteActivationTest : public ReloadTest {
     Reload();
   }
   std::string Version(const std::string& site, const std::string& date) {
-    auto rule_set = current_->Select("NCT04094766", "", *ParseIsoDate(date), site);
+    auto rule_set = current_->Select({"NCT04094766", "", *ParseIsoDate(date), site}, TodayUtc());
     return rule_set.ok() ? (*rule_set)->version() : std::string(rule_set.status().message());
   }
 };
@@ -201,7 +201,7 @@ TEST_F(SiteActivationTest, UnlistedSiteFollowsEffectiveDates) {
 }
 
 TEST_F(SiteActivationTest, BeforeAnyActivationIsFailedPrecondition) {
-  auto none = current_->Select("NCT04094766", "", *ParseIsoDate("2019-10-01"), "XIAN-02");
+  auto none = current_->Select({"NCT04094766", "", *ParseIsoDate("2019-10-01"), "XIAN-02"}, TodayUtc());
   EXPECT_EQ(none.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(none.status().message(),
             "site_id \"XIAN-02\": no version of NCT04094766 was activated at this site on "
@@ -209,7 +209,7 @@ TEST_F(SiteActivationTest, BeforeAnyActivationIsFailedPrecondition) {
 }
 
 TEST_F(SiteActivationTest, ExplicitVersionWinsOverTheSite) {
-  auto named = current_->Select("NCT04094766", "2.0", *ParseIsoDate("2020-07-01"), "XIAN-02");
+  auto named = current_->Select({"NCT04094766", "2.0", *ParseIsoDate("2020-07-01"), "XIAN-02"}, TodayUtc());
   ASSERT_TRUE(named.ok());
   EXPECT_EQ((*named)->version(), "2.0");
 }

@@ -1,8 +1,6 @@
 // Facts are checked before evaluation; each refusal names the fact and value.
-#include <charconv>
-
 #include "gtest/gtest.h"
-#include "tests/engine/test_util.h"
+#include "tests/rule_files.h"
 
 namespace trialrules {
 namespace {
@@ -114,64 +112,6 @@ TEST_F(FactsTest, RefusalChangesNothing) {
   EXPECT_EQ(before.decision, after.decision);
   EXPECT_EQ(before.missing_facts, after.missing_facts);
 }
-
-// The canonical facts are what an auditor hashes to match a decision's
-// facts_sha256: their exact text is a contract.
-TEST_F(FactsTest, CanonicalFactsAreSortedCanonicalUnitJson) {
-  absl::StatusOr<FactValues> facts = rule_set_->BindFacts(
-      {{"weight_kg", 70500.0, "g"},
-       {"karnofsky", 80.0, ""},
-       {"informed_consent", true, ""},
-       {"assessment_date", std::string("2020-01-15"), ""},
-       {"creatinine_mg_dl", 0.9, ""},
-       {"alt_u_l", 150000.0 / 2, ""},
-       {"age_years", 34.0, ""}});
-  ASSERT_TRUE(facts.ok()) << facts.status();
-  EXPECT_EQ(rule_set_->CanonicalFacts(*facts),
-            "{\"age_years\":34,\"alt_u_l\":75000,\"assessment_date\":\"2020-01-15\","
-            "\"creatinine_mg_dl\":0.9,\"informed_consent\":true,\"karnofsky\":80,"
-            "\"weight_kg\":70.5}");
-}
-
-// Whole numbers and numbers with up to three decimals take shortcuts; they
-// must print exactly what std::to_chars prints, over their ranges and just
-// outside them.
-TEST(CanonicalNumberTest, ShortcutsAgreeWithToChars) {
-  auto to_chars = [](double value) {
-    char buffer[64];
-    return std::string(buffer, std::to_chars(buffer, buffer + sizeof buffer, value).ptr);
-  };
-  auto canonical = [](double value) {
-    std::string out;
-    AppendCanonicalNumber(value, &out);
-    return out;
-  };
-  for (int n = -100001; n <= 100001; ++n) {
-    ASSERT_EQ(canonical(n), to_chars(n)) << n;
-    ASSERT_EQ(canonical(n + 0.5), to_chars(n + 0.5)) << n;
-  }
-  for (double scale : {10.0, 100.0, 1000.0, 10000.0}) {
-    for (int m = -300000; m <= 300000; ++m) {
-      ASSERT_EQ(canonical(m / scale), to_chars(m / scale)) << m << "/" << scale;
-    }
-    // Large values, where a double's spacing nears the decimals.
-    const int64_t low = 999000000LL * static_cast<int64_t>(scale);
-    const int64_t high = 1001000000LL * static_cast<int64_t>(scale);
-    for (int64_t m = low; m < high; m += (high - low) / 200000 + 1) {
-      ASSERT_EQ(canonical(m / scale), to_chars(m / scale)) << m << "/" << scale;
-    }
-  }
-  for (double value : {-0.0, 0.1, 0.001, -0.001, 0.0005, 1e5, 1e6, 2e9, 1e300, 5e-324,
-                       99999.99999999999, 0.1 + 0.2, 1.0 / 3, 123456789.125, -987654321.5}) {
-    EXPECT_EQ(canonical(value), to_chars(value)) << value;
-  }
-}
-
-}  // namespace
-}  // namespace trialrules
-
-namespace trialrules {
-namespace {
 
 TEST(FactUnitsTest, AConversionThatOverflowsIsRefusedNotInfinite) {
   const LoadResult loaded = LoadRuleSet(

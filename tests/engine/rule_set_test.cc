@@ -5,7 +5,7 @@
 
 #include "client/population.h"
 #include "gtest/gtest.h"
-#include "tests/engine/test_util.h"
+#include "tests/rule_files.h"
 
 namespace trialrules {
 namespace {

@@ -22,6 +22,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "service/engine/expression.h"
+#include "service/engine/check.h"
 #include "service/engine/rule_set.h"
 #include "tests/fuzz/fuzz_check.h"
 #include "tests/fuzz/fuzz_sanitizer_options.h"
@@ -120,28 +121,36 @@ bool AllKnownAndFinite(const Values& values, const std::vector<std::string>& use
 void CheckAsRule(const std::string& text, const ExpressionCheck& check,
                  const std::vector<Values>& value_sets,
                  const std::vector<std::pair<double, bool>>& bare) {
-  RuleSetDefinition def;
-  def.file_name = "fuzz";
-  def.protocol_id = "FUZZ";
-  def.version = "1";
+  // Through the checker, as a rule file would go.
+  ParsedRuleFile parsed;
+  parsed.file_name = "fuzz";
+  v1::RuleFile& file = parsed.file;
+  file.set_protocol_id("FUZZ");
+  file.set_version("1");
+  file.set_effective_from("2020-01-01");
   for (const Symbol& symbol : kSymbols) {
-    FactSpec spec;
-    spec.name = symbol.name;
-    spec.type = symbol.type;
-    def.facts.push_back(spec);
+    v1::Fact* fact = file.add_facts();
+    fact->set_name(symbol.name);
+    fact->set_type(symbol.type == ValueType::kNumber ? v1::NUMBER
+                   : symbol.type == ValueType::kBool ? v1::BOOL
+                                                     : v1::DATE);
   }
-  RuleSpec rule;
-  rule.id = "R";
-  rule.kind = RuleKind::kInclusion;
-  rule.text = "fuzzed";
+  v1::Rule* rule = file.add_inclusion();
+  rule->set_id("R");
+  rule->set_text("fuzzed");
   const bool is_rule = check.type == ValueType::kBool;
   if (is_rule) {
-    rule.expression = text;
+    rule->set_expression(text);
   } else {
-    def.derived.push_back({"v", "", text, "", check.type});
-    rule.expression = "v == v";
+    v1::DerivedValue* derived = file.add_derived_values();
+    derived->set_name("v");
+    derived->set_expression(text);
+    rule->set_expression("v == v");
   }
-  def.rules.push_back(rule);
+  std::vector<Problem> problems;
+  RuleSetDefinition def;
+  FUZZ_CHECK(CheckRuleFile(parsed, &def, &problems),
+             problems.empty() ? "check failed" : problems[0].ToString());
   absl::StatusOr<std::shared_ptr<const RuleSet>> rule_set = RuleSet::Create(std::move(def));
   FUZZ_CHECK(rule_set.ok(), std::string(rule_set.status().message()));
 

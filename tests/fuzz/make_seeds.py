@@ -23,8 +23,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CORPUS = os.path.join(ROOT, "tests", "fuzz", "corpus")
 RULE_FILES = [os.path.join(ROOT, "rules", f) for f in sorted(os.listdir(os.path.join(ROOT, "rules")))
               if f.endswith(".textproto")]
-FUNCTIONS = {"if", "abs", "sqrt", "exp", "ln", "log10", "floor", "ceil", "min", "max",
-             "beta_cdf", "binom_cdf"}
+
+
+def function_names():
+    """The expression functions, as service/engine/expression.h lists them."""
+    with open(os.path.join(ROOT, "service", "engine", "expression.h")) as header:
+        text = header.read()
+    listing = re.search(r"kFunctionNames\[\] = \{([^}]*)\}", text)
+    if listing is None:
+        sys.exit("make_seeds.py: kFunctionNames not found in service/engine/expression.h")
+    return set(re.findall(r'"([A-Za-z_0-9]+)"', listing.group(1)))
+
+
+FUNCTIONS = function_names()
 
 
 def fresh(target):

@@ -13,6 +13,7 @@
 #include <google/protobuf/stubs/common.h>
 
 #include "absl/strings/str_cat.h"
+#include "service/audit/canonical_facts.h"
 #include "service/engine/loader.h"
 #include "tests/fuzz/fuzz_check.h"
 #include "tests/fuzz/fuzz_sanitizer_options.h"
@@ -88,13 +89,13 @@ void Fuzz(absl::string_view text) {
   }
 
   const FactValues empty = rule_set.EmptyFacts();
-  FUZZ_CHECK(rule_set.CanonicalFacts(empty) == "{}", rule_set.CanonicalFacts(empty));
+  FUZZ_CHECK(CanonicalFacts(rule_set, empty) == "{}", CanonicalFacts(rule_set, empty));
   for (EvaluationKind kind : kAllEvaluationKinds) {
     fuzz::CheckEvaluation(rule_set, kind, empty);
     for (bool maximum : {false, true}) {
       const FactValues bound = AtBound(rule_set, maximum);
       fuzz::CheckEvaluation(rule_set, kind, bound);
-      (void)rule_set.CanonicalFacts(bound);
+      (void)CanonicalFacts(rule_set, bound);
     }
   }
 }

@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
 #include "gtest/gtest.h"
-#include "service/engine/sha256.h"
+#include "service/util/sha256.h"
 #include "tests/command.h"
 #include "tests/integration/requests.h"
 #include "tests/integration/server_process.h"

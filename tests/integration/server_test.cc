@@ -12,7 +12,7 @@
 #include "client/population.h"
 #include "service/engine/loader.h"
 #include "gtest/gtest.h"
-#include "service/engine/sha256.h"
+#include "service/util/sha256.h"
 #include "tests/command.h"
 #include "tests/integration/requests.h"
 #include "tests/integration/server_process.h"

@@ -1,4 +1,4 @@
-#include "service/engine/dates.h"
+#include "service/util/dates.h"
 
 #include "absl/time/civil_time.h"
 

@@ -1,0 +1,65 @@
+#include "service/audit/canonical_facts.h"
+
+#include <algorithm>
+
+#include "service/util/dates.h"
+#include "service/util/number_text.h"
+
+namespace trialrules {
+namespace {
+
+// The longest text of one value: a number, or a quoted date (12).
+constexpr size_t kMaxValueText = kMaxNumberText;
+
+}  // namespace
+
+void AppendCanonicalFacts(const RuleSet& rule_set, const FactValues& facts,
+                          std::string* out) {
+  // This runs for every decision: the text is written through a pointer
+  // into room sized once for the longest it can be, then cut to length.
+  const std::vector<FactSpec>& specs = rule_set.facts();
+  size_t longest = 2;
+  for (size_t f = 0; f < specs.size(); ++f) {
+    if (facts.present[f]) longest += specs[f].name.size() + 4 + kMaxValueText;
+  }
+  const size_t start = out->size();
+  out->resize(start + longest);
+  char* const begin = out->data() + start;
+  char* p = begin;
+  *p++ = '{';
+  for (int f : rule_set.facts_by_name()) {
+    if (!facts.present[f]) continue;
+    if (p != begin + 1) *p++ = ',';
+    // Names are identifiers (checked at load): nothing to escape.
+    *p++ = '"';
+    p = std::copy(specs[f].name.begin(), specs[f].name.end(), p);
+    *p++ = '"';
+    *p++ = ':';
+    const double value = facts.values[f];
+    switch (specs[f].type) {
+      case ValueType::kNumber: p = WriteShortestNumber(value, p); break;
+      case ValueType::kBool: {
+        const absl::string_view text = value != 0 ? "true" : "false";
+        p = std::copy(text.begin(), text.end(), p);
+        break;
+      }
+      case ValueType::kDate: {
+        *p++ = '"';
+        const std::string date = FormatIsoDate(static_cast<DayNumber>(value));
+        p = std::copy(date.begin(), date.end(), p);
+        *p++ = '"';
+        break;
+      }
+    }
+  }
+  *p++ = '}';
+  out->resize(start + (p - begin));
+}
+
+std::string CanonicalFacts(const RuleSet& rule_set, const FactValues& facts) {
+  std::string out;
+  AppendCanonicalFacts(rule_set, facts, &out);
+  return out;
+}
+
+}  // namespace trialrules

@@ -1,0 +1,447 @@
+#include "service/engine/check.h"
+
+#include <algorithm>
+#include <cmath>
+#include <regex>
+#include <set>
+#include <tuple>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "service/engine/expression.h"
+
+namespace trialrules {
+namespace {
+
+using google::protobuf::Message;
+namespace pb = ::trialrules::v1;
+
+constexpr size_t kMaxNameLength = 64;
+constexpr DayNumber kDefaultMinDate = -25567;  // 1900-01-01
+constexpr DayNumber kDefaultMaxDate = 84005;   // 2199-12-31
+
+bool IsIdentifier(absl::string_view name) {
+  static const std::regex kIdentifier("[A-Za-z][A-Za-z0-9_]*");
+  return name.size() <= kMaxNameLength &&
+         std::regex_match(name.begin(), name.end(), kIdentifier);
+}
+
+bool IsLabel(absl::string_view text) {
+  static const std::regex kLabel("[A-Za-z0-9][A-Za-z0-9._-]*");
+  return text.size() <= kMaxNameLength &&
+         std::regex_match(text.begin(), text.end(), kLabel);
+}
+
+bool IsFunctionName(absl::string_view name) {
+  return std::find(std::begin(kFunctionNames), std::end(kFunctionNames), name) !=
+         std::end(kFunctionNames);
+}
+
+// Checks a parsed rule file into a RuleSetDefinition, collecting problems.
+class Checker {
+ public:
+  Checker(const ParsedRuleFile& parsed, std::vector<Problem>* problems)
+      : parsed_(parsed), file_name_(parsed.file_name), file_(parsed.file),
+        tree_(&parsed.tree), problems_(problems) {}
+
+  bool Check(RuleSetDefinition* def) {
+    def->file_name = parsed_.file_name;
+    def->sha256 = parsed_.sha256;
+    CheckHeader(def);
+    CheckFacts(def);
+    CheckDerived(def);
+    CheckRules(def);
+    CheckDoseLevels(def);
+    if (!problems_->empty()) return false;
+    CheckCycles(*def);
+    if (!problems_->empty()) return false;
+    ResolveNodes(def);
+    return true;
+  }
+
+ private:
+  void Report(SourcePosition position, std::string rule_id,
+              std::string message) {
+    problems_->push_back({file_name_, position.first, position.second,
+                          std::move(rule_id), std::move(message)});
+  }
+  void ReportAt(const Message& message, absl::string_view field, int index,
+                std::string rule_id, std::string text) {
+    Report(ParsedRuleFile::Of(tree_, message, field, index), std::move(rule_id),
+           std::move(text));
+  }
+
+  std::optional<DayNumber> Date(absl::string_view field, const std::string& text) {
+    absl::StatusOr<DayNumber> day = ParseIsoDate(text);
+    if (!day.ok()) {
+      ReportAt(file_, field, -1, "", absl::StrCat(field, ": ", day.status().message()));
+      return std::nullopt;
+    }
+    return *day;
+  }
+
+  void CheckHeader(RuleSetDefinition* def) {
+    def->protocol_id = file_.protocol_id();
+    def->version = file_.version();
+    def->title = file_.title();
+    def->registry_reference = file_.registry_reference();
+    def->description = file_.description();
+    def->illustrative = file_.illustrative();
+    if (!IsLabel(file_.protocol_id())) {
+      ReportAt(file_, "protocol_id", -1, "",
+               absl::StrCat("protocol_id \"", file_.protocol_id(),
+                            "\" must be 1-64 letters, digits, '.', '_' or '-'"));
+    }
+    if (!IsLabel(file_.version())) {
+      ReportAt(file_, "version", -1, "",
+               absl::StrCat("version \"", file_.version(),
+                            "\" must be 1-64 letters, digits, '.', '_' or '-'"));
+    }
+    if (file_.effective_from().empty()) {
+      Report({1, 1}, "", "effective_from is required (YYYY-MM-DD)");
+    } else if (auto from = Date("effective_from", file_.effective_from())) {
+      def->effective_from = *from;
+    }
+    if (!file_.effective_until().empty()) {
+      if (auto until = Date("effective_until", file_.effective_until())) {
+        def->effective_until = *until;
+        if (*until < def->effective_from) {
+          ReportAt(file_, "effective_until", -1, "",
+                   "effective_until is before effective_from");
+        }
+      }
+    }
+  }
+
+  // Names share one namespace: facts, derived values and rule ids.
+  bool ClaimName(const Message& message, absl::string_view field, int index,
+                 const std::string& name, absl::string_view what) {
+    const auto position = ParsedRuleFile::Of(tree_, message, field, index);
+    if (!IsIdentifier(name)) {
+      Report(position, "", absl::StrCat(what, " name \"", name,
+                                        "\" must be a letter followed by letters, "
+                                        "digits or '_' (at most 64)"));
+      return false;
+    }
+    if (IsFunctionName(name)) {
+      Report(position, "", absl::StrCat(what, " name \"", name,
+                                        "\" is a function name"));
+      return false;
+    }
+    if (!names_.insert(name).second) {
+      Report(position, "", absl::StrCat("duplicate name \"", name, "\""));
+      return false;
+    }
+    return true;
+  }
+
+  void CheckFacts(RuleSetDefinition* def) {
+    for (int i = 0; i < file_.facts_size(); ++i) {
+      const pb::Fact& fact = file_.facts(i);
+      const ParseTree* tree = ParsedRuleFile::Nested(tree_, file_, "facts", i);
+      auto report = [&](absl::string_view field, std::string message) {
+        Report(ParsedRuleFile::Of(tree, fact, field), "",
+               absl::StrCat("fact \"", fact.name(), "\": ", message));
+      };
+      if (!ClaimName(file_, "facts", i, fact.name(), "fact")) continue;
+      FactSpec spec;
+      spec.name = fact.name();
+      spec.unit = fact.unit();
+      spec.integer = fact.integer();
+      spec.description = fact.description();
+      switch (fact.type()) {
+        case pb::NUMBER: spec.type = ValueType::kNumber; break;
+        case pb::BOOL: spec.type = ValueType::kBool; break;
+        case pb::DATE: spec.type = ValueType::kDate; break;
+        default:
+          report("name", "type is required (NUMBER, BOOL or DATE)");
+          continue;
+      }
+      const bool number = spec.type == ValueType::kNumber;
+      if (!number && (!fact.unit().empty() || fact.accepted_units_size() > 0 ||
+                      fact.integer() || fact.has_min() || fact.has_max())) {
+        report("type", "unit, accepted_units, integer, min and max apply to NUMBER facts only");
+      }
+      if (spec.type != ValueType::kDate &&
+          (!fact.min_date().empty() || !fact.max_date().empty())) {
+        report("type", "min_date and max_date apply to DATE facts only");
+      }
+      std::set<std::string> units = {fact.unit()};
+      for (const pb::AlternativeUnit& unit : fact.accepted_units()) {
+        if (unit.unit().empty() || !units.insert(unit.unit()).second) {
+          report("accepted_units",
+                 absl::StrCat("accepted unit \"", unit.unit(),
+                              "\" is empty or given twice"));
+        } else if (!std::isfinite(unit.per_canonical_unit()) ||
+                   unit.per_canonical_unit() <= 0) {
+          report("accepted_units",
+                 absl::StrCat("unit \"", unit.unit(),
+                              "\": per_canonical_unit must be a positive number"));
+        }
+        spec.accepted_units.push_back({unit.unit(), unit.per_canonical_unit()});
+      }
+      if (fact.has_min()) spec.min = fact.min();
+      if (fact.has_max()) spec.max = fact.max();
+      if (spec.type == ValueType::kDate) {
+        spec.min = kDefaultMinDate;
+        spec.max = kDefaultMaxDate;
+        for (auto [field, text, bound] :
+             {std::tuple{"min_date", fact.min_date(), &spec.min},
+              std::tuple{"max_date", fact.max_date(), &spec.max}}) {
+          if (text.empty()) continue;
+          absl::StatusOr<DayNumber> day = ParseIsoDate(text);
+          if (!day.ok()) {
+            report(field, std::string(day.status().message()));
+          } else {
+            *bound = *day;
+          }
+        }
+      }
+      if (!(spec.min <= spec.max)) report("min", "min is greater than max");
+      def->facts.push_back(std::move(spec));
+      types_[fact.name()] = def->facts.back().type;
+    }
+  }
+
+  // Checks one expression; returns its used names, or nullopt on a problem.
+  std::optional<std::vector<std::string>> CheckNode(
+      const Message& message, const ParseTree* tree, const std::string& id,
+      const std::string& expression, ValueType wanted, absl::string_view what) {
+    const ExpressionCheck check = CheckExpression(expression, types_);
+    const auto position = ParsedRuleFile::Of(tree, message, "expression");
+    if (expression.empty()) {
+      Report(ParsedRuleFile::Of(tree, message, "id"), id, "expression is required");
+      return std::nullopt;
+    }
+    if (!check.error.empty()) {
+      Report(parsed_.InString(position, check.error_offset), id, check.error);
+      return std::nullopt;
+    }
+    if (check.type != wanted &&
+        !(wanted == ValueType::kNumber && check.type == ValueType::kDate)) {
+      Report(position, id,
+             absl::StrCat(what, " must give ",
+                          wanted == ValueType::kBool ? "a true/false value"
+                                                     : "a number or a date",
+                          ", but the expression gives a ",
+                          ValueTypeName(check.type)));
+      return std::nullopt;
+    }
+    node_positions_[id] = position;
+    return check.used_names;
+  }
+
+  // Names are declared before use is checked, so that rules may refer to
+  // rules and derived values declared further down; types of rule ids are
+  // always bool.
+  void CheckDerived(RuleSetDefinition* def) {
+    for (int i = 0; i < file_.derived_values_size(); ++i) {
+      const pb::DerivedValue& derived = file_.derived_values(i);
+      if (!ClaimName(file_, "derived_values", i, derived.name(), "derived value")) {
+        continue;
+      }
+      types_[derived.name()] = ValueType::kNumber;
+      pending_derived_.push_back(i);
+    }
+    for (const RuleList& list : RuleLists()) {
+      for (int i = 0; i < list.rules->size(); ++i) {
+        const pb::Rule& rule = list.rules->Get(i);
+        if (ClaimName(file_, list.field, i, rule.id(), "rule")) {
+          types_[rule.id()] = ValueType::kBool;
+        }
+      }
+    }
+    // Derived values may use derived values (a date derived value is a
+    // date): settle their types in an order where each follows the values
+    // it uses, one check each. Reading the names used needs no types.
+    absl::flat_hash_map<std::string, std::vector<int>> uses;  // derived → derived
+    absl::flat_hash_map<std::string, int> pending_index;
+    for (int i : pending_derived_) pending_index[file_.derived_values(i).name()] = i;
+    for (int i : pending_derived_) {
+      const pb::DerivedValue& derived = file_.derived_values(i);
+      for (const std::string& name : CheckExpression(derived.expression(), types_).used_names) {
+        if (const auto used = pending_index.find(name); used != pending_index.end()) {
+          uses[derived.name()].push_back(used->second);
+        }
+      }
+    }
+    absl::flat_hash_set<int> settled;
+    auto settle = [&](auto&& self, int i) -> void {
+      if (!settled.insert(i).second) return;  // done, or on a cycle (reported later)
+      const pb::DerivedValue& derived = file_.derived_values(i);
+      for (int used : uses[derived.name()]) self(self, used);
+      const ExpressionCheck check = CheckExpression(derived.expression(), types_);
+      if (check.error.empty()) types_[derived.name()] = check.type;
+    };
+    for (int i : pending_derived_) settle(settle, i);
+    for (int i : pending_derived_) {
+      const pb::DerivedValue& derived = file_.derived_values(i);
+      const ParseTree* tree = ParsedRuleFile::Nested(tree_, file_, "derived_values", i);
+      auto used = CheckNode(derived, tree, derived.name(), derived.expression(),
+                            ValueType::kNumber, "a derived value");
+      if (!used) continue;
+      edges_[derived.name()] = *used;
+      def->derived.push_back({derived.name(), derived.unit(), derived.expression(),
+                              derived.description(), types_[derived.name()]});
+    }
+  }
+
+  struct RuleList {
+    const char* field;
+    RuleKind kind;
+    const google::protobuf::RepeatedPtrField<pb::Rule>* rules;
+  };
+  std::vector<RuleList> RuleLists() const {
+    return {{"inclusion", RuleKind::kInclusion, &file_.inclusion()},
+            {"exclusion", RuleKind::kExclusion, &file_.exclusion()},
+            {"withdrawal", RuleKind::kWithdrawal, &file_.withdrawal()},
+            {"stopping", RuleKind::kStopping, &file_.stopping()},
+            {"escalation", RuleKind::kEscalation, &file_.escalation()}};
+  }
+
+  static Decision ActionDecision(pb::EscalationAction action) {
+    switch (action) {
+      case pb::ESCALATE: return Decision::kEscalate;
+      case pb::EXPAND: return Decision::kExpand;
+      case pb::DE_ESCALATE: return Decision::kDeEscalate;
+      case pb::CONTINUE: return Decision::kContinue;
+      default: return Decision::kIndeterminate;
+    }
+  }
+
+  void CheckRules(RuleSetDefinition* def) {
+    std::set<pb::EscalationAction> actions;
+    for (const RuleList& list : RuleLists()) {
+      for (int i = 0; i < list.rules->size(); ++i) {
+        const pb::Rule& rule = list.rules->Get(i);
+        if (types_.find(rule.id()) == types_.end() || !IsIdentifier(rule.id())) {
+          continue;  // its name was refused above
+        }
+        const ParseTree* tree = ParsedRuleFile::Nested(tree_, file_, list.field, i);
+        if (rule.text().empty()) {
+          Report(ParsedRuleFile::Of(tree, rule, "id"), rule.id(),
+                 "text (the protocol's wording) is required");
+        }
+        if (list.kind == RuleKind::kEscalation) {
+          if (rule.action() == pb::ESCALATION_ACTION_UNSPECIFIED) {
+            Report(ParsedRuleFile::Of(tree, rule, "id"), rule.id(),
+                   "escalation rules need an action (ESCALATE, EXPAND, "
+                   "DE_ESCALATE or CONTINUE)");
+          } else if (!actions.insert(rule.action()).second) {
+            Report(ParsedRuleFile::Of(tree, rule, "action"), rule.id(),
+                   absl::StrCat("a second rule for action ",
+                                pb::EscalationAction_Name(rule.action())));
+          }
+        } else if (rule.action() != pb::ESCALATION_ACTION_UNSPECIFIED) {
+          Report(ParsedRuleFile::Of(tree, rule, "action"), rule.id(),
+                 "action applies to escalation rules only");
+        }
+        auto used = CheckNode(rule, tree, rule.id(), rule.expression(),
+                              ValueType::kBool, "a rule");
+        if (!used) continue;
+        edges_[rule.id()] = *used;
+        def->rules.push_back({rule.id(), list.kind, rule.text(), rule.expression(),
+                              rule.note(), rule.informational(),
+                              ActionDecision(rule.action())});
+      }
+    }
+  }
+
+  void CheckDoseLevels(RuleSetDefinition* def) {
+    std::set<std::string> ids;
+    for (int i = 0; i < file_.dose_levels_size(); ++i) {
+      const pb::DoseLevel& level = file_.dose_levels(i);
+      if (level.id().empty() || !ids.insert(level.id()).second) {
+        ReportAt(file_, "dose_levels", i, "",
+                 absl::StrCat("dose level id \"", level.id(), "\" is empty or repeated"));
+      } else if (!(level.cells_per_kg() > 0) || !std::isfinite(level.cells_per_kg())) {
+        ReportAt(file_, "dose_levels", i, "",
+                 absl::StrCat("dose level \"", level.id(),
+                              "\": cells_per_kg must be a positive number"));
+      }
+      def->dose_levels.push_back({level.id(), level.cells_per_kg(), level.description()});
+    }
+  }
+
+  void CheckCycles(const RuleSetDefinition& def) {
+    absl::flat_hash_map<std::string, int> state;  // 1 open, 2 done
+    std::vector<std::string> path;
+    auto visit = [&](auto&& self, const std::string& name) -> bool {
+      const auto edges = edges_.find(name);
+      if (edges == edges_.end()) return true;  // a fact
+      int& s = state[name];
+      if (s == 2) return true;
+      if (s == 1) {
+        auto start = std::find(path.begin(), path.end(), name);
+        std::vector<std::string> cycle(start, path.end());
+        cycle.push_back(name);
+        Report(node_positions_[name], name,
+               absl::StrCat("cycle: ", absl::StrJoin(cycle, " -> ")));
+        return false;
+      }
+      s = 1;
+      path.push_back(name);
+      for (const std::string& used : edges->second) {
+        if (!self(self, used)) return false;
+      }
+      path.pop_back();
+      state[name] = 2;
+      return true;
+    };
+    for (const DerivedSpec& derived : def.derived) {
+      if (!visit(visit, derived.name)) return;
+    }
+    for (const RuleSpec& rule : def.rules) {
+      if (!visit(visit, rule.id)) return;
+    }
+  }
+
+  // Each node's direct uses as indices, and an order of the nodes in which
+  // every node follows the nodes it uses (depth-first post-order).
+  void ResolveNodes(RuleSetDefinition* def) {
+    absl::flat_hash_map<std::string, int> fact_index, node_index;
+    for (size_t f = 0; f < def->facts.size(); ++f) fact_index[def->facts[f].name] = f;
+    const int node_count = static_cast<int>(def->derived.size() + def->rules.size());
+    for (int n = 0; n < node_count; ++n) node_index[def->NodeName(n)] = n;
+    def->nodes.resize(node_count);
+    for (int n = 0; n < node_count; ++n) {
+      for (const std::string& name : edges_[def->NodeName(n)]) {
+        if (const auto fact = fact_index.find(name); fact != fact_index.end()) {
+          def->nodes[n].facts.push_back(fact->second);
+        } else {
+          def->nodes[n].nodes.push_back(node_index.at(name));
+        }
+      }
+    }
+    std::vector<uint8_t> done(node_count, 0);
+    auto visit = [&](auto&& self, int n) -> void {
+      if (done[n]) return;
+      done[n] = 1;
+      for (int used : def->nodes[n].nodes) self(self, used);
+      def->node_order.push_back(n);
+    };
+    for (int n = 0; n < node_count; ++n) visit(visit, n);
+  }
+
+  const ParsedRuleFile& parsed_;
+  std::string file_name_;
+  const pb::RuleFile& file_;
+  const ParseTree* tree_;
+  std::vector<Problem>* problems_;
+  absl::flat_hash_set<std::string> names_;
+  absl::flat_hash_map<std::string, ValueType> types_;
+  std::vector<int> pending_derived_;
+  absl::flat_hash_map<std::string, std::vector<std::string>> edges_;
+  absl::flat_hash_map<std::string, SourcePosition> node_positions_;
+};
+
+}  // namespace
+
+bool CheckRuleFile(const ParsedRuleFile& parsed, RuleSetDefinition* definition,
+                   std::vector<Problem>* problems) {
+  return Checker(parsed, problems).Check(definition);
+}
+
+}  // namespace trialrules

@@ -1,0 +1,23 @@
+// Phase 2 of loading a rule file: the parsed file → a checked definition.
+// Names are resolved, each expression's type is checked once (derived values
+// in the order of their use), dose levels and header fields validated, and
+// cycles refused; what checking learned travels on in the definition.
+#ifndef TRIALRULES_SERVICE_ENGINE_CHECK_H_
+#define TRIALRULES_SERVICE_ENGINE_CHECK_H_
+
+#include <vector>
+
+#include "service/engine/definition.h"
+#include "service/engine/parse.h"
+#include "service/engine/problem.h"
+
+namespace trialrules {
+
+// Fills `definition`; false with `problems` (each with its position) when
+// the file is not a valid rule set.
+bool CheckRuleFile(const ParsedRuleFile& parsed, RuleSetDefinition* definition,
+                   std::vector<Problem>* problems);
+
+}  // namespace trialrules
+
+#endif  // TRIALRULES_SERVICE_ENGINE_CHECK_H_

@@ -1,0 +1,171 @@
+#include "service/engine/facts.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "service/engine/rule_set.h"
+#include "service/util/dates.h"
+#include "service/util/number_text.h"
+
+namespace trialrules {
+namespace {
+
+constexpr double kUnknown = std::numeric_limits<double>::quiet_NaN();
+
+std::string DescribeValue(const FactSpec& spec, double canonical) {
+  if (spec.type == ValueType::kDate) {
+    return FormatIsoDate(static_cast<DayNumber>(canonical));
+  }
+  return spec.unit.empty() ? ShortestNumber(canonical)
+                           : absl::StrCat(ShortestNumber(canonical), " ", spec.unit);
+}
+
+std::string DescribeInput(const FactValue& value,
+                          absl::string_view unit) {
+  if (const double* number = std::get_if<double>(&value)) {
+    return unit.empty() ? ShortestNumber(*number)
+                        : absl::StrCat(ShortestNumber(*number), " ", unit);
+  }
+  if (const bool* flag = std::get_if<bool>(&value)) {
+    return *flag ? "true" : "false";
+  }
+  return absl::StrCat("\"", std::get<std::string>(value), "\"");
+}
+
+}  // namespace
+
+absl::Status FactWithoutValueError(absl::string_view name) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "fact \"", name,
+      "\" has no value (set number, boolean or date; leave a missing fact out)"));
+}
+
+absl::StatusOr<FactInput> FactInputFromProto(const v1::FactValue& fact) {
+  std::optional<FactValue> value = FactValueOf(fact);
+  if (!value) return FactWithoutValueError(fact.name());
+  return FactInput{fact.name(), *std::move(value), fact.unit()};
+}
+
+FactValues RuleSet::EmptyFacts() const {
+  FactValues facts;
+  ResetFacts(&facts);
+  return facts;
+}
+
+void RuleSet::ResetFacts(FactValues* facts) const {
+  facts->values.assign(def_.facts.size(), kUnknown);
+  facts->present.assign(def_.facts.size(), 0);
+}
+
+absl::Status RuleSet::BindFactAt(int fact, const FactValue& value, absl::string_view unit,
+                                 FactValues* facts) const {
+  absl::StatusOr<double> converted = ConvertFact(fact, value, unit);
+  if (!converted.ok()) return converted.status();
+  facts->values[fact] = *converted;
+  facts->present[fact] = 1;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<double> RuleSet::ConvertFact(
+    int fact, const FactValue& value,
+    absl::string_view unit) const {
+  const FactSpec& spec = def_.facts[fact];
+  auto refuse = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "fact \"", spec.name, "\" = ", DescribeInput(value, unit), ": ", why));
+  };
+  double canonical = 0;
+  switch (spec.type) {
+    case ValueType::kNumber: {
+      const double* number = std::get_if<double>(&value);
+      if (number == nullptr) return refuse("expected a number");
+      if (!std::isfinite(*number)) return refuse("not a finite number");
+      canonical = *number;
+      if (!unit.empty() && unit != spec.unit) {
+        const auto alternative = std::find_if(
+            spec.accepted_units.begin(), spec.accepted_units.end(),
+            [&](const FactSpec::AlternativeUnit& a) { return a.unit == unit; });
+        if (alternative == spec.accepted_units.end()) {
+          std::vector<std::string> accepted = {
+              spec.unit.empty() ? "no unit" : spec.unit};
+          for (const auto& a : spec.accepted_units) accepted.push_back(a.unit);
+          return refuse(absl::StrCat("unit \"", unit, "\" is not accepted (",
+                                     absl::StrJoin(accepted, ", "), ")"));
+        }
+        canonical = *number / alternative->per_canonical_unit;
+        if (!std::isfinite(canonical)) {
+          return refuse(absl::StrCat("too large once converted to ",
+                                     spec.unit.empty() ? "the canonical unit" : spec.unit));
+        }
+      }
+      if (spec.integer && canonical != std::floor(canonical)) {
+        return refuse("must be a whole number");
+      }
+      break;
+    }
+    case ValueType::kBool: {
+      const bool* flag = std::get_if<bool>(&value);
+      if (flag == nullptr) return refuse("expected true or false");
+      if (!unit.empty()) return refuse("a true/false fact takes no unit");
+      canonical = *flag ? 1.0 : 0.0;
+      break;
+    }
+    case ValueType::kDate: {
+      const std::string* text = std::get_if<std::string>(&value);
+      if (text == nullptr) return refuse("expected a date \"YYYY-MM-DD\"");
+      if (!unit.empty()) return refuse("a date takes no unit");
+      absl::StatusOr<DayNumber> day = ParseIsoDate(*text);
+      if (!day.ok()) return refuse(day.status().message());
+      canonical = *day;
+      break;
+    }
+  }
+  if (canonical < spec.min || canonical > spec.max) {
+    std::string range =
+        absl::StrCat("outside the valid range ", DescribeValue(spec, spec.min),
+                     " to ", DescribeValue(spec, spec.max));
+    if (spec.type == ValueType::kNumber && !unit.empty() && unit != spec.unit) {
+      absl::StrAppend(&range, " (", DescribeValue(spec, canonical), ")");
+    }
+    return refuse(range);
+  }
+  return canonical;
+}
+
+absl::Status RuleSet::BindFact(absl::string_view name,
+                               const FactValue& value,
+                               absl::string_view unit, FactValues* facts,
+                               std::vector<std::string>* ignored_unknown) const {
+  const int fact = FindFact(name);
+  if (fact < 0) {
+    if (ignored_unknown != nullptr) {
+      ignored_unknown->emplace_back(name);
+      return absl::OkStatus();
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        "fact \"", name, "\" = ", DescribeInput(value, unit),
+        ": unknown fact for protocol ", def_.protocol_id, " version ", def_.version));
+  }
+  if (facts->present[fact]) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("fact \"", name, "\" is given more than once"));
+  }
+  return BindFactAt(fact, value, unit, facts);
+}
+
+absl::StatusOr<FactValues> RuleSet::BindFacts(
+    absl::Span<const FactInput> inputs,
+    std::vector<std::string>* ignored_unknown) const {
+  FactValues facts = EmptyFacts();
+  for (const FactInput& input : inputs) {
+    absl::Status status =
+        BindFact(input.name, input.value, input.unit, &facts, ignored_unknown);
+    if (!status.ok()) return status;
+  }
+  return facts;
+}
+
+}  // namespace trialrules

@@ -1,0 +1,219 @@
+#include "service/engine/self_test.h"
+
+#include <algorithm>
+#include <set>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "service/engine/facts.h"
+
+namespace trialrules {
+namespace {
+
+namespace pb = ::trialrules::v1;
+
+std::optional<EvaluationKind> KindOf(pb::EvaluationKind kind) {
+  switch (kind) {
+    case pb::ELIGIBILITY: return EvaluationKind::kEligibility;
+    case pb::WITHDRAWAL: return EvaluationKind::kWithdrawal;
+    case pb::ESCALATION: return EvaluationKind::kEscalation;
+    case pb::STOPPING: return EvaluationKind::kStopping;
+    default: return std::nullopt;
+  }
+}
+
+// Runs a file's fact sets and test cases against its compiled rule set.
+class SelfTest {
+ public:
+  SelfTest(const ParsedRuleFile& parsed, const RuleSet& rule_set,
+           std::vector<Problem>* problems)
+      : parsed_(parsed), file_(parsed.file), tree_(&parsed.tree), rule_set_(rule_set),
+        problems_(problems) {}
+
+  std::vector<TestCaseResult> Run();
+
+ private:
+  void Report(SourcePosition position, std::string rule_id, std::string message) {
+    problems_->push_back({parsed_.file_name, position.first, position.second,
+                          std::move(rule_id), std::move(message)});
+  }
+
+  // Base facts, less `remove`, plus `facts` (which override by name).
+  bool BuildFacts(const std::string& owner, const std::string& based_on,
+                  const google::protobuf::RepeatedPtrField<std::string>& remove,
+                  const google::protobuf::RepeatedPtrField<pb::FactValue>& facts,
+                  SourcePosition position, std::vector<FactInput>* out) {
+    if (!based_on.empty()) {
+      const auto base = fact_sets_.find(based_on);
+      if (base == fact_sets_.end()) {
+        Report(position, "", absl::StrCat(owner, ": based_on \"", based_on,
+                                          "\" is not a fact set declared above"));
+        return false;
+      }
+      *out = base->second;
+    }
+    for (const std::string& name : remove) {
+      const auto it = std::find_if(out->begin(), out->end(),
+                                   [&](const FactInput& f) { return f.name == name; });
+      if (it == out->end()) {
+        Report(position, "", absl::StrCat(owner, ": cannot remove \"", name,
+                                          "\": not in the base facts"));
+        return false;
+      }
+      out->erase(it);
+    }
+    for (const pb::FactValue& value : facts) {
+      absl::StatusOr<FactInput> converted = FactInputFromProto(value);
+      if (!converted.ok()) {
+        Report(position, "", absl::StrCat(owner, ": ", converted.status().message()));
+        return false;
+      }
+      FactInput input = *std::move(converted);
+      const auto it = std::find_if(out->begin(), out->end(),
+                                   [&](const FactInput& f) { return f.name == input.name; });
+      if (it != out->end()) {
+        *it = std::move(input);
+      } else {
+        out->push_back(std::move(input));
+      }
+    }
+    return true;
+  }
+
+  // Returns what failed (empty when the test passes).
+  std::string RunTest(const pb::TestCase& test, const std::vector<FactInput>& inputs,
+                      std::string* rule_id);
+
+  const ParsedRuleFile& parsed_;
+  const pb::RuleFile& file_;
+  const ParseTree* tree_;
+  const RuleSet& rule_set_;
+  std::vector<Problem>* problems_;
+  absl::flat_hash_map<std::string, std::vector<FactInput>> fact_sets_;
+};
+
+// Returns what failed (empty when the test passes).
+std::string SelfTest::RunTest(const pb::TestCase& test,
+                              const std::vector<FactInput>& inputs,
+                              std::string* rule_id) {
+  const RuleSet& rule_set = rule_set_;
+  const std::optional<EvaluationKind> kind = KindOf(test.kind());
+  if (!kind) return "kind is required (ELIGIBILITY, WITHDRAWAL, ESCALATION or STOPPING)";
+  absl::StatusOr<FactValues> facts = rule_set.BindFacts(inputs);
+  if (!test.expect_refusal().empty()) {
+    if (facts.ok()) {
+      return absl::StrCat("expected the facts to be refused (\"",
+                          test.expect_refusal(), "\"), but they were accepted");
+    }
+    if (facts.status().message().find(test.expect_refusal()) == std::string::npos) {
+      return absl::StrCat("expected a refusal containing \"", test.expect_refusal(),
+                          "\", got: ", facts.status().message());
+    }
+    return "";
+  }
+  if (!facts.ok()) return absl::StrCat("facts refused: ", facts.status().message());
+  const Evaluation evaluation = rule_set.Evaluate(*kind, *facts);
+  auto describe = [&](const RuleResult& r) {
+    std::string text = absl::StrCat(rule_set.rules()[r.rule].id, " ",
+                                    OutcomeName(r.outcome));
+    if (r.not_finite) absl::StrAppend(&text, " (not finite)");
+    if (!r.missing_facts.empty()) {
+      std::vector<std::string> names;
+      for (int f : r.missing_facts) names.push_back(rule_set.facts()[f].name);
+      absl::StrAppend(&text, " (missing ", absl::StrJoin(names, ", "), ")");
+    }
+    return text;
+  };
+  for (const pb::ExpectedOutcome& expected : test.expect()) {
+    const auto result = std::find_if(
+        evaluation.rules.begin(), evaluation.rules.end(), [&](const RuleResult& r) {
+          return rule_set.rules()[r.rule].id == expected.rule();
+        });
+    *rule_id = expected.rule();
+    if (result == evaluation.rules.end()) {
+      return absl::StrCat("no such rule among the ", EvaluationKindName(*kind),
+                          " rules");
+    }
+    if (expected.outcome() != "TRUE" && expected.outcome() != "FALSE" &&
+        expected.outcome() != "UNKNOWN") {
+      return absl::StrCat("expected outcome \"", expected.outcome(),
+                          "\" is not TRUE, FALSE or UNKNOWN");
+    }
+    if (OutcomeName(result->outcome) != expected.outcome()) {
+      return absl::StrCat("expected ", expected.outcome(), ", got ",
+                          describe(*result));
+    }
+    if (expected.check_missing_facts()) {
+      std::set<std::string> want(expected.missing_facts().begin(),
+                                 expected.missing_facts().end());
+      std::set<std::string> got;
+      for (int f : result->missing_facts) got.insert(rule_set.facts()[f].name);
+      if (want != got) {
+        return absl::StrCat("expected missing facts [", absl::StrJoin(want, ", "),
+                            "], got [", absl::StrJoin(got, ", "), "]");
+      }
+    }
+  }
+  rule_id->clear();
+  if (!test.expect_decision().empty() &&
+      DecisionName(evaluation.decision) != test.expect_decision()) {
+    std::vector<std::string> outcomes;
+    for (const RuleResult& r : evaluation.rules) outcomes.push_back(describe(r));
+    return absl::StrCat("expected decision ", test.expect_decision(), ", got ",
+                        DecisionName(evaluation.decision), " [",
+                        absl::StrJoin(outcomes, "; "), "]");
+  }
+  return "";
+}
+
+std::vector<TestCaseResult> SelfTest::Run() {
+  std::vector<TestCaseResult> results;
+  for (int i = 0; i < file_.fact_sets_size(); ++i) {
+    const pb::FactSet& set = file_.fact_sets(i);
+    const auto position = ParsedRuleFile::Of(tree_, file_, "fact_sets", i);
+    const std::string owner = absl::StrCat("fact set \"", set.name(), "\"");
+    std::vector<FactInput> inputs;
+    if (set.name().empty() || fact_sets_.contains(set.name())) {
+      Report(position, "", absl::StrCat(owner, ": name is empty or repeated"));
+      continue;
+    }
+    if (BuildFacts(owner, set.based_on(), set.remove(), set.facts(), position,
+                   &inputs)) {
+      fact_sets_[set.name()] = std::move(inputs);
+    }
+  }
+  std::set<std::string> names;
+  for (int i = 0; i < file_.test_cases_size(); ++i) {
+    const pb::TestCase& test = file_.test_cases(i);
+    const auto position = ParsedRuleFile::Of(tree_, file_, "test_cases", i);
+    const std::string owner = absl::StrCat("test case \"", test.name(), "\"");
+    if (test.name().empty() || !names.insert(test.name()).second) {
+      Report(position, "", absl::StrCat(owner, ": name is empty or repeated"));
+      continue;
+    }
+    std::vector<FactInput> inputs;
+    std::string failure = "cannot build its facts";
+    std::string rule_id;
+    if (BuildFacts(owner, test.based_on(), test.remove(), test.facts(), position,
+                   &inputs)) {
+      failure = RunTest(test, inputs, &rule_id);
+      if (!failure.empty()) {
+        Report(position, rule_id, absl::StrCat(owner, ": ", failure));
+      }
+    }
+    results.push_back({test.name(), failure.empty()});
+  }
+  return results;
+}
+
+
+}  // namespace
+
+std::vector<TestCaseResult> RunSelfTests(const ParsedRuleFile& parsed,
+                                         const RuleSet& rule_set,
+                                         std::vector<Problem>* problems) {
+  return SelfTest(parsed, rule_set, problems).Run();
+}
+
+}  // namespace trialrules

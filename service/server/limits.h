@@ -1,0 +1,33 @@
+// The service's request limits, and the check of one field's length.
+#ifndef TRIALRULES_SERVICE_SERVER_LIMITS_H_
+#define TRIALRULES_SERVICE_SERVER_LIMITS_H_
+
+#include <cstddef>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace trialrules {
+
+// Request limits; each refusal names the field and the value.
+struct ServiceLimits {
+  size_t max_facts = 1000;          // facts per request, columns per screen
+  size_t max_name_length = 64;      // fact names, protocol ids, versions
+  size_t max_reference_length = 128;  // subject_ref, site_id, dose_level
+  size_t max_patients_per_message = 100000;
+  // Calls being handled at once (streams count while open); beyond it a
+  // call is refused at once with RESOURCE_EXHAUSTED instead of queueing.
+  int max_concurrent_calls = 1000;
+  // A stream whose client set no deadline is ended (DEADLINE_EXCEEDED) at
+  // its next message after this long.
+  absl::Duration max_stream_duration = absl::Minutes(5);
+};
+
+// InvalidArgument naming `field`, its start and its length when `value` is
+// longer than `limit`.
+absl::Status CheckLength(absl::string_view field, absl::string_view value, size_t limit);
+
+}  // namespace trialrules
+
+#endif  // TRIALRULES_SERVICE_SERVER_LIMITS_H_
