@@ -1,7 +1,7 @@
 // The muparser adapter: the only code in trialrules that includes muParser.h.
 //
 // Rule expressions are muparser syntax, but evaluated with our own operators
-// so that muparser's traps (see the README) cannot reach a clinical answer:
+// so that muparser's traps (docs/rule-files.md) cannot reach a clinical answer:
 //  - unknown (missing) values are NaN, and every operator is three-valued:
 //    `&&`, `||`, `!` follow Kleene's logic, comparisons of an unknown are
 //    unknown (never false), and `if(c, a, b)` with an unknown `c` is unknown

@@ -97,7 +97,7 @@ absl::StatusOr<std::unique_ptr<TrialRulesServer>> TrialRulesServer::Start(
   builder.SetMaxSendMessageSize(server->options_.max_message_bytes);
   // HTTP/2 limits. gRPC 1.51 predates the fixes for CVE-2023-44487 (rapid
   // reset), CVE-2023-33953 (HPACK) and CVE-2023-4785 (accept): these blunt
-  // them, the README says what a deployment must put in front.
+  // them, docs/operations.md says what a deployment must put in front.
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
                              server->options_.max_concurrent_streams);
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, 16 * 1024);
