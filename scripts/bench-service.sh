@@ -1,26 +1,40 @@
 #!/usr/bin/env bash
-# Service benchmark, one run, same load for both servers:
-#  1. CheckEligibility throughput of trialrules vs an empty handler on the
-#     same gRPC stack (tests/bench/empty_server.cc);
+# Service and engine benchmark, one run. Every server is pinned to one core
+# (SERVER_CPU, default 0) and the load generator to another (CLIENT_CPU,
+# default 1), so the load generator's own CPU is never charged to a server:
+#  1. CheckEligibility: trialrules against an empty handler on the same gRPC
+#     stack (tests/bench/empty_server.cc), the same load alternating between
+#     them in rounds; the ratio of their throughputs;
 #  2. CheckEligibility latency with one call in flight;
 #  3. ScreenPatients patients/s end to end;
-#  4. the cost of metrics: the same load alternating between a server with
-#     metrics and one without (--metrics-address=), in one run.
-# Prints each `trialrules bench` result and a summary.
+#  4. the cost of metrics: a server with metrics against one without
+#     (--metrics-address=), alternating;
+#  5. the engine against a raw muparser loop over the same expressions
+#     (build/tests/engine_benchmark, pinned to SERVER_CPU).
+# Prints each result and a summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${SECONDS_PER_RUN:-10}"
-cmake --build build -j "$(nproc)" --target trialrules-server trialrules empty_server >/dev/null
+rounds="${ROUNDS:-4}"
+server_cpu="${SERVER_CPU:-0}"
+client_cpu="${CLIENT_CPU:-1}"
+cmake --build build -j "$(nproc)" --target trialrules-server trialrules empty_server \
+  engine_benchmark >/dev/null
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 
-build/service/trialrules-server --listen=127.0.0.1:0 --plaintext --port-file="$work/port" \
-  --metrics-address=127.0.0.1:0 --audit-log="$work/audit.jsonl" --rules-dir=rules \
-  2>"$work/server.log" &
-build/service/trialrules-server --listen=127.0.0.1:0 --plaintext --port-file="$work/port_nometrics" \
-  --metrics-address= --audit-log="$work/audit_nometrics.jsonl" --rules-dir=rules \
+# Servers are started with taskset directly (not through a function), so
+# that the background job is the server itself and the trap ends it.
+on_client() { taskset -c "$client_cpu" "$@"; }
+
+taskset -c "$server_cpu" build/service/trialrules-server --listen=127.0.0.1:0 --plaintext \
+  --port-file="$work/port" --metrics-address=127.0.0.1:0 --audit-log="$work/audit.jsonl" \
+  --rules-dir=rules --drain-seconds=1 2>"$work/server.log" &
+taskset -c "$server_cpu" build/service/trialrules-server --listen=127.0.0.1:0 --plaintext \
+  --port-file="$work/port_nometrics" --metrics-address= \
+  --audit-log="$work/audit_nometrics.jsonl" --rules-dir=rules --drain-seconds=1 \
   2>"$work/server_nometrics.log" &
-build/tests/empty_server 127.0.0.1:0 >"$work/empty_port" &
+taskset -c "$server_cpu" build/tests/empty_server 127.0.0.1:0 >"$work/empty_port" &
 for _ in $(seq 100); do
   [ -s "$work/port" ] && [ -s "$work/port_nometrics" ] && [ -s "$work/empty_port" ] && break
   sleep 0.1
@@ -30,27 +44,44 @@ real="127.0.0.1:$(head -1 "$work/port")"
 nometrics="127.0.0.1:$(head -1 "$work/port_nometrics")"
 empty="127.0.0.1:$(head -1 "$work/empty_port")"
 
-bench() { build/client/trialrules bench --seconds "$seconds" "$@" 2>/dev/null | tee /dev/stderr | grep '^RESULT'; }
+bench() {
+  local out
+  out=$(on_client build/client/trialrules bench "$@" 2>/dev/null)
+  echo "$out" >&2
+  echo "$out"
+}
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
+compare_ratio() { sed -n 's/^COMPARE ratio=\([^ ]*\).*/\1/p'; }
+round_seconds=$(awk -v s="$seconds" 'BEGIN { print s / 2 }')
 
-echo "== CheckEligibility, 32 in flight over 2 channels: empty handler" >&2
-empty_qps=$(bench --server "$empty" --in-flight 32 --channels 2 | field per_second)
-echo "== CheckEligibility, 32 in flight over 2 channels: trialrules" >&2
-real_qps=$(bench --server "$real" --in-flight 32 --channels 2 | field per_second)
+echo "== CheckEligibility, 64 in flight over 2 channels: empty handler vs trialrules, alternating" >&2
+service_ratio=$(bench --seconds "$round_seconds" --rounds "$rounds" --in-flight 64 --channels 2 \
+  --server "$empty" --compare-server "$real" | compare_ratio)
 echo "== CheckEligibility, 1 in flight" >&2
-p99=$(bench --server "$real" --in-flight 1 --channels 1 | field p99_ms)
+p99=$(bench --seconds "$seconds" --server "$real" --in-flight 1 --channels 1 | grep '^RESULT' | field p99_ms)
 echo "== ScreenPatients, 3 streams, 1000 patients per message" >&2
-screen=$(bench --server "$real" --method ScreenPatients --in-flight 3 --channels 2 | field per_second)
-echo "== CheckEligibility, metrics off vs on, alternating rounds" >&2
-metrics_ratio=$(build/client/trialrules bench --seconds "$(awk -v s="$seconds" 'BEGIN { print s / 2 }')" \
-  --rounds 4 --in-flight 32 --channels 2 --server "$nometrics" --compare-server "$real" \
-  2>/dev/null | tee /dev/stderr | sed -n 's/^COMPARE ratio=\([^ ]*\).*/\1/p')
+screen=$(bench --seconds "$seconds" --server "$real" --method ScreenPatients --in-flight 3 \
+  --channels 2 | grep '^RESULT' | field per_second)
+echo "== CheckEligibility, metrics off vs on, alternating" >&2
+metrics_ratio=$(bench --seconds "$round_seconds" --rounds "$rounds" --in-flight 64 --channels 2 \
+  --server "$nometrics" --compare-server "$real" | compare_ratio)
 rm -f "$work"/audit*.jsonl
 
+echo "== engine vs raw muparser loop" >&2
+taskset -c "$server_cpu" build/tests/engine_benchmark --benchmark_min_time=1 --benchmark_format=csv \
+  --benchmark_filter='BM_EngineEligibility/all_facts|BM_RawMuparserEligibility' \
+  2>/dev/null >"$work/engine.csv"
+cat "$work/engine.csv" >&2
+# CSV columns: name,iterations,real_time,cpu_time,time_unit,bytes_per_second,items_per_second,...
+items() { awk -F, -v name="$1" 'index($1, name) { print $7 }' "$work/engine.csv"; }
+engine_ratio=$(awk -v a="$(items BM_EngineEligibility/all_facts)" \
+  -v b="$(items BM_RawMuparserEligibility)" 'BEGIN { printf "%.2f", a / b }')
+
 echo
-echo "CheckEligibility: ${real_qps} calls/s; empty handler: ${empty_qps} calls/s;" \
-     "ratio $(awk -v a="$real_qps" -v b="$empty_qps" 'BEGIN { printf "%.2f", a / b }')"
+echo "CheckEligibility throughput, trialrules / empty handler (server on CPU $server_cpu," \
+     "load on CPU $client_cpu): ${service_ratio}"
 echo "CheckEligibility p99 with 1 call in flight: ${p99} ms"
 echo "ScreenPatients: ${screen} patients/s"
 echo "Metrics on / off CheckEligibility throughput: ${metrics_ratio}" \
      "(cost $(awk -v r="$metrics_ratio" 'BEGIN { printf "%.1f", (1 - r) * 100 }') %)"
+echo "Engine / raw muparser loop, eligibility decisions per second: ${engine_ratio}"

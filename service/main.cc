@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "service/server/server.h"
+#include "service/util/malloc_tuning.h"
 
 namespace {
 
@@ -62,6 +63,7 @@ void Usage(const std::vector<Flag>& flags) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  trialrules::KeepFreedMemory();
   // Debian's Abseil is built without NDEBUG, which leaves absl::Mutex's
   // deadlock detection (a graph update on every lock gRPC takes) switched on.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);

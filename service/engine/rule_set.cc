@@ -143,7 +143,7 @@ absl::StatusOr<std::shared_ptr<const RuleSet>> RuleSet::Create(
   // Bind once now: a rule set that cannot evaluate is never published.
   absl::StatusOr<std::unique_ptr<EvaluatorState>> first = rs.NewEvaluatorState();
   if (!first.ok()) return first.status();
-  rs.ReleaseState(*std::move(first));
+  rs.ReturnToPool(*std::move(first));
   return std::shared_ptr<const RuleSet>(std::move(rule_set));
 }
 
@@ -166,7 +166,20 @@ RuleSet::NewEvaluatorState() const {
   return state;
 }
 
+RuleSet::ThreadState::~ThreadState() = default;
+
+RuleSet::ThreadState& RuleSet::ThisThreadState() {
+  thread_local ThreadState thread_state;
+  return thread_state;
+}
+
 std::unique_ptr<RuleSet::EvaluatorState> RuleSet::AcquireState() const {
+  // The owner's address alone could be a new rule set's at a freed one's
+  // address: its weak pointer tells the two apart.
+  ThreadState& cached = ThisThreadState();
+  if (cached.owner == this && cached.state != nullptr && !cached.owner_alive.expired()) {
+    return std::move(cached.state);
+  }
   {
     std::lock_guard<std::mutex> lock(pool_mutex_);
     if (!pool_.empty()) {
@@ -180,6 +193,25 @@ std::unique_ptr<RuleSet::EvaluatorState> RuleSet::AcquireState() const {
 }
 
 void RuleSet::ReleaseState(std::unique_ptr<EvaluatorState> state) const {
+  ThreadState& cached = ThisThreadState();
+  if (cached.owner != this || cached.owner_alive.expired()) {
+    if (cached.state != nullptr) {
+      if (std::shared_ptr<const RuleSet> other = cached.owner_alive.lock()) {
+        other->ReturnToPool(std::move(cached.state));
+      }
+      cached.state.reset();
+    }
+    cached.owner = this;
+    cached.owner_alive = weak_from_this();
+  }
+  if (cached.state != nullptr) {
+    ReturnToPool(std::move(state));  // evaluations nested on one thread
+    return;
+  }
+  cached.state = std::move(state);
+}
+
+void RuleSet::ReturnToPool(std::unique_ptr<EvaluatorState> state) const {
   std::lock_guard<std::mutex> lock(pool_mutex_);
   pool_.push_back(std::move(state));
 }

@@ -40,7 +40,7 @@ struct Evaluation {
 };
 
 // Thread-safe: any number of threads may call every const method at once.
-class RuleSet {
+class RuleSet : public std::enable_shared_from_this<RuleSet> {
  public:
   // `definition` must come from CheckRuleFile (names resolved, types
   // checked, nodes in dependency order). Fails only if an expression cannot
@@ -104,10 +104,21 @@ class RuleSet {
     std::vector<int> facts;  // facts the kind depends on
   };
 
+  // The evaluation state a thread used last, kept by that thread: taking
+  // it back costs no lock. Another rule set's state goes back to its pool.
+  struct ThreadState {
+    const RuleSet* owner = nullptr;
+    std::weak_ptr<const RuleSet> owner_alive;
+    std::unique_ptr<EvaluatorState> state;
+    ~ThreadState();
+  };
+  static ThreadState& ThisThreadState();
+
   explicit RuleSet(RuleSetDefinition definition);
   absl::StatusOr<std::unique_ptr<EvaluatorState>> NewEvaluatorState() const;
   std::unique_ptr<EvaluatorState> AcquireState() const;
   void ReleaseState(std::unique_ptr<EvaluatorState> state) const;
+  void ReturnToPool(std::unique_ptr<EvaluatorState> state) const;
 
   RuleSetDefinition def_;
   absl::flat_hash_map<std::string, int> fact_index_;

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <string>
 
+#include "service/util/malloc_tuning.h"
 #include "trialrules/v1/service.grpc.pb.h"
 
 namespace {
@@ -27,6 +28,8 @@ class EmptyService final : public trialrules::v1::TrialRules::CallbackService {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The same process settings as trialrules-server: only the handler differs.
+  trialrules::KeepFreedMemory();
   // Debian's Abseil is built without NDEBUG, which leaves absl::Mutex's
   // deadlock detection (a graph update on every lock gRPC takes) switched on.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
