@@ -436,6 +436,145 @@ bool PreScan(absl::string_view text, ExpressionCheck* check) {
   return true;
 }
 
+// ---------------------------------------------------------------------------
+// The program Evaluate() runs: muparser's bytecode read once. With built-in
+// operators and the optimizer off, muparser compiles an expression to
+// pushes of variables and values and calls of our functions; calling each
+// of our operators through a pointer costs about as much as the operator,
+// so each one muparser names by its address becomes an opcode run inline.
+// ---------------------------------------------------------------------------
+
+enum class Opcode : uint8_t {
+  kEnd, kVariable, kValue,
+  kAdd, kSub, kMul, kDiv, kPow,
+  kLess, kLessEqual, kGreater, kGreaterEqual, kEqual, kNotEqual,
+  kAnd, kOr, kNeg, kNot, kIf,
+  kCall1, kCall2, kCall3,  // the other functions, through their pointer
+};
+
+}  // namespace
+
+struct BoundExpression::Instruction {
+  Opcode opcode = Opcode::kEnd;
+  const double* variable = nullptr;
+  double value = 0;
+  mu::fun_type1 call1 = nullptr;
+  mu::fun_type2 call2 = nullptr;
+  mu::fun_type3 call3 = nullptr;
+};
+
+namespace {
+
+using Instruction = BoundExpression::Instruction;
+
+template <typename Function>
+bool Is(const mu::generic_callable_type& callable, Function function) {
+  return callable._pUserData == nullptr &&
+         callable._pRawFun == reinterpret_cast<mu::erased_fun_type>(function);
+}
+
+// False when the bytecode holds something this reading does not know.
+bool ReadBytecode(const mu::ParserByteCode& bytecode, std::vector<Instruction>* program) {
+  static constexpr std::pair<mu::fun_type2, Opcode> kBinary[] = {
+      {Add, Opcode::kAdd}, {Sub, Opcode::kSub}, {Mul, Opcode::kMul},
+      {Div, Opcode::kDiv}, {Pow, Opcode::kPow}, {Less, Opcode::kLess},
+      {LessEqual, Opcode::kLessEqual}, {Greater, Opcode::kGreater},
+      {GreaterEqual, Opcode::kGreaterEqual}, {Equal, Opcode::kEqual},
+      {NotEqual, Opcode::kNotEqual}, {And, Opcode::kAnd}, {Or, Opcode::kOr}};
+  const mu::SToken* token = bytecode.GetBase();
+  for (size_t i = 0; i < bytecode.GetSize(); ++i, ++token) {
+    Instruction instruction;
+    switch (token->Cmd) {
+      case mu::cmEND:
+        program->push_back(instruction);
+        return true;
+      case mu::cmVAR:
+        // muparser reads data * *ptr + data2 for a variable it has folded.
+        if (token->Val.data != 1 || token->Val.data2 != 0) return false;
+        instruction.opcode = Opcode::kVariable;
+        instruction.variable = token->Val.ptr;
+        break;
+      case mu::cmVAL:
+        instruction.opcode = Opcode::kValue;
+        instruction.value = token->Val.data2;
+        break;
+      case mu::cmFUNC: {
+        const mu::generic_callable_type& callable = token->Fun.cb;
+        if (callable._pUserData != nullptr) return false;
+        switch (token->Fun.argc) {
+          case 1:
+            instruction.opcode = Is(callable, Neg)   ? Opcode::kNeg
+                                 : Is(callable, Not) ? Opcode::kNot
+                                                     : Opcode::kCall1;
+            instruction.call1 = reinterpret_cast<mu::fun_type1>(callable._pRawFun);
+            break;
+          case 2:
+            instruction.opcode = Opcode::kCall2;
+            for (const auto& [function, opcode] : kBinary) {
+              if (Is(callable, function)) instruction.opcode = opcode;
+            }
+            instruction.call2 = reinterpret_cast<mu::fun_type2>(callable._pRawFun);
+            break;
+          case 3:
+            instruction.opcode = Is(callable, If) ? Opcode::kIf : Opcode::kCall3;
+            instruction.call3 = reinterpret_cast<mu::fun_type3>(callable._pRawFun);
+            break;
+          default:
+            return false;
+        }
+        break;
+      }
+      default:
+        return false;
+    }
+    program->push_back(instruction);
+  }
+  return false;  // no end
+}
+
+// The operators are the same functions muparser would call, inlined here.
+double Run(const Instruction* instruction, double* stack) {
+  int top = -1;
+  for (;; ++instruction) {
+    switch (instruction->opcode) {
+      case Opcode::kEnd: return stack[top];
+      case Opcode::kVariable: stack[++top] = *instruction->variable; continue;
+      case Opcode::kValue: stack[++top] = instruction->value; continue;
+#define TRIALRULES_BINARY(opcode, function)            \
+  case Opcode::opcode:                                 \
+    --top;                                             \
+    stack[top] = function(stack[top], stack[top + 1]); \
+    continue;
+      TRIALRULES_BINARY(kAdd, Add)
+      TRIALRULES_BINARY(kSub, Sub)
+      TRIALRULES_BINARY(kMul, Mul)
+      TRIALRULES_BINARY(kDiv, Div)
+      TRIALRULES_BINARY(kPow, Pow)
+      TRIALRULES_BINARY(kLess, Less)
+      TRIALRULES_BINARY(kLessEqual, LessEqual)
+      TRIALRULES_BINARY(kGreater, Greater)
+      TRIALRULES_BINARY(kGreaterEqual, GreaterEqual)
+      TRIALRULES_BINARY(kEqual, Equal)
+      TRIALRULES_BINARY(kNotEqual, NotEqual)
+      TRIALRULES_BINARY(kAnd, And)
+      TRIALRULES_BINARY(kOr, Or)
+      TRIALRULES_BINARY(kCall2, instruction->call2)
+#undef TRIALRULES_BINARY
+      case Opcode::kNeg: stack[top] = Neg(stack[top]); continue;
+      case Opcode::kNot: stack[top] = Not(stack[top]); continue;
+      case Opcode::kCall1: stack[top] = instruction->call1(stack[top]); continue;
+      case Opcode::kIf:
+        top -= 2;
+        stack[top] = If(stack[top], stack[top + 1], stack[top + 2]);
+        continue;
+      case Opcode::kCall3:
+        top -= 2;
+        stack[top] = instruction->call3(stack[top], stack[top + 1], stack[top + 2]);
+        continue;
+    }
+  }
+}
+
 }  // namespace
 
 ExpressionCheck CheckExpression(
@@ -514,8 +653,13 @@ std::unique_ptr<BoundExpression> BoundExpression::Create(
   } catch (mu::Parser::exception_type&) {
     return nullptr;  // not checked by CheckExpression, or names not bound
   }
-  return std::unique_ptr<BoundExpression>(
-      new BoundExpression(std::move(parser), nullptr));
+  std::unique_ptr<BoundExpression> bound(new BoundExpression(std::move(parser), nullptr));
+  if (ReadBytecode(bound->parser_->GetByteCode(), &bound->program_)) {
+    bound->stack_.resize(bound->parser_->GetByteCode().GetMaxStackSize() + 1);
+  } else {
+    bound->program_.clear();
+  }
+  return bound;
 }
 
 BoundExpression::BoundExpression(std::unique_ptr<mu::Parser> parser,
@@ -525,6 +669,18 @@ BoundExpression::BoundExpression(std::unique_ptr<mu::Parser> parser,
 BoundExpression::~BoundExpression() = default;
 
 double BoundExpression::Evaluate(bool* not_finite) const {
+  if (direct_ != nullptr) {
+    *not_finite = false;
+    return *direct_;
+  }
+  if (program_.empty()) return EvaluateByMuparser(not_finite);
+  tl_not_finite = false;
+  const double value = Run(program_.data(), stack_.data());
+  *not_finite = tl_not_finite;
+  return value;
+}
+
+double BoundExpression::EvaluateByMuparser(bool* not_finite) const {
   if (direct_ != nullptr) {
     *not_finite = false;
     return *direct_;

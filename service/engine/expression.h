@@ -73,6 +73,16 @@ class BoundExpression {
   // unknown; sets *not_finite when a computation on known operands had no
   // finite value.
   double Evaluate(bool* not_finite) const;
+  // The same through muparser's own interpreter, which Evaluate() replaces
+  // by a reading of muparser's bytecode (tests compare the two).
+  double EvaluateByMuparser(bool* not_finite) const;
+
+  // Whether Evaluate() runs its own reading of the bytecode (false: a single
+  // name read directly, or muparser's interpreter).
+  bool RunsOwnProgram() const { return !program_.empty(); }
+
+  // One step of the program Evaluate() runs (expression.cc).
+  struct Instruction;
 
  private:
   BoundExpression(std::unique_ptr<mu::Parser> parser, const double* direct);
@@ -80,6 +90,11 @@ class BoundExpression {
   // An expression that is a single name reads its slot directly: many
   // criteria are one fact, and the interpreter would only copy it.
   const double* direct_ = nullptr;
+  // muparser's bytecode with our operators recognised, so that each runs
+  // inline instead of through a function pointer per operator; empty when
+  // the bytecode holds anything else (then muparser evaluates).
+  std::vector<Instruction> program_;
+  mutable std::vector<double> stack_;
 };
 
 }  // namespace trialrules

@@ -3,7 +3,10 @@
 #include <cmath>
 #include <limits>
 
+#include <random>
+
 #include "gtest/gtest.h"
+#include "tests/rule_files.h"
 
 namespace trialrules {
 namespace {
@@ -26,6 +29,11 @@ class ExpressionTest : public ::testing::Test {
     auto expression = BoundExpression::Create(text, slot_of_, slots_);
     bool not_finite = false;
     const double value = expression->Evaluate(&not_finite);
+    bool muparser_not_finite = !not_finite;
+    const double muparser_value = expression->EvaluateByMuparser(&muparser_not_finite);
+    EXPECT_TRUE(std::isnan(value) ? std::isnan(muparser_value) : value == muparser_value)
+        << text << ": " << value << " but muparser gives " << muparser_value;
+    EXPECT_EQ(not_finite, muparser_not_finite) << text;
     if (not_finite_out != nullptr) *not_finite_out = not_finite;
     return value;
   }
@@ -173,6 +181,53 @@ TEST_F(ExpressionTest, ListsUsedNames) {
   const ExpressionCheck check = CheckExpression("y > 1 && a || x < 2", symbols_);
   EXPECT_EQ(check.used_names, (std::vector<std::string>{"a", "x", "y"}));
   EXPECT_EQ(check.type, ValueType::kBool);
+}
+
+// Evaluate() runs its own reading of muparser's bytecode: every expression
+// of the bundled rule files gives what muparser's interpreter gives, value
+// and not_finite, over values that include unknowns, zeros, infinities and
+// boundaries.
+TEST(BytecodeTest, EveryBundledExpressionAgreesWithMuparser) {
+  for (const std::string name : {"NCT04094766-v1.0.textproto", "NCT04094766-v2.0.textproto"}) {
+    const auto rule_set = testing::LoadBundled(name);
+    ASSERT_NE(rule_set, nullptr);
+    const RuleSetDefinition& def = rule_set->definition();
+    const int node_count = static_cast<int>(def.nodes.size());
+    absl::flat_hash_map<std::string, int> slot_of;
+    for (size_t f = 0; f < def.facts.size(); ++f) slot_of[def.facts[f].name] = f;
+    for (int n = 0; n < node_count; ++n) slot_of[def.NodeName(n)] = def.facts.size() + n;
+    std::vector<double> slots(def.facts.size() + node_count);
+    std::mt19937_64 random(7);
+    const double kSpecial[] = {U, 0.0, 1.0, -1.0, 2.0, 5.0, 14.0, 50.0, 0.2,
+                               std::numeric_limits<double>::infinity(), 1e308};
+    int programs = 0;
+    for (int n = 0; n < node_count; ++n) {
+      const std::string& text = def.NodeExpression(n);
+      auto expression = BoundExpression::Create(text, slot_of, slots.data());
+      ASSERT_NE(expression, nullptr) << text;
+      for (int round = 0; round < 2000; ++round) {
+        for (double& slot : slots) {
+          const uint64_t draw = random();
+          slot = draw % 3 == 0 ? kSpecial[(draw >> 8) % std::size(kSpecial)]
+                 : draw % 3 == 1 ? static_cast<double>((draw >> 8) % 200) - 20
+                                 : static_cast<double>((draw >> 8) % 100000) / 1000;
+        }
+        bool not_finite = false, muparser_not_finite = true;
+        const double value = expression->Evaluate(&not_finite);
+        const double muparser_value = expression->EvaluateByMuparser(&muparser_not_finite);
+        ASSERT_TRUE(std::isnan(value) ? std::isnan(muparser_value) : value == muparser_value)
+            << name << ": " << text << ": " << value << " but muparser gives " << muparser_value;
+        ASSERT_EQ(not_finite, muparser_not_finite) << name << ": " << text;
+      }
+      // Every expression but a lone name (read directly) runs its own program.
+      const bool lone_name = text.find_first_not_of(
+                                 "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") ==
+                             std::string::npos;
+      EXPECT_EQ(expression->RunsOwnProgram(), !lone_name) << text;
+      if (expression->RunsOwnProgram()) ++programs;
+    }
+    EXPECT_GT(programs, 20) << name;
+  }
 }
 
 }  // namespace

@@ -230,6 +230,12 @@ void Fuzz(const uint8_t* data, size_t size) {
     FUZZ_CHECK(SameDouble(value, again) && not_finite == again_not_finite,
                absl::StrCat("value set ", s, ": evaluating twice gave ", value, " and ",
                             again));
+    bool muparser_not_finite = !not_finite;
+    const double by_muparser = bound->EvaluateByMuparser(&muparser_not_finite);
+    FUZZ_CHECK(SameDouble(value, by_muparser) && not_finite == muparser_not_finite,
+               absl::StrCat("value set ", s, ": the program gave ", value,
+                            not_finite ? " (not finite)" : "", ", muparser ", by_muparser,
+                            muparser_not_finite ? " (not finite)" : ""));
     if (check.type == ValueType::kBool && !not_finite) {
       FUZZ_CHECK(value == 0.0 || value == 1.0 || std::isnan(value),
                  absl::StrCat("value set ", s, ": true/false expression gave ", value));
