@@ -5,6 +5,9 @@
 #  1. CheckEligibility: trialrules against an empty handler on the same gRPC
 #     stack (tests/bench/empty_server.cc), the same load alternating between
 #     them in rounds; the ratio of their throughputs;
+#     and against the same handler answering a fixed answer of trialrules'
+#     size (--same-size-answer), which tells carrying the answer apart from
+#     deciding it;
 #  2. CheckEligibility latency with one call in flight;
 #  3. ScreenPatients patients/s end to end;
 #  4. the cost of metrics: a server with metrics against one without
@@ -35,14 +38,18 @@ taskset -c "$server_cpu" build/service/trialrules-server --listen=127.0.0.1:0 --
   --audit-log="$work/audit_nometrics.jsonl" --rules-dir=rules --drain-seconds=1 \
   2>"$work/server_nometrics.log" &
 taskset -c "$server_cpu" build/tests/empty_server 127.0.0.1:0 >"$work/empty_port" &
+taskset -c "$server_cpu" build/tests/empty_server 127.0.0.1:0 --same-size-answer \
+  >"$work/same_size_port" &
 for _ in $(seq 100); do
-  [ -s "$work/port" ] && [ -s "$work/port_nometrics" ] && [ -s "$work/empty_port" ] && break
+  [ -s "$work/port" ] && [ -s "$work/port_nometrics" ] && [ -s "$work/empty_port" ] &&
+    [ -s "$work/same_size_port" ] && break
   sleep 0.1
 done
 sleep 0.5
 real="127.0.0.1:$(head -1 "$work/port")"
 nometrics="127.0.0.1:$(head -1 "$work/port_nometrics")"
 empty="127.0.0.1:$(head -1 "$work/empty_port")"
+same_size="127.0.0.1:$(head -1 "$work/same_size_port")"
 
 bench() {
   local out
@@ -57,6 +64,9 @@ round_seconds=$(awk -v s="$seconds" 'BEGIN { print s / 2 }')
 echo "== CheckEligibility, 64 in flight over 2 channels: empty handler vs trialrules, alternating" >&2
 service_ratio=$(bench --seconds "$round_seconds" --rounds "$rounds" --in-flight 64 --channels 2 \
   --server "$empty" --compare-server "$real" | compare_ratio)
+echo "== CheckEligibility, 64 in flight: same-size answer without deciding vs trialrules" >&2
+same_size_ratio=$(bench --seconds "$round_seconds" --rounds "$rounds" --in-flight 64 --channels 2 \
+  --server "$same_size" --compare-server "$real" | compare_ratio)
 echo "== CheckEligibility, 1 in flight" >&2
 p99=$(bench --seconds "$seconds" --server "$real" --in-flight 1 --channels 1 | grep '^RESULT' | field p99_ms)
 echo "== ScreenPatients, 3 streams, 1000 patients per message" >&2
@@ -80,6 +90,8 @@ engine_ratio=$(awk -v a="$(items BM_EngineEligibility/all_facts)" \
 echo
 echo "CheckEligibility throughput, trialrules / empty handler (server on CPU $server_cpu," \
      "load on CPU $client_cpu): ${service_ratio}"
+echo "CheckEligibility throughput, trialrules / a handler answering a same-size answer" \
+     "without deciding: ${same_size_ratio}"
 echo "CheckEligibility p99 with 1 call in flight: ${p99} ms"
 echo "ScreenPatients: ${screen} patients/s"
 echo "Metrics on / off CheckEligibility throughput: ${metrics_ratio}" \

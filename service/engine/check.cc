@@ -49,6 +49,7 @@ class Checker {
   bool Check(RuleSetDefinition* def) {
     def->file_name = parsed_.file_name;
     def->sha256 = parsed_.sha256;
+    if (!CheckCounts()) return false;
     CheckHeader(def);
     CheckFacts(def);
     CheckDerived(def);
@@ -58,7 +59,7 @@ class Checker {
     CheckCycles(*def);
     if (!problems_->empty()) return false;
     ResolveNodes(def);
-    return true;
+    return CheckDepth(*def);
   }
 
  private:
@@ -396,6 +397,38 @@ class Checker {
     for (const RuleSpec& rule : def.rules) {
       if (!visit(visit, rule.id)) return;
     }
+  }
+
+  bool CheckCounts() {
+    const int rules = file_.inclusion_size() + file_.exclusion_size() +
+                      file_.withdrawal_size() + file_.stopping_size() +
+                      file_.escalation_size();
+    for (auto [what, count, limit] :
+         {std::tuple{"facts", file_.facts_size(), kMaxFactsPerFile},
+          std::tuple{"derived values", file_.derived_values_size(), kMaxDerivedValuesPerFile},
+          std::tuple{"rules", rules, kMaxRulesPerFile},
+          std::tuple{"test cases", file_.test_cases_size(), kMaxTestCasesPerFile}}) {
+      if (count > limit) {
+        Report({0, 0}, "", absl::StrCat("the file declares ", count, " ", what,
+                                        "; the limit is ", limit));
+      }
+    }
+    return problems_->empty();
+  }
+
+  // Depth in dependency order: a node is one deeper than the deepest it uses.
+  bool CheckDepth(const RuleSetDefinition& def) {
+    std::vector<int> depth(def.nodes.size(), 1);
+    for (int n : def.node_order) {
+      for (int used : def.nodes[n].nodes) depth[n] = std::max(depth[n], depth[used] + 1);
+      if (depth[n] > kMaxDerivationDepth) {
+        Report(node_positions_[def.NodeName(n)], def.NodeName(n),
+               absl::StrCat("derived values and rules use one another ", depth[n],
+                            " deep here; the limit is ", kMaxDerivationDepth));
+        return false;
+      }
+    }
+    return true;
   }
 
   // Each node's direct uses as indices, and an order of the nodes in which

@@ -13,6 +13,16 @@
 
 namespace trialrules {
 
+// What one rule file may hold, checked before any expression is: a
+// protocol's rules need far less, and anything larger is a mistake or an
+// attack on the server that checks it.
+inline constexpr int kMaxFactsPerFile = 1000;
+inline constexpr int kMaxDerivedValuesPerFile = 500;
+inline constexpr int kMaxRulesPerFile = 500;
+inline constexpr int kMaxTestCasesPerFile = 5000;
+// The longest chain of derived values and rules using one another.
+inline constexpr int kMaxDerivationDepth = 64;
+
 // Fills `definition`; false with `problems` (each with its position) when
 // the file is not a valid rule set.
 bool CheckRuleFile(const ParsedRuleFile& parsed, RuleSetDefinition* definition,

@@ -12,6 +12,7 @@
 #include <boost/math/distributions/binomial.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "service/util/number_text.h"
 
 namespace trialrules {
 namespace {
@@ -190,8 +191,30 @@ double OperandError(absl::string_view op, double a, double b,
 #define TRIALRULES_PROPAGATE(a, b) \
   if ((a) == kErrorType || (b) == kErrorType) return kErrorType
 
+// A literal, or an operation on literals only: its value is known at load.
+bool IsConstant(double code) {
+  return code != kNumberType && code != kBoolType && code != kDateType &&
+         code != kErrorType;
+}
+
+// The value of an operation on constants, which stays a constant; one with
+// no finite value (1/0, ln(0)) would make every rule using it UNKNOWN for
+// every patient, so it is refused at load.
+double ConstantResult(double value, const std::string& text) {
+  if (!std::isfinite(value)) {
+    return TypeError(absl::StrCat("the constant ", text, " has no finite value"));
+  }
+  return IsConstant(value) ? value : kNumberType;
+}
+
+double ConstantBinary(absl::string_view op, double a, double b, double value) {
+  return ConstantResult(value, absl::StrCat(ShortestNumber(a), " ", op, " ",
+                                            ShortestNumber(b)));
+}
+
 double TypeAdd(double a, double b) {
   TRIALRULES_PROPAGATE(a, b);
+  if (IsConstant(a) && IsConstant(b)) return ConstantBinary("+", a, b, a + b);
   if (IsType(a, kNumberType) && IsType(b, kNumberType)) return kNumberType;
   if ((IsType(a, kDateType) && IsType(b, kNumberType)) ||
       (IsType(a, kNumberType) && IsType(b, kDateType))) {
@@ -202,22 +225,30 @@ double TypeAdd(double a, double b) {
 }
 double TypeSub(double a, double b) {
   TRIALRULES_PROPAGATE(a, b);
+  if (IsConstant(a) && IsConstant(b)) return ConstantBinary("-", a, b, a - b);
   if (IsType(a, kNumberType) && IsType(b, kNumberType)) return kNumberType;
   if (IsType(a, kDateType) && IsType(b, kNumberType)) return kDateType;
   if (IsType(a, kDateType) && IsType(b, kDateType)) return kNumberType;
   return TypeError(absl::StrCat("'-' cannot subtract ", TypeWord(b), " from ",
                                 TypeWord(a)));
 }
-double TypeArithmetic(absl::string_view op, double a, double b) {
+double TypeArithmetic(absl::string_view op, double a, double b, double value) {
   TRIALRULES_PROPAGATE(a, b);
+  if (IsConstant(a) && IsConstant(b)) return ConstantBinary(op, a, b, value);
   if (IsType(a, kNumberType) && IsType(b, kNumberType)) return kNumberType;
   return OperandError(op, a, b, "numbers");
 }
-double TypeMul(double a, double b) { return TypeArithmetic("*", a, b); }
-double TypeDiv(double a, double b) { return TypeArithmetic("/", a, b); }
-double TypePow(double a, double b) { return TypeArithmetic("^", a, b); }
+double TypeMul(double a, double b) { return TypeArithmetic("*", a, b, a * b); }
+double TypeDiv(double a, double b) {
+  if (!IsConstant(a) && IsConstant(b) && b == 0 && IsType(a, kNumberType)) {
+    return TypeError("division by the constant 0 has no finite value");
+  }
+  return TypeArithmetic("/", a, b, a / b);
+}
+double TypePow(double a, double b) { return TypeArithmetic("^", a, b, std::pow(a, b)); }
 double TypeNeg(double a) {
   if (a == kErrorType) return kErrorType;
+  if (IsConstant(a)) return ConstantResult(-a, absl::StrCat("-", ShortestNumber(a)));
   if (IsType(a, kNumberType)) return kNumberType;
   return TypeError(absl::StrCat("unary '-' needs a number but got ",
                                 TypeWord(a)));
@@ -277,8 +308,11 @@ double TypeIf(double condition, double then_value, double else_value) {
                                 " and ", TypeWord(else_value)));
 }
 
-double TypeNumeric1(absl::string_view name, double a) {
+double TypeNumeric1(absl::string_view name, double a, double (*function)(double)) {
   if (a == kErrorType) return kErrorType;
+  if (IsConstant(a)) {
+    return ConstantResult(function(a), absl::StrCat(name, "(", ShortestNumber(a), ")"));
+  }
   if (IsType(a, kNumberType)) return kNumberType;
   return TypeError(absl::StrCat(name, "() needs a number but got ",
                                 TypeWord(a)));
@@ -293,15 +327,19 @@ double TypeNumeric3(absl::string_view name, double a, double b, double c) {
   }
   return kNumberType;
 }
-double TypeAbs(double a) { return TypeNumeric1("abs", a); }
-double TypeSqrt(double a) { return TypeNumeric1("sqrt", a); }
-double TypeExp(double a) { return TypeNumeric1("exp", a); }
-double TypeLn(double a) { return TypeNumeric1("ln", a); }
-double TypeLog10(double a) { return TypeNumeric1("log10", a); }
-double TypeFloor(double a) { return TypeNumeric1("floor", a); }
-double TypeCeil(double a) { return TypeNumeric1("ceil", a); }
-double TypeMin(double a, double b) { return TypeArithmetic("min", a, b); }
-double TypeMax(double a, double b) { return TypeArithmetic("max", a, b); }
+double TypeAbs(double a) { return TypeNumeric1("abs", a, [](double v) { return std::fabs(v); }); }
+double TypeSqrt(double a) { return TypeNumeric1("sqrt", a, [](double v) { return std::sqrt(v); }); }
+double TypeExp(double a) { return TypeNumeric1("exp", a, [](double v) { return std::exp(v); }); }
+double TypeLn(double a) { return TypeNumeric1("ln", a, [](double v) { return std::log(v); }); }
+double TypeLog10(double a) {
+  return TypeNumeric1("log10", a, [](double v) { return std::log10(v); });
+}
+double TypeFloor(double a) {
+  return TypeNumeric1("floor", a, [](double v) { return std::floor(v); });
+}
+double TypeCeil(double a) { return TypeNumeric1("ceil", a, [](double v) { return std::ceil(v); }); }
+double TypeMin(double a, double b) { return TypeArithmetic("min", a, b, std::min(a, b)); }
+double TypeMax(double a, double b) { return TypeArithmetic("max", a, b, std::max(a, b)); }
 double TypeBetaCdf(double x, double a, double b) {
   return TypeNumeric3("beta_cdf", x, a, b);
 }
@@ -410,8 +448,16 @@ bool PreScan(absl::string_view text, ExpressionCheck* check) {
                                 kMaxExpressionLength);
     return false;
   }
+  int depth = 0;
   for (size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
+    if (c == '(' && ++depth > kMaxNestingDepth) {
+      check->error = absl::StrCat("parentheses nest deeper than ", kMaxNestingDepth,
+                                  " levels");
+      check->error_offset = static_cast<int>(i);
+      return false;
+    }
+    if (c == ')') --depth;
     const char prev = i > 0 ? text[i - 1] : '\0';
     const char next = i + 1 < text.size() ? text[i + 1] : '\0';
     if (c == '?' || c == ':') {

@@ -39,6 +39,10 @@ inline constexpr absl::string_view kFunctionNames[] = {
 // The longest expression accepted: muparser's compile time grows with the
 // square of the length, and no criterion needs more.
 inline constexpr size_t kMaxExpressionLength = 2000;
+// The deepest nesting of parentheses accepted: muparser parses and
+// evaluates with recursion and stacks that grow with it, and no criterion
+// nests deeper than a few levels.
+inline constexpr int kMaxNestingDepth = 32;
 
 // The outcome of checking an expression. On success `error` is empty.
 struct ExpressionCheck {

@@ -107,6 +107,12 @@ SourcePosition ParsedRuleFile::InString(SourcePosition field_position, int offse
 std::unique_ptr<ParsedRuleFile> ParseRuleFile(absl::string_view text,
                                               absl::string_view file_name,
                                               std::vector<Problem>* problems) {
+  if (text.size() > kMaxRuleFileBytes) {
+    problems->push_back({std::string(file_name), 0, 0, "",
+                         absl::StrCat("the file is ", text.size(), " bytes; the limit is ",
+                                      kMaxRuleFileBytes)});
+    return nullptr;
+  }
   auto parsed = std::make_unique<ParsedRuleFile>();
   parsed->file_name = std::string(file_name);
   parsed->text = std::string(text);

@@ -43,7 +43,11 @@ struct ParsedRuleFile {
   SourcePosition InString(SourcePosition field_position, int offset) const;
 };
 
-// Null with `problems` when the text is not a rule file.
+// The largest rule file read: a protocol's rules take a few dozen KiB.
+inline constexpr size_t kMaxRuleFileBytes = 1 << 20;
+
+// Null with `problems` when the text is not a rule file (or is larger than
+// kMaxRuleFileBytes).
 std::unique_ptr<ParsedRuleFile> ParseRuleFile(absl::string_view text,
                                               absl::string_view file_name,
                                               std::vector<Problem>* problems);

@@ -81,6 +81,9 @@ class SelfTest {
     return true;
   }
 
+  void CheckCoverage();
+  int RuleIndex(const std::string& id) const;
+
   // Returns what failed (empty when the test passes).
   std::string RunTest(const pb::TestCase& test, const std::vector<FactInput>& inputs,
                       std::string* rule_id);
@@ -91,6 +94,8 @@ class SelfTest {
   const RuleSet& rule_set_;
   std::vector<Problem>* problems_;
   absl::flat_hash_map<std::string, std::vector<FactInput>> fact_sets_;
+  // Per rule (index into RuleSet::rules()), the outcomes the test cases gave.
+  absl::flat_hash_map<int, std::set<Outcome>> reached_;
 };
 
 // Returns what failed (empty when the test passes).
@@ -114,6 +119,9 @@ std::string SelfTest::RunTest(const pb::TestCase& test,
   }
   if (!facts.ok()) return absl::StrCat("facts refused: ", facts.status().message());
   const Evaluation evaluation = rule_set.Evaluate(*kind, *facts);
+  for (const RuleResult& result : evaluation.rules) {
+    reached_[result.rule].insert(result.outcome);
+  }
   auto describe = [&](const RuleResult& r) {
     std::string text = absl::StrCat(rule_set.rules()[r.rule].id, " ",
                                     OutcomeName(r.outcome));
@@ -204,7 +212,44 @@ std::vector<TestCaseResult> SelfTest::Run() {
     }
     results.push_back({test.name(), failure.empty()});
   }
+  if (problems_->empty()) CheckCoverage();
   return results;
+}
+
+// The coverage gate: a file whose tests pass but leave a criterion
+// untested in either direction is refused. A file cut short (a copy in
+// progress, a partial save) loses its test cases at the end, so it fails
+// here instead of loading as a version with criteria missing.
+void SelfTest::CheckCoverage() {
+  for (auto [field, kind] : {std::pair{"inclusion", RuleKind::kInclusion},
+                             std::pair{"exclusion", RuleKind::kExclusion}}) {
+    const auto& rules = kind == RuleKind::kInclusion ? file_.inclusion() : file_.exclusion();
+    for (int i = 0; i < rules.size(); ++i) {
+      const int index = RuleIndex(rules.Get(i).id());
+      if (index < 0) continue;
+      const std::set<Outcome>& reached = reached_[index];
+      std::vector<std::string> missing;
+      for (Outcome outcome : {Outcome::kTrue, Outcome::kFalse}) {
+        if (!reached.contains(outcome)) missing.emplace_back(OutcomeName(outcome));
+      }
+      if (missing.empty()) continue;
+      const ParseTree* tree = ParsedRuleFile::Nested(tree_, file_, field, i);
+      Report(ParsedRuleFile::Of(tree, rules.Get(i), "id"), rules.Get(i).id(),
+             absl::StrCat("no test case makes this ", RuleKindName(kind), " criterion ",
+                          absl::StrJoin(missing, " or "),
+                          "; each inclusion and exclusion criterion must be TRUE in one "
+                          "test case and FALSE in another (so that a file cut short "
+                          "fails its own tests)"));
+    }
+  }
+}
+
+int SelfTest::RuleIndex(const std::string& id) const {
+  const std::vector<RuleSpec>& rules = rule_set_.rules();
+  for (size_t r = 0; r < rules.size(); ++r) {
+    if (rules[r].id == id) return static_cast<int>(r);
+  }
+  return -1;
 }
 
 

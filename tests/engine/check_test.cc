@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "service/engine/check.h"
+#include "service/engine/loader.h"
 #include "service/engine/parse.h"
 #include "tests/rule_files.h"
 
@@ -61,23 +62,58 @@ TEST(CheckTest, RulesUsedByRulesComeFirstInTheOrder) {
   EXPECT_EQ(def.node_order, (std::vector<int>{1, 0}));
 }
 
-// A long chain of derived values, each using the one before: every value is
-// checked and compiled once, and the chain evaluates end to end.
-TEST(CheckTest, ALongChainOfDerivedValuesLoadsAndEvaluates) {
-  constexpr int kChain = 1000;
+// A chain of derived values, each using the one before, ending in a rule.
+std::string Chain(int derived_values) {
   std::string body = "facts { name: \"x\" type: NUMBER }\n"
                      "derived_values { name: \"d0\" expression: \"x\" }\n";
-  for (int i = 1; i < kChain; ++i) {
+  for (int i = 1; i < derived_values; ++i) {
     absl::StrAppend(&body, "derived_values { name: \"d", i, "\" expression: \"d", i - 1,
                     " + 1\" }\n");
   }
-  absl::StrAppend(&body, "inclusion { id: \"I1\" text: \"t\" expression: \"d", kChain - 1,
-                  " == x + ", kChain - 1, "\" }\n");
-  const auto rule_set = testing::LoadInline(body);
+  absl::StrAppend(&body, "inclusion { id: \"I1\" text: \"t\" expression: \"d",
+                  derived_values - 1, " > ", derived_values, "\" }\n",
+                  "test_cases { name: \"above\" kind: ELIGIBILITY facts { name: \"x\" number: 3 }"
+                  " expect_decision: \"ELIGIBLE\" }\n"
+                  "test_cases { name: \"below\" kind: ELIGIBILITY facts { name: \"x\" number: 0 }"
+                  " expect_decision: \"INELIGIBLE\" }\n");
+  return body;
+}
+
+std::vector<Problem> Problems(const std::string& body) {
+  return LoadRuleSet(absl::StrCat(kHeader, body), "check.textproto").problems;
+}
+
+TEST(CheckTest, AChainAsDeepAsTheLimitLoadsAndEvaluates) {
+  const auto rule_set = testing::LoadInline(Chain(kMaxDerivationDepth - 1));
   ASSERT_NE(rule_set, nullptr);
   const Evaluation evaluation =
       rule_set->Evaluate(EvaluationKind::kEligibility, *rule_set->BindFacts({{"x", 3.0, ""}}));
   EXPECT_EQ(evaluation.decision, Decision::kEligible);
+}
+
+TEST(CheckTest, AChainDeeperThanTheLimitIsRefused) {
+  const std::vector<Problem> problems = Problems(Chain(kMaxDerivationDepth));
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].rule_id, "I1");
+  EXPECT_EQ(problems[0].message,
+            "derived values and rules use one another 65 deep here; the limit is 64");
+}
+
+TEST(CheckTest, TooManyRulesAreRefusedBeforeAnyExpressionIsChecked) {
+  std::string body = "facts { name: \"x\" type: NUMBER }\n";
+  for (int i = 0; i <= kMaxRulesPerFile; ++i) {
+    absl::StrAppend(&body, "inclusion { id: \"I", i, "\" text: \"t\" expression: \"(((\" }\n");
+  }
+  const std::vector<Problem> problems = Problems(body);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].message, "the file declares 501 rules; the limit is 500");
+}
+
+TEST(CheckTest, AFileLargerThanTheLimitIsRefusedUnread) {
+  const std::vector<Problem> problems =
+      LoadRuleSet(std::string(kMaxRuleFileBytes + 1, '#'), "big.textproto").problems;
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].message, "the file is 1048577 bytes; the limit is 1048576");
 }
 
 }  // namespace

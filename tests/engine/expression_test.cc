@@ -171,6 +171,25 @@ TEST_F(ExpressionTest, ReportsUnknownNamesAndPositions) {
   EXPECT_EQ(syntax.error, "Unexpected end of expression");
 }
 
+TEST_F(ExpressionTest, RefusesConstantsWithoutAFiniteValue) {
+  EXPECT_EQ(Error("x > 1/0"), "the constant 1 / 0 has no finite value");
+  EXPECT_EQ(Error("x > 2 * (1 - 1) / (3 - 3)"), "the constant 0 / 0 has no finite value");
+  EXPECT_EQ(Error("x > ln(0)"), "the constant ln(0) has no finite value");
+  EXPECT_EQ(Error("x > sqrt(0 - 4)"), "the constant sqrt(-4) has no finite value");
+  EXPECT_EQ(Error("x > 10^400"), "the constant 10 ^ 400 has no finite value");
+  EXPECT_EQ(Error("x / 0 > 1"), "division by the constant 0 has no finite value");
+  // Constants with a value, and divisions by what may be zero, stay allowed.
+  EXPECT_EQ(Error("x > 1/3 && x < ln(10) && x / y > 0"), "");
+}
+
+TEST_F(ExpressionTest, RefusesNestingDeeperThanTheLimit) {
+  const std::string deep(kMaxNestingDepth, '(');
+  const std::string close(kMaxNestingDepth, ')');
+  EXPECT_EQ(Error(deep + "x" + close + " > 1"), "");
+  EXPECT_EQ(Error("(" + deep + "x" + close + ") > 1"),
+            "parentheses nest deeper than 32 levels");
+}
+
 TEST_F(ExpressionTest, RefusesOverlongExpressions) {
   std::string text = "x > 0";
   while (text.size() <= kMaxExpressionLength) text += " || x > 0";

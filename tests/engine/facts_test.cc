@@ -118,7 +118,11 @@ TEST(FactUnitsTest, AConversionThatOverflowsIsRefusedNotInfinite) {
       "protocol_id: \"UNITS\"\nversion: \"1\"\neffective_from: \"2020-01-01\"\n"
       "facts { name: \"dose\" type: NUMBER unit: \"g\" min: 0\n"
       "        accepted_units { unit: \"pg\" per_canonical_unit: 1e-300 } }\n"
-      "inclusion { id: \"I1\" text: \"some dose\" expression: \"dose > 0\" }\n",
+      "inclusion { id: \"I1\" text: \"some dose\" expression: \"dose > 0\" }\n"
+      "test_cases { name: \"some\" kind: ELIGIBILITY facts { name: \"dose\" number: 1 }\n"
+      "             expect_decision: \"ELIGIBLE\" }\n"
+      "test_cases { name: \"none\" kind: ELIGIBILITY facts { name: \"dose\" number: 0 }\n"
+      "             expect_decision: \"INELIGIBLE\" }\n",
       "units.textproto");
   ASSERT_NE(loaded.rule_set, nullptr) << (loaded.problems.empty() ? "" : loaded.problems[0].ToString());
   const absl::StatusOr<FactValues> facts =

@@ -76,5 +76,29 @@ TEST(RuleFileTest, Sha256IdentifiesTheFileBytes) {
   EXPECT_NE(rule_set->sha256(), other->sha256());
 }
 
+// A file cut short (a copy in progress, a partial save) loses its test
+// cases, which sit at the end: the coverage gate refuses it, wherever the
+// cut falls after the first criterion.
+TEST(RuleFileTest, AFileCutShortFailsItsOwnCoverageGate) {
+  const std::string text = ReadFile(SourcePath("rules/NCT04094766-v1.0.textproto"));
+  const size_t first_exclusion = text.find("\nexclusion {");
+  const size_t first_test = text.find("\ntest_cases {");
+  ASSERT_NE(first_exclusion, std::string::npos);
+  ASSERT_NE(first_test, std::string::npos);
+  for (size_t cut : {first_exclusion, first_test, (first_test + text.size()) / 2}) {
+    const std::string cut_text = text.substr(0, text.rfind('\n', cut) + 1);
+    const LoadResult result = LoadRuleSet(cut_text, "cut.textproto");
+    EXPECT_EQ(result.rule_set, nullptr) << "cut at byte " << cut;
+    ASSERT_FALSE(result.problems.empty()) << "cut at byte " << cut;
+  }
+  const LoadResult before_exclusions =
+      LoadRuleSet(text.substr(0, first_exclusion + 1), "cut.textproto");
+  ASSERT_FALSE(before_exclusions.problems.empty());
+  EXPECT_NE(before_exclusions.problems[0].message.find("no test case makes this inclusion "
+                                                       "criterion TRUE or FALSE"),
+            std::string::npos)
+      << before_exclusions.problems[0].ToString();
+}
+
 }  // namespace
 }  // namespace trialrules
