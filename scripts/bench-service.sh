@@ -18,7 +18,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${SECONDS_PER_RUN:-10}"
-rounds="${ROUNDS:-4}"
+# Alternating comparisons: ROUNDS rounds of ROUND_SECONDS per server.
+rounds="${ROUNDS:-8}"
+round_seconds="${ROUND_SECONDS:-2}"
 server_cpu="${SERVER_CPU:-0}"
 client_cpu="${CLIENT_CPU:-1}"
 cmake --build build -j "$(nproc)" --target trialrules-server trialrules empty_server \
@@ -59,7 +61,6 @@ bench() {
 }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
 compare_ratio() { sed -n 's/^COMPARE ratio=\([^ ]*\).*/\1/p'; }
-round_seconds=$(awk -v s="$seconds" 'BEGIN { print s / 2 }')
 
 echo "== CheckEligibility, 64 in flight over 2 channels: empty handler vs trialrules, alternating" >&2
 service_ratio=$(bench --seconds "$round_seconds" --rounds "$rounds" --in-flight 64 --channels 2 \
@@ -77,13 +78,15 @@ metrics_ratio=$(bench --seconds "$round_seconds" --rounds "$rounds" --in-flight 
   --server "$nometrics" --compare-server "$real" | compare_ratio)
 rm -f "$work"/audit*.jsonl
 
-echo "== engine vs raw muparser loop" >&2
-taskset -c "$server_cpu" build/tests/engine_benchmark --benchmark_min_time=1 --benchmark_format=csv \
+echo "== engine vs raw muparser loop, repetitions interleaved at random, medians" >&2
+taskset -c "$server_cpu" build/tests/engine_benchmark --benchmark_min_time=0.3 \
+  --benchmark_repetitions=10 --benchmark_enable_random_interleaving=true \
+  --benchmark_report_aggregates_only=true --benchmark_format=csv \
   --benchmark_filter='BM_EngineEligibility/all_facts|BM_RawMuparserEligibility' \
   2>/dev/null >"$work/engine.csv"
-cat "$work/engine.csv" >&2
+grep -E '^name|_median' "$work/engine.csv" >&2
 # CSV columns: name,iterations,real_time,cpu_time,time_unit,bytes_per_second,items_per_second,...
-items() { awk -F, -v name="$1" 'index($1, name) { print $7 }' "$work/engine.csv"; }
+items() { awk -F, -v name="$1_median" 'index($1, name) { print $7 }' "$work/engine.csv"; }
 engine_ratio=$(awk -v a="$(items BM_EngineEligibility/all_facts)" \
   -v b="$(items BM_RawMuparserEligibility)" 'BEGIN { printf "%.2f", a / b }')
 
