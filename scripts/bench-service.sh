@@ -81,14 +81,17 @@ rm -f "$work"/audit*.jsonl
 echo "== engine vs raw muparser loop, repetitions interleaved at random, medians" >&2
 taskset -c "$server_cpu" build/tests/engine_benchmark --benchmark_min_time=0.3 \
   --benchmark_repetitions=10 --benchmark_enable_random_interleaving=true \
-  --benchmark_report_aggregates_only=true --benchmark_format=csv \
+  --benchmark_report_aggregates_only=true --benchmark_format=json \
   --benchmark_filter='BM_EngineEligibility/all_facts|BM_RawMuparserEligibility' \
-  2>/dev/null >"$work/engine.csv"
-grep -E '^name|_median' "$work/engine.csv" >&2
-# CSV columns: name,iterations,real_time,cpu_time,time_unit,bytes_per_second,items_per_second,...
-items() { awk -F, -v name="$1_median" 'index($1, name) { print $7 }' "$work/engine.csv"; }
-engine_ratio=$(awk -v a="$(items BM_EngineEligibility/all_facts)" \
-  -v b="$(items BM_RawMuparserEligibility)" 'BEGIN { printf "%.2f", a / b }')
+  2>/dev/null >"$work/engine.json"
+engine_ratio=$(python3 -c '
+import json, sys
+medians = {b["run_name"]: b["items_per_second"] for b in json.load(open(sys.argv[1]))["benchmarks"]
+           if b.get("aggregate_name") == "median"}
+for name, value in sorted(medians.items()):
+    print(f"{name}: median {value:,.0f} decisions/s", file=sys.stderr)
+print("%.2f" % (medians["BM_EngineEligibility/all_facts"] / medians["BM_RawMuparserEligibility"]))
+' "$work/engine.json")
 
 echo
 echo "CheckEligibility throughput, trialrules / empty handler (server on CPU $server_cpu," \

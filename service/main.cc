@@ -39,6 +39,7 @@ std::vector<Flag> DefaultFlags() {
       {"health-listen", "TRIALRULES_HEALTH_LISTEN", "", "optional plaintext address serving only grpc.health.v1 (probes)"},
       {"rules-dir", "TRIALRULES_RULES_DIR", "rules", "directory of rule files (*.textproto)"},
       {"reload-interval-ms", "TRIALRULES_RELOAD_INTERVAL_MS", "2000", "how often the rules directory is read again (SIGHUP: at once)"},
+      {"rules-settle-ms", "TRIALRULES_RULES_SETTLE_MS", "1000", "a new or changed rule file is loaded once its bytes have read the same for this long"},
       {"metrics-address", "TRIALRULES_METRICS_ADDRESS", "127.0.0.1:9464", "Prometheus /metrics address (\":PORT\" for every interface; empty: no metrics)"},
       {"audit-log", "TRIALRULES_AUDIT_LOG", "trialrules-audit.jsonl", "decision audit log (JSON lines, appended); \"-\": standard output"},
       {"audit-include-facts", "TRIALRULES_AUDIT_INCLUDE_FACTS", "false", "also write the canonical facts (patient data) to the audit log", true},
@@ -134,6 +135,7 @@ int main(int argc, char** argv) {
   };
   options.tls.refresh = absl::Seconds(number("tls-reload-seconds", 1));
   options.reload_interval = absl::Milliseconds(number("reload-interval-ms", 10));
+  options.rules_settle = absl::Milliseconds(number("rules-settle-ms", 0));
   const int drain_seconds = number("drain-seconds", 0);
   options.max_message_bytes = number("max-message-bytes", 1024);
   options.limits.max_facts = static_cast<size_t>(number("max-facts", 1));

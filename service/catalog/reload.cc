@@ -129,7 +129,9 @@ std::vector<FileLoad> LoadRuleFiles(absl::Span<const std::string> paths) {
   return loads;
 }
 
-CatalogReload ReloadCatalog(const std::string& dir, const Catalog* previous) {
+CatalogReload ReloadCatalog(const std::string& dir, const Catalog* previous,
+                            ReloadMemory* memory, const ReloadOptions& options) {
+  CatalogReload reload;
   std::vector<Problem> refused;
   const std::vector<std::string> files = ListRuleFiles({dir}, &refused);
 
@@ -189,16 +191,47 @@ CatalogReload ReloadCatalog(const std::string& dir, const Catalog* previous) {
       keep_previous();
       continue;
     }
+    if (memory != nullptr) {
+      const auto known = memory->refused.find(candidate->path);
+      if (known != memory->refused.end() && known->second.sha256 == candidate->sha256) {
+        refused.insert(refused.end(), known->second.problems.begin(),
+                       known->second.problems.end());
+        keep_previous();
+        continue;
+      }
+      memory->refused.erase(candidate->path);
+    }
+    if (memory != nullptr && previous != nullptr && options.settle > absl::ZeroDuration()) {
+      const auto [seen, first] = memory->unsettled.try_emplace(
+          candidate->path, ReloadMemory::Unsettled{candidate->sha256, options.now});
+      if (!first && seen->second.sha256 != candidate->sha256) {
+        seen->second = {candidate->sha256, options.now};
+      }
+      if (options.now - seen->second.first_read < options.settle) {
+        reload.unsettled.push_back(candidate->path);
+        keep_previous();
+        continue;
+      }
+      memory->unsettled.erase(candidate->path);
+    }
     LoadResult result = LoadRuleSet(candidate->bytes, candidate->path);
     if (result.rule_set == nullptr) {
+      if (memory != nullptr) {
+        memory->refused[candidate->path] = {candidate->sha256, result.problems};
+      }
       refused.insert(refused.end(), result.problems.begin(), result.problems.end());
       keep_previous();
       continue;
     }
     const RuleSet& loaded = *result.rule_set;
     const auto same_version = previous_by_key.find(Key(loaded));
-    if (same_version != previous_by_key.end() &&
-        same_version->second->sha256() != loaded.sha256()) {
+    const bool replaces_unserved =
+        same_version != previous_by_key.end() && !same_version->second->served() &&
+        same_version->second->definition().file_name == candidate->path;
+    if (replaces_unserved && same_version->second->sha256() != loaded.sha256()) {
+      reload.replaced.push_back(Describe(*same_version->second));
+    } else if (same_version != previous_by_key.end() &&
+               same_version->second->sha256() != loaded.sha256()) {
       refused.push_back(
           {candidate->path, 0, 0, "",
            absl::StrCat("protocol ", loaded.protocol_id(), " version ", loaded.version(),
@@ -219,15 +252,24 @@ CatalogReload ReloadCatalog(const std::string& dir, const Catalog* previous) {
     }
     claim(result.rule_set);
   }
+  if (memory != nullptr) {
+    // Forget what no longer stands in the directory.
+    std::set<std::string> present(files.begin(), files.end());
+    std::erase_if(memory->unsettled, [&](const auto& entry) { return !present.count(entry.first); });
+    std::erase_if(memory->refused, [&](const auto& entry) { return !present.count(entry.first); });
+  }
 
-  CatalogReload reload;
   std::set<const RuleSet*> now;
   for (const auto& rule_set : kept) now.insert(rule_set.get());
   std::set<const RuleSet*> before;
   if (previous != nullptr) {
     for (const auto& rule_set : previous->rule_sets()) {
       before.insert(rule_set.get());
-      if (!now.count(rule_set.get())) reload.retired.push_back(Describe(*rule_set));
+      if (!now.count(rule_set.get()) &&
+          std::find(reload.replaced.begin(), reload.replaced.end(), Describe(*rule_set)) ==
+              reload.replaced.end()) {
+        reload.retired.push_back(Describe(*rule_set));
+      }
     }
   }
   for (const auto& rule_set : kept) {
@@ -253,7 +295,7 @@ CatalogReload ReloadCatalog(const std::string& dir, const Catalog* previous) {
       previous_refused_text.push_back(problem.ToString());
     }
   }
-  reload.changed = previous == nullptr || !reload.added.empty() ||
+  reload.changed = previous == nullptr || !reload.added.empty() || !reload.replaced.empty() ||
                    !reload.retired.empty() || refused_text != previous_refused_text ||
                    sites_sha != previous_sites_sha;
   // Build cannot fail: every protocol/version was claimed once.

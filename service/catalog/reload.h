@@ -5,11 +5,14 @@
 #ifndef TRIALRULES_SERVICE_CATALOG_RELOAD_H_
 #define TRIALRULES_SERVICE_CATALOG_RELOAD_H_
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "service/catalog/catalog.h"
 #include "service/engine/loader.h"
@@ -36,11 +39,42 @@ std::vector<std::string> ListRuleFiles(absl::Span<const std::string> paths,
 // problem too.
 std::vector<FileLoad> LoadRuleFiles(absl::Span<const std::string> paths);
 
+// What the reader of a rules directory remembers from one read to the next.
+struct ReloadMemory {
+  // New or changed files not loaded yet: their bytes and when they were
+  // first read so. Thread-compatible, like the reload that uses it.
+  struct Unsettled {
+    std::string sha256;
+    absl::Time first_read;
+  };
+  std::map<std::string, Unsettled> unsettled;  // by path
+  // Refused files by path: their bytes' SHA-256 and why. A refused file is
+  // not compiled again until its bytes change.
+  struct Refused {
+    std::string sha256;
+    std::vector<Problem> problems;
+  };
+  std::map<std::string, Refused> refused;
+};
+
+struct ReloadOptions {
+  absl::Time now = absl::Now();
+  // A new or changed file is loaded only once its bytes have read the same
+  // for this long (with a ReloadMemory, and not at the first read): a file
+  // still being copied or saved is never loaded half-written.
+  absl::Duration settle = absl::ZeroDuration();
+};
+
 // What reading a rules directory again did to the catalog in force.
 struct CatalogReload {
   std::shared_ptr<const Catalog> catalog;  // to publish
   std::vector<std::string> added;          // "NCT04094766 version 3.0 from FILE"
   std::vector<std::string> retired;
+  // Versions whose file changed before any decision was answered under
+  // them: the new content replaces them ("NCT04094766 version 3.1 from FILE").
+  std::vector<std::string> replaced;
+  // Files waiting for their bytes to settle.
+  std::vector<std::string> unsettled;
   // True when the rule sets or the refusals differ from the previous ones.
   bool changed = false;
 };
@@ -50,11 +84,19 @@ struct CatalogReload {
 //  - a file unchanged since `previous` keeps its compiled rule set;
 //  - a file that does not load (syntax, test cases, half-written, vanished
 //    while read) is refused, and the version it gave before keeps serving;
-//  - a loaded version is immutable: other content under the same protocol
-//    and version is refused ("give the change a new version");
+//  - a new or changed file waits until its bytes have stayed the same for
+//    `options.settle` (with `memory`; every file loads at the first read);
+//  - a loaded version is immutable once a decision was answered under it:
+//    other content under the same protocol and version is then refused
+//    ("give the change a new version"); before that, the file's new
+//    content replaces it (a file completed after a partial copy);
 //  - of two files claiming one version, the newcomer is refused;
+//  - a refused file is not compiled again until its bytes change (with
+//    `memory`);
 //  - the versions of files no longer there are retired.
-CatalogReload ReloadCatalog(const std::string& dir, const Catalog* previous);
+CatalogReload ReloadCatalog(const std::string& dir, const Catalog* previous,
+                            ReloadMemory* memory = nullptr,
+                            const ReloadOptions& options = {});
 
 }  // namespace trialrules
 

@@ -8,6 +8,7 @@
 #ifndef TRIALRULES_SERVICE_ENGINE_RULE_SET_H_
 #define TRIALRULES_SERVICE_ENGINE_RULE_SET_H_
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -65,6 +66,14 @@ class RuleSet : public std::enable_shared_from_this<RuleSet> {
 
   // Index into facts(), or -1.
   int FindFact(absl::string_view name) const;
+
+  // Whether a decision was answered under this rule set: until then a
+  // changed file may replace it (a file completed after a partial copy);
+  // after, the version is immutable. Set by whoever answers.
+  void MarkServed() const {
+    if (!served_.load(std::memory_order_relaxed)) served_.store(true, std::memory_order_relaxed);
+  }
+  bool served() const { return served_.load(std::memory_order_relaxed); }
 
   // --- Facts (facts.cc): a caller's values checked and converted. ---
 
@@ -127,6 +136,7 @@ class RuleSet : public std::enable_shared_from_this<RuleSet> {
   std::vector<std::vector<int>> node_fact_deps_;  // transitive fact deps
   std::vector<absl::flat_hash_map<std::string, int>> node_slots_;
   Plan plans_[4];
+  mutable std::atomic<bool> served_{false};
 
   // std::mutex rather than absl::Mutex: Debian's Abseil is not built with
   // ThreadSanitizer, which then cannot see absl::Mutex's ordering.

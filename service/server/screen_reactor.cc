@@ -117,6 +117,7 @@ class TrialRulesService::ScreenReactor
       }
       Evaluation& evaluation = evaluations[p];
       rule_set_->Evaluate(EvaluationKind::kEligibility, facts[p], &evaluation);
+      rule_set_->MarkServed();
       result->set_decision_id(NewDecisionId());
       result->set_decision(ToProto(evaluation.decision));
       for (const RuleResult& rule : evaluation.rules) {

@@ -152,7 +152,11 @@ TrialRulesServer::~TrialRulesServer() {
 int TrialRulesServer::Reload() {
   std::lock_guard<std::mutex> one_at_a_time(reload_mutex_);
   const std::shared_ptr<const Catalog> previous = catalog_.Snapshot();
-  CatalogReload reload = ReloadCatalog(options_.rules_dir, previous.get());
+  CatalogReload reload = ReloadCatalog(options_.rules_dir, previous.get(), &reload_memory_,
+                                       {absl::Now(), options_.rules_settle});
+  for (const std::string& file : reload.unsettled) {
+    std::cerr << "rules: " << file << " changed; waiting for it to settle\n";
+  }
   const int in_force = static_cast<int>(reload.catalog->rule_sets().size());
   if (metrics_ != nullptr) {
     metrics_->RecordReload(!reload.catalog->refused().empty(), absl::Now());
@@ -162,6 +166,10 @@ int TrialRulesServer::Reload() {
   for (const std::string& added : reload.added) std::cerr << "rules: loaded " << added << "\n";
   for (const std::string& retired : reload.retired) {
     std::cerr << "rules: retired " << retired << " (its file is gone)\n";
+  }
+  for (const std::string& replaced : reload.replaced) {
+    std::cerr << "rules: replaced " << replaced
+              << " (its file changed before any decision was answered under it)\n";
   }
   for (const Problem& problem : reload.catalog->refused()) {
     std::cerr << "rules: refused: " << problem.ToString() << "\n";

@@ -47,6 +47,9 @@ struct ServerOptions {
   std::string rules_dir = "rules";
   // How often the rules directory is read again (SIGHUP: at once).
   absl::Duration reload_interval = absl::Seconds(2);
+  // A new or changed rule file is loaded once its bytes have read the same
+  // for this long (not at the first read).
+  absl::Duration rules_settle = absl::Seconds(1);
   // Prometheus /metrics; empty: no metrics are recorded or served.
   std::string metrics_address = "127.0.0.1:9464";
   std::string audit_log_path = "trialrules-audit.jsonl";
@@ -110,6 +113,7 @@ class TrialRulesServer {
   std::thread health_watcher_;
   std::thread reloader_;
   std::mutex reload_mutex_;  // one reload at a time
+  ReloadMemory reload_memory_;  // guarded by reload_mutex_
 };
 
 }  // namespace trialrules

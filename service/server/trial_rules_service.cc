@@ -166,6 +166,7 @@ absl::Status TrialRulesService::Answer(EvaluationKind kind, absl::string_view me
 
   Evaluation& evaluation = tl_scratch.evaluation;
   rule_set.Evaluate(kind, facts, &evaluation);
+  rule_set.MarkServed();
 
   // Observers see the finished decision; the record is written before the
   // answer leaves (by the caller of Answer).

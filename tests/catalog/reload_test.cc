@@ -97,10 +97,11 @@ TEST_F(ReloadTest, HalfWrittenFileIsRefusedUntilComplete) {
   EXPECT_TRUE(current_->refused().empty());
 }
 
-TEST_F(ReloadTest, ChangedContentUnderALoadedVersionIsRefused) {
+TEST_F(ReloadTest, ChangedContentUnderAServedVersionIsRefused) {
   Write("a.textproto", v1_);
   Reload();
   const RuleSet* good = current_->rule_sets()[0].get();
+  good->MarkServed();
   Write("a.textproto", v1_ + "# edited in place\n");
   Reload();
   ASSERT_EQ(current_->rule_sets().size(), 1u);
@@ -110,6 +111,63 @@ TEST_F(ReloadTest, ChangedContentUnderALoadedVersionIsRefused) {
   EXPECT_NE(message.find("a loaded version never changes: give the change a new version"),
             std::string::npos)
       << message;
+}
+
+// A version loaded from a file that was then completed or corrected, before
+// any decision was answered under it: the file's new content replaces it.
+TEST_F(ReloadTest, ChangedContentOfAVersionNeverServedReplacesIt) {
+  Write("a.textproto", v1_);
+  Reload();
+  const std::string first = current_->rule_sets()[0]->sha256();
+  Write("a.textproto", v1_ + "# completed\n");
+  const CatalogReload reload = Reload();
+  ASSERT_EQ(current_->rule_sets().size(), 1u);
+  EXPECT_NE(current_->rule_sets()[0]->sha256(), first);
+  EXPECT_TRUE(current_->refused().empty());
+  ASSERT_EQ(reload.replaced.size(), 1u);
+  EXPECT_TRUE(reload.retired.empty());
+}
+
+// A file still being written is not loaded until its bytes have read the
+// same for the settle period; the version in force keeps serving meanwhile.
+TEST_F(ReloadTest, AChangedFileWaitsToSettle) {
+  ReloadMemory memory;
+  const absl::Time start = absl::FromUnixSeconds(1'700'000'000);
+  auto reload_at = [&](absl::Duration since_start) {
+    CatalogReload reload = ReloadCatalog(dir_.string(), current_.get(), &memory,
+                                         {start + since_start, absl::Seconds(1)});
+    current_ = reload.catalog;
+    return reload;
+  };
+  Write("a.textproto", v1_);
+  reload_at(absl::ZeroDuration());  // the first read loads what is there
+  EXPECT_EQ(Versions(), std::vector<std::string>{"1.0"});
+
+  Write("b.textproto", v2_.substr(0, v2_.size() / 2));
+  EXPECT_EQ(reload_at(absl::Seconds(2)).unsettled, std::vector<std::string>{Path("b.textproto")});
+  Write("b.textproto", v2_);  // still being written: the clock starts again
+  EXPECT_EQ(reload_at(absl::Seconds(2.5)).unsettled.size(), 1u);
+  EXPECT_EQ(Versions(), std::vector<std::string>{"1.0"});
+  EXPECT_TRUE(current_->refused().empty());
+  EXPECT_TRUE(reload_at(absl::Seconds(3.5)).unsettled.empty());
+  EXPECT_EQ(Versions(), (std::vector<std::string>{"1.0", "2.0"}));
+}
+
+// A refused file is compiled once; reading it again unchanged reuses why it
+// was refused, and a change is compiled again.
+TEST_F(ReloadTest, ARefusedFileIsNotCompiledAgainUntilItChanges) {
+  ReloadMemory memory;
+  Write("a.textproto", v1_ + "\nnot_a_field: 1\n");
+  CatalogReload first = ReloadCatalog(dir_.string(), nullptr, &memory);
+  ASSERT_EQ(memory.refused.size(), 1u);
+  memory.refused.begin()->second.problems[0].message = "remembered";
+  CatalogReload again = ReloadCatalog(dir_.string(), first.catalog.get(), &memory);
+  ASSERT_EQ(again.catalog->refused().size(), 1u);
+  EXPECT_EQ(again.catalog->refused()[0].message, "remembered");
+  Write("a.textproto", v1_);
+  CatalogReload fixed = ReloadCatalog(dir_.string(), again.catalog.get(), &memory);
+  EXPECT_EQ(fixed.catalog->rule_sets().size(), 1u);
+  EXPECT_TRUE(memory.refused.empty());
 }
 
 TEST_F(ReloadTest, SecondFileClaimingALoadedVersionIsRefused) {
