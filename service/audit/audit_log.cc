@@ -62,20 +62,45 @@ std::string NewDecisionId() {
 
 absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path,
                                                          bool include_facts) {
-  // "-": the standard output the process was given. Not by opening
+  // Read and write: a torn last line is found by reading it. "-": the
+  // standard output the process was given. Not by opening
   // /dev/stdout: in a container that is a pipe or FIFO owned by the
   // runtime's user, which a non-root process may not open again.
   const int fd = path == "-" ? ::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0)
-                             : ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+                             : ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
   if (fd < 0) {
     return absl::UnavailableError(
         absl::StrCat("audit log ", path, ": cannot open: ", std::strerror(errno)));
   }
-  return std::unique_ptr<AuditLog>(new AuditLog(path, fd, include_facts));
+  struct stat file {};
+  const bool regular = ::fstat(fd, &file) == 0 && S_ISREG(file.st_mode);
+  uint64_t torn_tails = 0;
+  char last = '\n';
+  if (regular && file.st_size > 0 && ::pread(fd, &last, 1, file.st_size - 1) == 1 &&
+      last != '\n') {
+    // Not O_APPEND for standard output redirected with `>`: write at the end.
+    if (::pwrite(fd, "\n", 1, file.st_size) != 1 || ::fdatasync(fd) != 0) {
+      const std::string reason = std::strerror(errno);
+      ::close(fd);
+      return absl::UnavailableError(absl::StrCat(
+          "audit log ", path, ": its last line is cut short and a new line cannot be started: ",
+          reason));
+    }
+    ::lseek(fd, 0, SEEK_END);
+    torn_tails = 1;
+    std::cerr << "audit log " << path << ": its last line was cut short (no newline at byte "
+              << file.st_size << "); it is kept as it is and records go on from the next line\n";
+  }
+  return std::unique_ptr<AuditLog>(new AuditLog(path, fd, include_facts, regular, torn_tails));
 }
 
-AuditLog::AuditLog(std::string path, int fd, bool include_facts)
-    : path_(std::move(path)), include_facts_(include_facts), fd_(fd) {}
+AuditLog::AuditLog(std::string path, int fd, bool include_facts, bool sync,
+                   uint64_t torn_tails)
+    : path_(std::move(path)),
+      include_facts_(include_facts),
+      fd_(fd),
+      sync_(sync),
+      torn_tails_(torn_tails) {}
 
 AuditLog::~AuditLog() { ::close(fd_); }
 
@@ -219,6 +244,23 @@ absl::Status AuditLog::Write(const std::string& bytes) {
           "); no answer is given without its record"));
     }
     written += static_cast<size_t>(n);
+  }
+  if (sync_) {
+    int synced;
+    while ((synced = ::fdatasync(fd_)) != 0 && errno == EINTR) {
+    }
+    if (synced != 0) {
+      const std::string reason = std::strerror(errno);
+      last_errno_ = errno;
+      ++failures_;
+      if (healthy_.exchange(false)) {
+        std::cerr << "audit log " << path_ << ": sync failed (" << reason
+                  << "); refusing decisions until it can be written\n";
+      }
+      return absl::UnavailableError(absl::StrCat(
+          "the decision's audit record could not be made durable (", reason,
+          "); no answer is given without its record"));
+    }
   }
   if (!healthy_.exchange(true)) {
     std::cerr << "audit log " << path_ << ": writing again\n";

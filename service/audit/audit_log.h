@@ -40,6 +40,10 @@ class AuditLog {
   using Done = std::function<void(absl::Status)>;
 
   // Opens (creating, appending) `path`, or takes standard output for "-".
+  // A regular file whose last line was cut short (a power loss, a full disk
+  // outside the server's control) keeps that fragment as it is for the
+  // auditor; the first record starts on a new line, and the fragment is
+  // logged and counted (torn_tails()).
   // With `include_facts` each line also
   // carries the canonical facts; by default only their SHA-256, so that no
   // patient data reaches the log.
@@ -70,10 +74,12 @@ class AuditLog {
   // marked not ready receives no calls that could prove the disk writable).
   void Probe();
   uint64_t failures() const { return failures_.load(); }
+  // 1 when the log's last line was found cut short at open (and kept).
+  uint64_t torn_tails() const { return torn_tails_; }
   const std::string& path() const { return path_; }
 
  private:
-  AuditLog(std::string path, int fd, bool include_facts);
+  AuditLog(std::string path, int fd, bool include_facts, bool sync, uint64_t torn_tails);
   void AppendLine(const DecisionRecord& record, std::string* out) const;
   // ,"facts_sha256":"…" (and with include_facts_, ,"facts":{…}).
   void AppendFactsFields(const DecisionRecord& record, std::string* out) const;
@@ -82,6 +88,10 @@ class AuditLog {
   const std::string path_;
   const bool include_facts_;
   const int fd_;
+  // A regular file is synced (fdatasync) after each batch: an answer leaves
+  // only once its record would survive a power loss. A pipe cannot be.
+  const bool sync_;
+  const uint64_t torn_tails_;
   std::atomic<bool> healthy_{true};
   std::atomic<int> last_errno_{0};
   std::atomic<uint64_t> failures_{0};

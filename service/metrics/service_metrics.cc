@@ -214,7 +214,8 @@ void ServiceMetrics::MethodCalls::Finished(Clock::time_point started, int grpc_c
 }
 
 ServiceMetrics::ServiceMetrics(const std::vector<std::string>& full_methods,
-                               std::function<uint64_t()> audit_failures)
+                               std::function<uint64_t()> audit_failures,
+                               std::function<uint64_t()> audit_torn_tails)
     : id_(next_instance_id.fetch_add(1)),
       registry_(std::make_shared<prometheus::Registry>()),
       rule_set_info_(prometheus::BuildGauge()
@@ -256,6 +257,11 @@ ServiceMetrics::ServiceMetrics(const std::vector<std::string>& full_methods,
       "Writes to the decision audit log that failed; the calls waiting on them were "
       "answered UNAVAILABLE.",
       std::move(audit_failures)));
+  scrape_time_.push_back(std::make_shared<CounterFunction>(
+      "trialrules_audit_torn_tails_total",
+      "Audit logs found at start with their last line cut short (a power loss, a full "
+      "disk): the fragment is kept and records go on from the next line.",
+      std::move(audit_torn_tails)));
 }
 
 ServiceMetrics::~ServiceMetrics() = default;

@@ -39,9 +39,11 @@ class ServiceMetrics {
   static const std::vector<double>& LatencyBuckets();
 
   // `full_methods` ("/package.Service/Method") are the methods whose calls
-  // are recorded. `audit_failures` is read at scrape time.
+  // are recorded. `audit_failures` and `audit_torn_tails` are read at
+  // scrape time.
   ServiceMetrics(const std::vector<std::string>& full_methods,
-                 std::function<uint64_t()> audit_failures);
+                 std::function<uint64_t()> audit_failures,
+                 std::function<uint64_t()> audit_torn_tails);
   ~ServiceMetrics();
 
   // Everything to expose: the registry, request-path counters, process

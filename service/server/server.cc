@@ -77,7 +77,8 @@ absl::StatusOr<std::unique_ptr<TrialRulesServer>> TrialRulesServer::Start(
   if (!credentials.ok()) return credentials.status();
   if (!server->options_.metrics_address.empty()) {
     server->metrics_ = std::make_unique<ServiceMetrics>(
-        TrialRulesService::MethodNames(), [audit = server->audit_.get()] { return audit->failures(); });
+        TrialRulesService::MethodNames(), [audit = server->audit_.get()] { return audit->failures(); },
+        [audit = server->audit_.get()] { return audit->torn_tails(); });
     absl::StatusOr<MetricsEndpoint> endpoint = ExposeMetrics(
         server->options_.metrics_address, server->metrics_->collectables());
     if (!endpoint.ok()) return endpoint.status();

@@ -13,6 +13,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include <fstream>
+
 #include "gtest/gtest.h"
 #include "service/util/sha256.h"
 #include "tests/rule_files.h"
@@ -86,6 +88,38 @@ TEST_F(AuditLogTest, LineCarriesTheDecisionAndTheDigestOfTheCanonicalFacts) {
   const std::string full = with_facts->FormatLines({Record("0123", absl::Now())});
   EXPECT_NE(full.find(absl::StrCat("\"facts\":", CanonicalFacts(*rule_set_, facts_), "}\n")),
             std::string::npos) << full;
+}
+
+// A log whose last line was cut short (power loss, a full disk): the
+// fragment stays as it is for the auditor, the next record starts on a new
+// line, and the fragment is counted.
+TEST_F(AuditLogTest, ATornLastLineIsKeptAndRecordsStartOnTheNextLine) {
+  const std::string path = dir_ + "/log";
+  const std::string complete = "{\"decision_id\":\"a\"}\n";
+  const std::string fragment = "{\"decision_id\":\"b\",\"ti";
+  std::ofstream(path, std::ios::binary) << complete << fragment;
+  absl::StatusOr<std::unique_ptr<AuditLog>> log = AuditLog::Open(path, false);
+  ASSERT_TRUE(log.ok()) << log.status();
+  EXPECT_EQ((*log)->torn_tails(), 1u);
+  absl::Status written = absl::UnknownError("not called");
+  (*log)->Append((*log)->FormatLines({Record("c", absl::Now())}),
+                 [&](absl::Status status) { written = status; });
+  ASSERT_TRUE(written.ok()) << written;
+  std::ifstream in(path, std::ios::binary);
+  std::string line;
+  ASSERT_TRUE(std::getline(in, line));
+  EXPECT_EQ(line + "\n", complete);
+  ASSERT_TRUE(std::getline(in, line));
+  EXPECT_EQ(line, fragment);
+  ASSERT_TRUE(std::getline(in, line));
+  EXPECT_EQ(Field(line, "decision_id"), "c");
+  EXPECT_FALSE(std::getline(in, line));
+
+  // Opened again, the log ends with a whole line: nothing is torn.
+  log->reset();
+  absl::StatusOr<std::unique_ptr<AuditLog>> again = AuditLog::Open(path, false);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*again)->torn_tails(), 0u);
 }
 
 TEST(DecisionIdTest, ThirtyTwoHexDigitsUniqueWithOneProcessPrefix) {
