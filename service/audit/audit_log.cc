@@ -100,15 +100,36 @@ AuditLog::AuditLog(std::string path, int fd, bool include_facts, bool sync,
       include_facts_(include_facts),
       fd_(fd),
       sync_(sync),
-      torn_tails_(torn_tails) {}
+      torn_tails_(torn_tails) {
+  if (sync_) writer_ = std::thread([this] { WriterLoop(); });
+}
 
-AuditLog::~AuditLog() { ::close(fd_); }
+AuditLog::~AuditLog() {
+  if (writer_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      closing_ = true;
+    }
+    queued_.notify_all();
+    writer_.join();  // writes what was queued first
+  }
+  ::close(fd_);
+}
 
 void AuditLog::Append(std::string lines, Done done) {
   std::unique_lock<std::mutex> lock(mutex_);
   queued_bytes_ += lines;
   queued_done_.push_back(std::move(done));
+  if (sync_) {
+    lock.unlock();
+    queued_.notify_one();
+    return;
+  }
   if (writing_) return;  // the writer in progress takes these too
+  WriteQueued(lock);
+}
+
+void AuditLog::WriteQueued(std::unique_lock<std::mutex>& lock) {
   writing_ = true;
   std::string bytes;
   std::vector<Done> callbacks;
@@ -123,6 +144,15 @@ void AuditLog::Append(std::string lines, Done done) {
     lock.lock();
   }
   writing_ = false;
+}
+
+void AuditLog::WriterLoop() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (true) {
+    queued_.wait(lock, [this] { return closing_ || !queued_done_.empty(); });
+    if (queued_done_.empty()) return;  // closing, nothing left
+    WriteQueued(lock);
+  }
 }
 
 

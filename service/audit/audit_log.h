@@ -5,10 +5,12 @@
 #define TRIALRULES_SERVICE_AUDIT_AUDIT_LOG_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -29,12 +31,16 @@ struct DecisionRecord {
   const FactValues* facts = nullptr;
 };
 
-// Thread-safe. Group commit: the caller that finds no write in progress
-// writes its lines and whatever other callers queued meanwhile with one
-// write(2), then tells each how its write went; the others return at once
-// and are told later. So a gRPC handler never waits for another's write, an
-// answer is sent only once its record is written, and a lone call pays no
-// thread hand-off.
+// Thread-safe. Group commit: records queued while a batch is being written
+// go together into the next write(2). An answer is sent only once its
+// record is written (and, for a regular file, synced), and a gRPC handler
+// never waits for another's write:
+//  - a regular file is written and fdatasync'ed by the log's own writer
+//    thread, which then tells each caller how its write went: a sync takes
+//    a disk's time, during which the handlers' threads go on deciding;
+//  - a pipe (which cannot be synced) is written by the caller that finds
+//    no write in progress, with what others queued meanwhile: a lone call
+//    pays no thread hand-off.
 class AuditLog {
  public:
   using Done = std::function<void(absl::Status)>;
@@ -96,10 +102,17 @@ class AuditLog {
   std::atomic<int> last_errno_{0};
   std::atomic<uint64_t> failures_{0};
 
+  // Writes what is queued until nothing is; called with `lock` held.
+  void WriteQueued(std::unique_lock<std::mutex>& lock);
+  void WriterLoop();
+
   std::mutex mutex_;
+  std::condition_variable queued_;
   std::string queued_bytes_;      // guarded by mutex_
   std::vector<Done> queued_done_;  // guarded by mutex_
   bool writing_ = false;           // guarded by mutex_
+  bool closing_ = false;           // guarded by mutex_
+  std::thread writer_;             // synced logs only
 };
 
 // A decision id unique across processes: a random 64-bit process prefix and

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include <fstream>
+#include <future>
 
 #include "gtest/gtest.h"
 #include "service/util/sha256.h"
@@ -21,6 +22,14 @@
 
 namespace trialrules {
 namespace {
+
+// Appends and waits until the log says how the write went (a synced log
+// writes on its own thread).
+absl::Status AppendAndWait(AuditLog& log, const std::string& lines) {
+  std::promise<absl::Status> written;
+  log.Append(lines, [&](absl::Status status) { written.set_value(status); });
+  return written.get_future().get();
+}
 
 class AuditLogTest : public ::testing::Test {
  protected:
@@ -101,9 +110,7 @@ TEST_F(AuditLogTest, ATornLastLineIsKeptAndRecordsStartOnTheNextLine) {
   absl::StatusOr<std::unique_ptr<AuditLog>> log = AuditLog::Open(path, false);
   ASSERT_TRUE(log.ok()) << log.status();
   EXPECT_EQ((*log)->torn_tails(), 1u);
-  absl::Status written = absl::UnknownError("not called");
-  (*log)->Append((*log)->FormatLines({Record("c", absl::Now())}),
-                 [&](absl::Status status) { written = status; });
+  const absl::Status written = AppendAndWait(**log, (*log)->FormatLines({Record("c", absl::Now())}));
   ASSERT_TRUE(written.ok()) << written;
   std::ifstream in(path, std::ios::binary);
   std::string line;
@@ -150,11 +157,7 @@ TEST_F(AuditLogTest, PartialWriteIsTakenBackWithoutAHoleOnAPlainStdout) {
   ::close(file);
   ASSERT_TRUE(log.ok()) << log.status();
 
-  auto append = [&](const std::string& lines) {
-    absl::Status result = absl::UnknownError("not called");
-    (*log)->Append(lines, [&](absl::Status status) { result = status; });
-    return result;
-  };
+  auto append = [&](const std::string& lines) { return AppendAndWait(**log, lines); };
   const std::string first = (*log)->FormatLines({Record("first", absl::Now())});
   const std::string second = (*log)->FormatLines({Record("second", absl::Now())});
   const std::string third = (*log)->FormatLines({Record("third", absl::Now())});
