@@ -41,9 +41,11 @@ absl::StatusOr<VersionComparison> CompareLocally(const Args& args, EvaluationKin
                                                  const std::vector<PatientFacts>& patients) {
   const std::shared_ptr<const Catalog> catalog =
       LoadLocalCatalog(args.Get("rules"), /*report_refusals=*/true);
-  auto base = catalog->Select({args.Get("protocol"), args.Get("from")}, TodayUtc());
+  auto base =
+      catalog->Select({args.Get("protocol"), args.Get("from"), std::nullopt, ""}, TodayUtc());
   if (!base.ok()) return base.status();
-  auto candidate = catalog->Select({args.Get("protocol"), args.Get("to")}, TodayUtc());
+  auto candidate =
+      catalog->Select({args.Get("protocol"), args.Get("to"), std::nullopt, ""}, TodayUtc());
   if (!candidate.ok()) return candidate.status();
   return CompareVersions(**base, **candidate, kind, patients);
 }

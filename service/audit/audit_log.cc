@@ -249,8 +249,6 @@ absl::Status AuditLog::Write(const std::string& bytes) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       const int error = n < 0 ? errno : ENOSPC;
-      const std::string reason = std::strerror(error);
-      last_errno_ = error;
       // Take back the part of this batch that was written: no torn line may
       // stay in front of the records that follow. The file ends with it (we
       // are its only writer, one write at a time), so it starts `written`
@@ -264,14 +262,7 @@ absl::Status AuditLog::Write(const std::string& bytes) {
         }
         ::lseek(fd_, start, SEEK_SET);
       }
-      ++failures_;
-      if (healthy_.exchange(false)) {
-        std::cerr << "audit log " << path_ << ": write failed (" << reason
-                  << "); refusing decisions until it can be written\n";
-      }
-      return absl::UnavailableError(absl::StrCat(
-          "the decision could not be recorded in the audit log (", reason,
-          "); no answer is given without its record"));
+      return Failed("write", error);
     }
     written += static_cast<size_t>(n);
   }
@@ -279,23 +270,25 @@ absl::Status AuditLog::Write(const std::string& bytes) {
     int synced;
     while ((synced = ::fdatasync(fd_)) != 0 && errno == EINTR) {
     }
-    if (synced != 0) {
-      const std::string reason = std::strerror(errno);
-      last_errno_ = errno;
-      ++failures_;
-      if (healthy_.exchange(false)) {
-        std::cerr << "audit log " << path_ << ": sync failed (" << reason
-                  << "); refusing decisions until it can be written\n";
-      }
-      return absl::UnavailableError(absl::StrCat(
-          "the decision's audit record could not be made durable (", reason,
-          "); no answer is given without its record"));
-    }
+    if (synced != 0) return Failed("sync", errno);
   }
   if (!healthy_.exchange(true)) {
     std::cerr << "audit log " << path_ << ": writing again\n";
   }
   return absl::OkStatus();
+}
+
+absl::Status AuditLog::Failed(absl::string_view step, int error) {
+  const std::string reason = std::strerror(error);
+  last_errno_ = error;
+  ++failures_;
+  if (healthy_.exchange(false)) {
+    std::cerr << "audit log " << path_ << ": " << step << " failed (" << reason
+              << "); refusing decisions until it can be written\n";
+  }
+  return absl::UnavailableError(
+      absl::StrCat("the decision could not be recorded in the audit log (", step, ": ", reason,
+                   "); no answer is given without its record"));
 }
 
 void AuditLog::Probe() {

@@ -90,6 +90,9 @@ class AuditLog {
   // ,"facts_sha256":"…" (and with include_facts_, ,"facts":{…}).
   void AppendFactsFields(const DecisionRecord& record, std::string* out) const;
   absl::Status Write(const std::string& bytes);
+  // A failed write or sync: counted, logged when health turns, and the
+  // UNAVAILABLE the waiting calls get.
+  absl::Status Failed(absl::string_view step, int error);
 
   const std::string path_;
   const bool include_facts_;

@@ -56,7 +56,7 @@ absl::StatusOr<std::shared_ptr<const RuleSet>> Catalog::Select(const VersionQuer
               "site_id \"", site_id, "\": no version of ", protocol_id,
               " was activated at this site on or before ", FormatIsoDate(as_of)));
         }
-        return Select({protocol_id, *activated}, as_of);
+        return Select({protocol_id, *activated, std::nullopt, ""}, as_of);
       }
     }
   }

@@ -254,9 +254,10 @@ CatalogReload ReloadCatalog(const std::string& dir, const Catalog* previous,
   }
   if (memory != nullptr) {
     // Forget what no longer stands in the directory.
-    std::set<std::string> present(files.begin(), files.end());
-    std::erase_if(memory->unsettled, [&](const auto& entry) { return !present.count(entry.first); });
-    std::erase_if(memory->refused, [&](const auto& entry) { return !present.count(entry.first); });
+    const std::set<std::string> present(files.begin(), files.end());
+    auto gone = [&](const auto& entry) { return !present.count(entry.first); };
+    std::erase_if(memory->unsettled, gone);
+    std::erase_if(memory->refused, gone);
   }
 
   std::set<const RuleSet*> now;

@@ -49,10 +49,12 @@ class TrialRulesService::CompareReactor : public grpc::ServerReadReactor<v1::Com
       absl::StatusOr<std::shared_ptr<const Catalog>> catalog = service_->Snapshot();
       if (!catalog.ok()) return catalog.status();
       const DayNumber today = TodayUtc();
-      auto base = (*catalog)->Select({request_.protocol_id(), request_.base_version()}, today);
+      auto base = (*catalog)->Select(
+          {request_.protocol_id(), request_.base_version(), std::nullopt, ""}, today);
       if (!base.ok()) return base.status();
       auto candidate =
-          (*catalog)->Select({request_.protocol_id(), request_.candidate_version()}, today);
+          (*catalog)->Select(
+              {request_.protocol_id(), request_.candidate_version(), std::nullopt, ""}, today);
       if (!candidate.ok()) return candidate.status();
       base_ = *base;
       candidate_ = *candidate;

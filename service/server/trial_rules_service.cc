@@ -306,7 +306,8 @@ grpc::ServerUnaryReactor* TrialRulesService::GetRuleSet(
              !catalog.ok()) {
     status = catalog.status();
   } else if (auto rule_set =
-                 (*catalog)->Select({request->protocol_id(), request->version()}, TodayUtc());
+                 (*catalog)->Select(
+                     {request->protocol_id(), request->version(), std::nullopt, ""}, TodayUtc());
              !rule_set.ok()) {
     status = rule_set.status();
   } else {

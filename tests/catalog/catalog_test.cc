@@ -25,36 +25,36 @@ class CatalogTest : public ::testing::Test {
 };
 
 TEST_F(CatalogTest, PicksTheVersionInForceOnTheDate) {
-  EXPECT_EQ((*catalog_.Select({"NCT04094766", "", *ParseIsoDate("2019-09-01")}, kToday))->version(), "1.0");
-  EXPECT_EQ((*catalog_.Select({"NCT04094766", "", *ParseIsoDate("2020-05-31")}, kToday))->version(), "1.0");
-  EXPECT_EQ((*catalog_.Select({"NCT04094766", "", *ParseIsoDate("2020-06-01")}, kToday))->version(), "2.0");
+  EXPECT_EQ((*catalog_.Select({"NCT04094766", "", *ParseIsoDate("2019-09-01"), ""}, kToday))->version(), "1.0");
+  EXPECT_EQ((*catalog_.Select({"NCT04094766", "", *ParseIsoDate("2020-05-31"), ""}, kToday))->version(), "1.0");
+  EXPECT_EQ((*catalog_.Select({"NCT04094766", "", *ParseIsoDate("2020-06-01"), ""}, kToday))->version(), "2.0");
 }
 
 TEST_F(CatalogTest, ExplicitVersionWins) {
-  EXPECT_EQ((*catalog_.Select({"NCT04094766", "1.0", *ParseIsoDate("2024-01-01")}, kToday))->version(), "1.0");
+  EXPECT_EQ((*catalog_.Select({"NCT04094766", "1.0", *ParseIsoDate("2024-01-01"), ""}, kToday))->version(), "1.0");
 }
 
 TEST_F(CatalogTest, UnknownProtocolOrVersionIsNotFound) {
-  auto protocol = catalog_.Select({"NCT00000000", ""}, kToday);
+  auto protocol = catalog_.Select({"NCT00000000", "", std::nullopt, ""}, kToday);
   EXPECT_EQ(protocol.status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(protocol.status().message(),
             "protocol_id \"NCT00000000\": no such protocol is loaded");
-  auto version = catalog_.Select({"NCT04094766", "9.9"}, kToday);
+  auto version = catalog_.Select({"NCT04094766", "9.9", std::nullopt, ""}, kToday);
   EXPECT_EQ(version.status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(version.status().message(),
             "version \"9.9\": protocol NCT04094766 has no such version loaded");
 }
 
 TEST_F(CatalogTest, NoVersionInForceIsFailedPrecondition) {
-  auto none = catalog_.Select({"NCT04094766", "", *ParseIsoDate("2019-08-31")}, kToday);
+  auto none = catalog_.Select({"NCT04094766", "", *ParseIsoDate("2019-08-31"), ""}, kToday);
   EXPECT_EQ(none.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(none.status().message(),
             "protocol NCT04094766: no version is in force on 2019-08-31");
 }
 
 TEST_F(CatalogTest, WithoutAnAsOfDateTodayAnswers) {
-  EXPECT_EQ((*catalog_.Select({"NCT04094766", ""}, *ParseIsoDate("2020-05-31")))->version(), "1.0");
-  EXPECT_EQ((*catalog_.Select({"NCT04094766", ""}, *ParseIsoDate("2020-06-01")))->version(), "2.0");
+  EXPECT_EQ((*catalog_.Select({"NCT04094766", "", std::nullopt, ""}, *ParseIsoDate("2020-05-31")))->version(), "1.0");
+  EXPECT_EQ((*catalog_.Select({"NCT04094766", "", std::nullopt, ""}, *ParseIsoDate("2020-06-01")))->version(), "2.0");
 }
 
 TEST(AsOfDateTest, AbsentIsNoneABadDateNamesTheField) {
