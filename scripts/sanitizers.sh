@@ -10,9 +10,10 @@
 #        Python tests run build-asan's own server and CLI (their paths are
 #        generator expressions), so those processes are checked as well.
 #  tsan: ThreadSanitizer build in build-tsan of the in-process tests only:
-#        engine_concurrency_test (threads evaluating one rule set),
-#        catalog_reload_concurrency_test (reloads racing readers) and
-#        catalog_reload_test. Not the tests that run the server or the CLI:
+#        engine_rule_set_test (threads evaluating one rule set, each keeping
+#        its evaluation state), catalog_reload_concurrency_test (reloads
+#        racing readers), catalog_reload_test and audit_log_test (the
+#        synced log's writer thread). Not the tests that run the server or the CLI:
 #        - Debian's gRPC, Abseil and protobuf are not TSan-instrumented (their
 #          atomics and futexes are invisible to TSan): the server reports
 #          races inside gRPC's event engine from its first second;
@@ -92,10 +93,11 @@ tsan() {
   local flags="-fsanitize=thread -fno-omit-frame-pointer -O1 -g"
   export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
   step "tsan build (build-tsan)" build build-tsan "$flags" "$root/build-deps/muparser-tsan" \
-    --target engine_concurrency_test catalog_reload_concurrency_test catalog_reload_test || return
+    --target engine_rule_set_test catalog_reload_concurrency_test catalog_reload_test \
+    audit_log_test || return
   step "tsan tests (build-tsan)" \
     ctest --test-dir build-tsan --output-on-failure --no-tests=error -j "$jobs" \
-      -R '^(ConcurrencyTest|ReloadConcurrencyTest|ReloadTest|SiteActivationTest)\.'
+      -R '^(ConcurrencyTest|ReloadConcurrencyTest|ReloadTest|SiteActivationTest|AuditLogTest)\.'
 }
 
 if [ "$part" = asan ] || [ "$part" = all ]; then
