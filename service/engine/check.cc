@@ -42,9 +42,9 @@ bool IsFunctionName(absl::string_view name) {
 // Checks a parsed rule file into a RuleSetDefinition, collecting problems.
 class Checker {
  public:
-  Checker(const ParsedRuleFile& parsed, std::vector<Problem>* problems)
+  Checker(const ParsedRuleFile& parsed, std::vector<Problem>* problems, KeepGoing keep_going)
       : parsed_(parsed), file_name_(parsed.file_name), file_(parsed.file),
-        tree_(&parsed.tree), problems_(problems) {}
+        tree_(&parsed.tree), problems_(problems), keep_going_(keep_going) {}
 
   bool Check(RuleSetDefinition* def) {
     def->file_name = parsed_.file_name;
@@ -54,6 +54,7 @@ class Checker {
     CheckFacts(def);
     CheckDerived(def);
     CheckRules(def);
+    if (stopped_) return false;
     CheckDoseLevels(def);
     if (!problems_->empty()) return false;
     CheckCycles(*def);
@@ -206,10 +207,18 @@ class Checker {
     }
   }
 
-  // Checks one expression; returns its used names, or nullopt on a problem.
+  // Asks keep_going_ before an expression is checked.
+  bool Stop() {
+    if (!stopped_) stopped_ = !keep_going_().ok();
+    return stopped_;
+  }
+
+  // Checks one expression; returns its used names, or nullopt on a problem
+  // (or once keep_going has refused).
   std::optional<std::vector<std::string>> CheckNode(
       const Message& message, const ParseTree* tree, const std::string& id,
       const std::string& expression, ValueType wanted, absl::string_view what) {
+    if (Stop()) return std::nullopt;
     const ExpressionCheck check = CheckExpression(expression, types_);
     const auto position = ParsedRuleFile::Of(tree, message, "expression");
     if (expression.empty()) {
@@ -261,6 +270,7 @@ class Checker {
     absl::flat_hash_map<std::string, int> pending_index;
     for (int i : pending_derived_) pending_index[file_.derived_values(i).name()] = i;
     for (int i : pending_derived_) {
+      if (Stop()) return;
       const pb::DerivedValue& derived = file_.derived_values(i);
       for (const std::string& name : CheckExpression(derived.expression(), types_).used_names) {
         if (const auto used = pending_index.find(name); used != pending_index.end()) {
@@ -270,7 +280,7 @@ class Checker {
     }
     absl::flat_hash_set<int> settled;
     auto settle = [&](auto&& self, int i) -> void {
-      if (!settled.insert(i).second) return;  // done, or on a cycle (reported later)
+      if (!settled.insert(i).second || Stop()) return;  // done, on a cycle (reported later)
       const pb::DerivedValue& derived = file_.derived_values(i);
       for (int used : uses[derived.name()]) self(self, used);
       const ExpressionCheck check = CheckExpression(derived.expression(), types_);
@@ -463,6 +473,8 @@ class Checker {
   const pb::RuleFile& file_;
   const ParseTree* tree_;
   std::vector<Problem>* problems_;
+  const KeepGoing keep_going_;
+  bool stopped_ = false;  // keep_going_ refused: no more expressions are checked
   absl::flat_hash_set<std::string> names_;
   absl::flat_hash_map<std::string, ValueType> types_;
   std::vector<int> pending_derived_;
@@ -473,8 +485,8 @@ class Checker {
 }  // namespace
 
 bool CheckRuleFile(const ParsedRuleFile& parsed, RuleSetDefinition* definition,
-                   std::vector<Problem>* problems) {
-  return Checker(parsed, problems).Check(definition);
+                   std::vector<Problem>* problems, KeepGoing keep_going) {
+  return Checker(parsed, problems, keep_going).Check(definition);
 }
 
 }  // namespace trialrules

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "service/engine/definition.h"
+#include "service/engine/keep_going.h"
 #include "service/engine/parse.h"
 #include "service/engine/problem.h"
 
@@ -24,9 +25,10 @@ inline constexpr int kMaxTestCasesPerFile = 5000;
 inline constexpr int kMaxDerivationDepth = 64;
 
 // Fills `definition`; false with `problems` (each with its position) when
-// the file is not a valid rule set.
+// the file is not a valid rule set. `keep_going` is asked before each
+// expression; when it refuses, the check stops there and returns false.
 bool CheckRuleFile(const ParsedRuleFile& parsed, RuleSetDefinition* definition,
-                   std::vector<Problem>* problems);
+                   std::vector<Problem>* problems, KeepGoing keep_going = AlwaysKeepGoing);
 
 }  // namespace trialrules
 

@@ -7,7 +7,9 @@
 #include <memory>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "service/engine/keep_going.h"
 #include "service/engine/problem.h"
 #include "service/engine/rule_set.h"
 #include "service/engine/self_test.h"
@@ -19,10 +21,16 @@ struct LoadResult {
   std::shared_ptr<const RuleSet> rule_set;
   std::vector<Problem> problems;
   std::vector<TestCaseResult> tests;  // empty unless the file compiled
+  // Not OK when `keep_going` stopped the load (then `rule_set` is null and
+  // the problems and tests are those found before it stopped).
+  absl::Status stopped;
 };
 
-// `file_name` is used in problems and kept in the rule set.
-LoadResult LoadRuleSet(absl::string_view text, absl::string_view file_name);
+// `file_name` is used in problems and kept in the rule set. `keep_going` is
+// asked before each expression is checked and compiled and before each test
+// case, so that a stop takes effect within milliseconds.
+LoadResult LoadRuleSet(absl::string_view text, absl::string_view file_name,
+                       KeepGoing keep_going = AlwaysKeepGoing);
 
 }  // namespace trialrules
 

@@ -80,7 +80,7 @@ RuleSet::RuleSet(RuleSetDefinition definition) : def_(std::move(definition)) {}
 RuleSet::~RuleSet() = default;
 
 absl::StatusOr<std::shared_ptr<const RuleSet>> RuleSet::Create(
-    RuleSetDefinition definition) {
+    RuleSetDefinition definition, KeepGoing keep_going) {
   std::shared_ptr<RuleSet> rule_set(new RuleSet(std::move(definition)));
   RuleSet& rs = *rule_set;
   const RuleSetDefinition& def = rs.def_;
@@ -141,20 +141,21 @@ absl::StatusOr<std::shared_ptr<const RuleSet>> RuleSet::Create(
   }
 
   // Bind once now: a rule set that cannot evaluate is never published.
-  absl::StatusOr<std::unique_ptr<EvaluatorState>> first = rs.NewEvaluatorState();
+  absl::StatusOr<std::unique_ptr<EvaluatorState>> first = rs.NewEvaluatorState(keep_going);
   if (!first.ok()) return first.status();
   rs.ReturnToPool(*std::move(first));
   return std::shared_ptr<const RuleSet>(std::move(rule_set));
 }
 
 absl::StatusOr<std::unique_ptr<RuleSet::EvaluatorState>>
-RuleSet::NewEvaluatorState() const {
+RuleSet::NewEvaluatorState(KeepGoing keep_going) const {
   auto state = std::make_unique<EvaluatorState>();
   const size_t node_count = def_.nodes.size();
   state->slots.assign(def_.facts.size() + node_count, kUnknown);
   state->node_not_finite.assign(node_count, 0);
   state->fact_seen.assign(def_.facts.size(), 0);
   for (size_t n = 0; n < node_count; ++n) {
+    if (absl::Status go_on = keep_going(); !go_on.ok()) return go_on;
     std::unique_ptr<BoundExpression> program = BoundExpression::Create(
         def_.NodeExpression(n), node_slots_[n], state->slots.data());
     if (program == nullptr) {

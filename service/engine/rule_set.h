@@ -19,6 +19,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "service/engine/definition.h"
+#include "service/engine/keep_going.h"
 #include "service/engine/facts.h"
 #include "service/engine/vocabulary.h"
 
@@ -45,9 +46,10 @@ class RuleSet : public std::enable_shared_from_this<RuleSet> {
  public:
   // `definition` must come from CheckRuleFile (names resolved, types
   // checked, nodes in dependency order). Fails only if an expression cannot
-  // be bound.
+  // be bound, or with the status of `keep_going` (asked before each
+  // expression is compiled) when it refuses.
   static absl::StatusOr<std::shared_ptr<const RuleSet>> Create(
-      RuleSetDefinition definition);
+      RuleSetDefinition definition, KeepGoing keep_going = AlwaysKeepGoing);
   ~RuleSet();
 
   const RuleSetDefinition& definition() const { return def_; }
@@ -124,7 +126,8 @@ class RuleSet : public std::enable_shared_from_this<RuleSet> {
   static ThreadState& ThisThreadState();
 
   explicit RuleSet(RuleSetDefinition definition);
-  absl::StatusOr<std::unique_ptr<EvaluatorState>> NewEvaluatorState() const;
+  absl::StatusOr<std::unique_ptr<EvaluatorState>> NewEvaluatorState(
+      KeepGoing keep_going = AlwaysKeepGoing) const;
   std::unique_ptr<EvaluatorState> AcquireState() const;
   void ReleaseState(std::unique_ptr<EvaluatorState> state) const;
   void ReturnToPool(std::unique_ptr<EvaluatorState> state) const;

@@ -31,7 +31,7 @@ class SelfTest {
       : parsed_(parsed), file_(parsed.file), tree_(&parsed.tree), rule_set_(rule_set),
         problems_(problems) {}
 
-  std::vector<TestCaseResult> Run();
+  absl::Status Run(KeepGoing keep_going, std::vector<TestCaseResult>* results);
 
  private:
   void Report(SourcePosition position, std::string rule_id, std::string message) {
@@ -175,8 +175,7 @@ std::string SelfTest::RunTest(const pb::TestCase& test,
   return "";
 }
 
-std::vector<TestCaseResult> SelfTest::Run() {
-  std::vector<TestCaseResult> results;
+absl::Status SelfTest::Run(KeepGoing keep_going, std::vector<TestCaseResult>* results) {
   for (int i = 0; i < file_.fact_sets_size(); ++i) {
     const pb::FactSet& set = file_.fact_sets(i);
     const auto position = ParsedRuleFile::Of(tree_, file_, "fact_sets", i);
@@ -193,6 +192,7 @@ std::vector<TestCaseResult> SelfTest::Run() {
   }
   std::set<std::string> names;
   for (int i = 0; i < file_.test_cases_size(); ++i) {
+    if (absl::Status go_on = keep_going(); !go_on.ok()) return go_on;
     const pb::TestCase& test = file_.test_cases(i);
     const auto position = ParsedRuleFile::Of(tree_, file_, "test_cases", i);
     const std::string owner = absl::StrCat("test case \"", test.name(), "\"");
@@ -210,10 +210,10 @@ std::vector<TestCaseResult> SelfTest::Run() {
         Report(position, rule_id, absl::StrCat(owner, ": ", failure));
       }
     }
-    results.push_back({test.name(), failure.empty()});
+    results->push_back({test.name(), failure.empty()});
   }
   if (problems_->empty()) CheckCoverage();
-  return results;
+  return absl::OkStatus();
 }
 
 // The coverage gate: a file whose tests pass but leave a criterion
@@ -252,13 +252,12 @@ int SelfTest::RuleIndex(const std::string& id) const {
   return -1;
 }
 
-
 }  // namespace
 
-std::vector<TestCaseResult> RunSelfTests(const ParsedRuleFile& parsed,
-                                         const RuleSet& rule_set,
-                                         std::vector<Problem>* problems) {
-  return SelfTest(parsed, rule_set, problems).Run();
+absl::Status RunSelfTests(const ParsedRuleFile& parsed, const RuleSet& rule_set,
+                          KeepGoing keep_going, std::vector<TestCaseResult>* tests,
+                          std::vector<Problem>* problems) {
+  return SelfTest(parsed, rule_set, problems).Run(keep_going, tests);
 }
 
 }  // namespace trialrules

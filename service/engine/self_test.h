@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "service/engine/keep_going.h"
 #include "service/engine/parse.h"
 #include "service/engine/problem.h"
 #include "service/engine/rule_set.h"
@@ -18,11 +20,12 @@ struct TestCaseResult {
   bool passed = false;
 };
 
-// One result per test case, in file order; each failure (and each bad fact
-// set) is also a problem with its position.
-std::vector<TestCaseResult> RunSelfTests(const ParsedRuleFile& parsed,
-                                         const RuleSet& rule_set,
-                                         std::vector<Problem>* problems);
+// One result per test case in `tests`, in file order; each failure (and
+// each bad fact set) is also a problem with its position. `keep_going` is
+// asked before each test case; its refusal stops the run and is returned.
+absl::Status RunSelfTests(const ParsedRuleFile& parsed, const RuleSet& rule_set,
+                          KeepGoing keep_going, std::vector<TestCaseResult>* tests,
+                          std::vector<Problem>* problems);
 
 }  // namespace trialrules
 

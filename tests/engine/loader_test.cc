@@ -6,6 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
 #include "tests/rule_files.h"
+#include "tests/slow_rule_file.h"
 
 namespace trialrules {
 namespace {
@@ -98,6 +99,35 @@ TEST(RuleFileTest, AFileCutShortFailsItsOwnCoverageGate) {
                                                        "criterion TRUE or FALSE"),
             std::string::npos)
       << before_exclusions.problems[0].ToString();
+}
+
+// A load asks keep_going before each expression it checks or compiles and
+// before each test case, and stops at the first refusal in any phase,
+// keeping that status. (The server stops a ValidateRuleSet call this way
+// when its caller cancels or its deadline passes.)
+TEST(RuleFileTest, LoadStopsAtTheFirstRefusalInEveryPhase) {
+  const std::string text = testing::SlowRuleFile(/*rules=*/20, /*test_cases=*/30);
+  int check_ins = 0;
+  const LoadResult whole = LoadRuleSet(text, "slow.textproto", [&] {
+    ++check_ins;
+    return absl::OkStatus();
+  });
+  ASSERT_NE(whole.rule_set, nullptr);
+  ASSERT_TRUE(whole.stopped.ok());
+  EXPECT_EQ(whole.tests.size(), 31u);
+  // 21 rules, each checked and compiled; 31 test cases; one after parsing.
+  EXPECT_GE(check_ins, 21 + 21 + 31 + 1);
+  for (int refuse_at : {1, 2, 25, 45, check_ins - 10, check_ins}) {
+    int asked = 0;
+    const LoadResult stopped = LoadRuleSet(text, "slow.textproto", [&] {
+      return ++asked >= refuse_at ? absl::CancelledError("caller went away")
+                                  : absl::OkStatus();
+    });
+    EXPECT_EQ(asked, refuse_at) << "asked again after refusing at " << refuse_at;
+    EXPECT_EQ(stopped.rule_set, nullptr) << refuse_at;
+    EXPECT_EQ(stopped.stopped, absl::CancelledError("caller went away")) << refuse_at;
+    EXPECT_TRUE(stopped.problems.empty()) << stopped.problems[0].ToString();
+  }
 }
 
 }  // namespace
