@@ -137,6 +137,20 @@ TEST_F(ExpressionTest, StatisticalFunctionsFromBoostMath) {
   bool not_finite = false;
   ExpectSame(U, Eval("beta_cdf(0.2, x, 1) > 0", F, F, -1, 0, &not_finite), "a<0");
   EXPECT_TRUE(not_finite);
+  // Shape parameters and n up to 1e6 are answered; beyond, Boost's time
+  // has no bound (beta_cdf(0.5, 1e300, 1e300) would never return), so they
+  // are outside the domain.
+  EXPECT_NEAR(Eval("beta_cdf(0.5, x, x) + 0", F, F, 1e6, 0), 0.5, 1e-9);
+  EXPECT_NEAR(Eval("binom_cdf(x / 2, x, 0.5) + 0", F, F, 1e6, 0), 0.5004, 1e-4);
+  for (const char* expression : {"beta_cdf(0.5, x, x) > 0", "beta_cdf(0.5, 1, x) > 0",
+                                 "binom_cdf(5, x, 0.5) > 0"}) {
+    not_finite = false;
+    ExpectSame(U, Eval(expression, F, F, 1e300, 0, &not_finite), expression);
+    EXPECT_TRUE(not_finite) << expression;
+    not_finite = false;
+    ExpectSame(U, Eval(expression, F, F, 1e6 + 1, 0, &not_finite), expression);
+    EXPECT_TRUE(not_finite) << expression;
+  }
 }
 
 TEST_F(ExpressionTest, DatesSubtractToDays) {
