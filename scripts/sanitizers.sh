@@ -12,8 +12,10 @@
 #  tsan: ThreadSanitizer build in build-tsan of the in-process tests only:
 #        engine_rule_set_test (threads evaluating one rule set, each keeping
 #        its evaluation state), catalog_reload_concurrency_test (reloads
-#        racing readers), catalog_reload_test and audit_log_test (the
-#        synced log's writer thread). Not the tests that run the server or the CLI:
+#        racing readers), catalog_reload_test, audit_log_test (the synced
+#        log's writer thread) and util_background_worker_test (the worker
+#        that checks rule files callers send). Not the tests that run the
+#        server or the CLI:
 #        - Debian's gRPC, Abseil and protobuf are not TSan-instrumented (their
 #          atomics and futexes are invisible to TSan): the server reports
 #          races inside gRPC's event engine from its first second;
@@ -94,10 +96,10 @@ tsan() {
   export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
   step "tsan build (build-tsan)" build build-tsan "$flags" "$root/build-deps/muparser-tsan" \
     --target engine_rule_set_test catalog_reload_concurrency_test catalog_reload_test \
-    audit_log_test || return
+    audit_log_test util_background_worker_test || return
   step "tsan tests (build-tsan)" \
     ctest --test-dir build-tsan --output-on-failure --no-tests=error -j "$jobs" \
-      -R '^(ConcurrencyTest|ReloadConcurrencyTest|ReloadTest|SiteActivationTest|AuditLogTest)\.'
+      -R '^(ConcurrencyTest|ReloadConcurrencyTest|ReloadTest|SiteActivationTest|AuditLogTest|BackgroundWorkerTest)\.'
 }
 
 if [ "$part" = asan ] || [ "$part" = all ]; then
