@@ -4,17 +4,22 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-
-#include "absl/synchronization/mutex.h"
 #include <iostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "google/protobuf/stubs/logging.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "service/server/server.h"
 #include "service/util/malloc_tuning.h"
 
@@ -49,6 +54,8 @@ std::vector<Flag> DefaultFlags() {
       {"max-concurrent-calls", "TRIALRULES_MAX_CONCURRENT_CALLS", "1000", "calls handled at once (open streams count); beyond: RESOURCE_EXHAUSTED at once"},
       {"max-concurrent-streams", "TRIALRULES_MAX_CONCURRENT_STREAMS", "100", "HTTP/2 streams per connection"},
       {"max-stream-seconds", "TRIALRULES_MAX_STREAM_SECONDS", "300", "a stream without a client deadline ends after this long"},
+      {"max-call-seconds", "TRIALRULES_MAX_CALL_SECONDS", "30", "the longest a unary call may work, whatever its deadline (DEADLINE_EXCEEDED)"},
+      {"validation-threads", "TRIALRULES_VALIDATION_THREADS", "1", "threads checking rule files sent to ValidateRuleSet (lowest CPU priority); 4 calls per thread may wait, more get RESOURCE_EXHAUSTED"},
       {"port-file", "TRIALRULES_PORT_FILE", "", "write the bound gRPC, metrics and health-only ports (one a line, 0: none) here once listening"},
   };
 }
@@ -61,10 +68,23 @@ void Usage(const std::vector<Flag>& flags) {
   }
 }
 
+// A request whose string field is not UTF-8 is answered INVALID_ARGUMENT
+// and counted (unparseable_request.h); protobuf's own line about it would
+// let any caller write to the server's log.
+void LogProtobufMessage(google::protobuf::LogLevel level, const char* file, int line,
+                        const std::string& message) {
+  if (level < google::protobuf::LOGLEVEL_FATAL &&
+      message.find("when parsing a protocol buffer") != std::string::npos) {
+    return;
+  }
+  std::cerr << "[libprotobuf " << file << ":" << line << "] " << message << "\n";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   trialrules::KeepFreedMemory();
+  google::protobuf::SetLogHandler(LogProtobufMessage);
   // Debian's Abseil is built without NDEBUG, which leaves absl::Mutex's
   // deadlock detection (a graph update on every lock gRPC takes) switched on.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
@@ -142,6 +162,9 @@ int main(int argc, char** argv) {
   options.limits.max_concurrent_calls = number("max-concurrent-calls", 1);
   options.max_concurrent_streams = number("max-concurrent-streams", 1);
   options.limits.max_stream_duration = absl::Seconds(number("max-stream-seconds", 1));
+  options.limits.max_call_duration = absl::Seconds(number("max-call-seconds", 1));
+  options.limits.validation_threads = number("validation-threads", 1);
+  options.limits.validation_queue = 4 * options.limits.validation_threads;
   if (!numbers_ok) return 2;
 
   // Block the shutdown signals in every thread (gRPC's threads inherit the
@@ -193,7 +216,26 @@ int main(int argc, char** argv) {
     (*server)->RequestReload();
   }
   std::cerr << "trialrules-server: signal " << signal_number << ", draining for up to "
-            << drain_seconds << " s\n";
+            << drain_seconds << " s (a second signal: exit at once)\n";
+  // The drain deadline is hard: whatever still runs a moment after it (a
+  // write stuck on a full pipe, a slow disk) does not hold the exit, and a
+  // second signal exits at once. Every answered decision's record is on
+  // disk already; a line cut short is kept as a torn tail at the next start.
+  std::thread([&shutdown_signals, drain_seconds] {
+    const absl::Time hard_deadline = absl::Now() + absl::Seconds(drain_seconds + 1);
+    while (true) {
+      const timespec wait =
+          absl::ToTimespec(std::max(absl::ZeroDuration(), hard_deadline - absl::Now()));
+      const int signal_number = sigtimedwait(&shutdown_signals, nullptr, &wait);
+      if (signal_number == SIGHUP || (signal_number < 0 && errno == EINTR)) continue;
+      std::cerr << (signal_number > 0
+                        ? absl::StrCat("trialrules-server: signal ", signal_number,
+                                       " again, exiting now\n")
+                        : std::string("trialrules-server: the drain deadline passed with "
+                                      "calls still running, exiting now\n"));
+      std::_Exit(1);
+    }
+  }).detach();
   (*server)->Shutdown(absl::Seconds(drain_seconds));
   std::cerr << "trialrules-server: stopped\n";
   return 0;

@@ -240,7 +240,7 @@ int RunBench(const std::vector<std::string>& argv) {
   const std::shared_ptr<const Catalog> catalog =
       LoadLocalCatalog(args->Get("rules", "rules"), /*report_refusals=*/false);
   absl::StatusOr<std::shared_ptr<const RuleSet>> rule_set = catalog->Select(
-      {settings->protocol, settings->version, *ParseIsoDate(kSyntheticAssessmentDate)},
+      {settings->protocol, settings->version, *ParseIsoDate(kSyntheticAssessmentDate), ""},
       TodayUtc());
   if (!rule_set.ok()) {
     std::cerr << "error: no local rule set for the population: "

@@ -93,7 +93,7 @@ int RunEval(const std::vector<std::string>& argv) {
       ParseAsOfDate("fact \"assessment_date\"", AssessmentDate(*inputs).value_or(""));
   if (!as_of.ok()) return Fail(as_of.status().message());
   absl::StatusOr<std::shared_ptr<const RuleSet>> rule_set = catalog->Select(
-      {args->Get("protocol"), args->Get("version"), *as_of}, TodayUtc());
+      {args->Get("protocol"), args->Get("version"), *as_of, ""}, TodayUtc());
   if (!rule_set.ok()) return Fail(rule_set.status().message());
 
   absl::StatusOr<FactValues> facts = (*rule_set)->BindFacts(*inputs);

@@ -244,7 +244,13 @@ ServiceMetrics::ServiceMetrics(const std::vector<std::string>& full_methods,
                                   .Help("When the rules directory was last read with no file "
                                         "refused, in seconds since the Unix epoch.")
                                   .Register(*registry_)
-                                  .Add({})) {
+                                  .Add({})),
+      certificate_expiry_(prometheus::BuildGauge()
+                              .Name("trialrules_tls_certificate_expiry_timestamp_seconds")
+                              .Help("When the gRPC port's TLS certificate (as last read from "
+                                    "its file) stops being valid, in seconds since the Unix "
+                                    "epoch; no series without TLS.")
+                              .Register(*registry_)) {
   for (const std::string& method : full_methods) {
     methods_[method] = std::unique_ptr<MethodCalls>(new MethodCalls(method));
   }
@@ -343,6 +349,10 @@ void ServiceMetrics::RecordCatalog(const Catalog& catalog) {
 void ServiceMetrics::RecordReload(bool files_rejected, absl::Time when) {
   reloads_.Add({{"result", files_rejected ? "rejected" : "success"}}).Increment();
   if (!files_rejected) last_successful_reload_.Set(absl::ToUnixMillis(when) / 1000.0);
+}
+
+void ServiceMetrics::RecordCertificateExpiry(absl::Time not_after) {
+  certificate_expiry_.Add({}).Set(static_cast<double>(absl::ToUnixSeconds(not_after)));
 }
 
 }  // namespace trialrules

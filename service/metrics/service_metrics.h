@@ -74,6 +74,8 @@ class ServiceMetrics {
   void RecordCatalog(const Catalog& catalog);
   // After each read of the rules directory.
   void RecordReload(bool files_rejected, absl::Time when);
+  // When the gRPC port's TLS certificate expires (when TLS is on).
+  void RecordCertificateExpiry(absl::Time not_after);
 
  private:
   struct RuleSetSeries;
@@ -90,6 +92,7 @@ class ServiceMetrics {
   prometheus::Family<prometheus::Gauge>& files_rejected_;
   prometheus::Family<prometheus::Counter>& reloads_;
   prometheus::Gauge& last_successful_reload_;
+  prometheus::Family<prometheus::Gauge>& certificate_expiry_;
 
   mutable std::mutex mutex_;
   // Every rule set ever seen, by protocol, version and sha256; never

@@ -10,8 +10,11 @@ namespace trialrules {
 // answers with the totals once the client has sent everything.
 class TrialRulesService::CompareReactor : public grpc::ServerReadReactor<v1::CompareRequest> {
  public:
-  CompareReactor(TrialRulesService* service, v1::CompareResponse* response)
-      : service_(service), response_(response), call_(service->StartCall("CompareVersions")) {
+  CompareReactor(TrialRulesService* service, grpc::CallbackServerContext* context,
+                 v1::CompareResponse* response)
+      : service_(service),
+        response_(response),
+        call_(service->StartCall(context, "CompareVersions")) {
     if (!call_.admitted()) {
       End(service_->Overloaded());
       return;
@@ -130,7 +133,7 @@ class TrialRulesService::CompareReactor : public grpc::ServerReadReactor<v1::Com
 
 grpc::ServerReadReactor<v1::CompareRequest>* TrialRulesService::CompareVersions(
     grpc::CallbackServerContext* context, v1::CompareResponse* response) {
-  return new CompareReactor(this, response);
+  return new CompareReactor(this, context, response);
 }
 
 }  // namespace trialrules

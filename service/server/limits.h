@@ -22,6 +22,13 @@ struct ServiceLimits {
   // A stream whose client set no deadline is ended (DEADLINE_EXCEEDED) at
   // its next message after this long.
   absl::Duration max_stream_duration = absl::Minutes(5);
+  // The longest a unary call may work, whatever the caller's deadline
+  // (decision calls finish in microseconds; checking a rule file may not).
+  absl::Duration max_call_duration = absl::Seconds(30);
+  // Threads that check rule files sent to ValidateRuleSet, apart from the
+  // threads that answer decisions, and how many checks may wait for one.
+  int validation_threads = 1;
+  int validation_queue = 4;
 };
 
 // InvalidArgument naming `field`, its start and its length when `value` is

@@ -16,7 +16,7 @@ class TrialRulesService::ScreenReactor
  public:
   ScreenReactor(TrialRulesService* service, grpc::CallbackServerContext* context)
       : service_(service),
-        call_(service->StartCall("ScreenPatients")),
+        call_(service->StartCall(context, "ScreenPatients")),
         ends_at_(context->deadline() == std::chrono::system_clock::time_point::max()
                      ? absl::Now() + service->limits_.max_stream_duration
                      : absl::InfiniteFuture()) {

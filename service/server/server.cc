@@ -6,9 +6,13 @@
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
 
+#include <google/protobuf/descriptor.h>
+
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "service/server/unparseable_request.h"
+#include "service/util/certificate.h"
 #include "service/util/file.h"
 
 namespace trialrules {
@@ -117,6 +121,13 @@ absl::StatusOr<std::unique_ptr<TrialRulesServer>> TrialRulesServer::Start(
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, 5 * 60 * 1000);
   builder.AddListeningPort(server->options_.listen_address, *credentials, &server->port_);
   builder.RegisterService(server->service_.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      interceptors;
+  interceptors.push_back(std::make_unique<UnparseableRequestInterceptorFactory>(
+      *google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+          v1::TrialRules::service_full_name()),
+      server->metrics_.get()));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat(
@@ -142,6 +153,7 @@ absl::StatusOr<std::unique_ptr<TrialRulesServer>> TrialRulesServer::Start(
     if (s != nullptr) s->GetHealthCheckService()->SetServingStatus(kLivenessService, true);
   }
   server->UpdateHealth();
+  server->WatchCertificate();
   server->health_watcher_ = std::thread([s = server.get()] { s->WatchHealth(); });
   return server;
 }
@@ -228,7 +240,38 @@ void TrialRulesServer::WatchHealth() {
     lock.unlock();
     audit_->Probe();
     UpdateHealth();
+    WatchCertificate();
     lock.lock();
+  }
+}
+
+void TrialRulesServer::WatchCertificate() {
+  const absl::Time now = absl::Now();
+  if (options_.plaintext || now < next_certificate_check_) return;
+  next_certificate_check_ = now + options_.tls.refresh;
+  const std::string& path = options_.tls.cert_path;
+  absl::StatusOr<absl::Time> not_after = [&]() -> absl::StatusOr<absl::Time> {
+    absl::StatusOr<std::string> pem = ReadFileBytes(path);
+    if (!pem.ok()) return pem.status();
+    return CertificateNotAfter(*pem);
+  }();
+  if (!not_after.ok()) {
+    std::cerr << "tls: cannot read the expiry of " << path << ": "
+              << not_after.status().message() << "\n";
+    return;
+  }
+  if (metrics_ != nullptr) metrics_->RecordCertificateExpiry(*not_after);
+  if (*not_after == certificate_not_after_) return;
+  certificate_not_after_ = *not_after;
+  const std::string when = absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", *not_after, absl::UTCTimeZone());
+  if (*not_after <= now) {
+    std::cerr << "tls: WARNING: the certificate " << path << " expired at " << when
+              << "; clients that verify it refuse every connection until it is replaced\n";
+  } else if (*not_after - now < absl::Hours(14 * 24)) {
+    std::cerr << "tls: WARNING: the certificate " << path << " expires at " << when
+              << ", in less than 14 days\n";
+  } else {
+    std::cerr << "tls: the certificate " << path << " is valid until " << when << "\n";
   }
 }
 

@@ -92,6 +92,9 @@ class TrialRulesServer {
   void UpdateHealth();
   void SetReadiness(bool serving);
   void WatchHealth();
+  // Reads the TLS certificate's expiry (every tls.refresh), warns when it
+  // has passed or is near, and sets the metric.
+  void WatchCertificate();
   void ReloadLoop();
 
   const ServerOptions options_;
@@ -114,6 +117,9 @@ class TrialRulesServer {
   std::thread reloader_;
   std::mutex reload_mutex_;  // one reload at a time
   ReloadMemory reload_memory_;  // guarded by reload_mutex_
+  // Used by Start, then by the health watcher alone.
+  absl::Time certificate_not_after_ = absl::InfinitePast();
+  absl::Time next_certificate_check_ = absl::InfinitePast();
 };
 
 }  // namespace trialrules

@@ -25,7 +25,11 @@ thread_local Scratch tl_scratch;
 
 TrialRulesService::TrialRulesService(const CatalogHolder* catalog, AuditLog* audit,
                                      ServiceMetrics* metrics, ServiceLimits limits)
-    : catalog_(catalog), audit_(audit), metrics_(metrics), limits_(limits) {
+    : catalog_(catalog),
+      audit_(audit),
+      metrics_(metrics),
+      limits_(limits),
+      validation_worker_(limits.validation_threads, limits.validation_queue) {
   for (const std::string& full_name : metrics_ != nullptr ? MethodNames()
                                                            : std::vector<std::string>()) {
     method_calls_[full_name.substr(full_name.rfind('/') + 1)] = metrics_->Calls(full_name);
@@ -55,9 +59,10 @@ std::vector<std::string> TrialRulesService::MethodNames() {
   return methods;
 }
 
-CallRecord TrialRulesService::StartCall(absl::string_view method) {
+CallRecord TrialRulesService::StartCall(const grpc::CallbackServerContext* context,
+                                        absl::string_view method) {
   const auto calls = method_calls_.find(method);
-  return CallRecord(calls == method_calls_.end() ? nullptr : calls->second, &in_flight_,
+  return CallRecord(context, calls == method_calls_.end() ? nullptr : calls->second, &in_flight_,
                     limits_.max_concurrent_calls);
 }
 
@@ -194,7 +199,7 @@ grpc::ServerUnaryReactor* TrialRulesService::Evaluate(
     EvaluationKind kind, absl::string_view method, grpc::CallbackServerContext* context,
     const v1::EvaluateRequest& request, v1::EvaluateResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  const CallRecord call = StartCall(method);
+  const CallRecord call = StartCall(context, method);
   if (!call.admitted()) {
     Finish(reactor, call, Overloaded());
     return reactor;
@@ -250,7 +255,7 @@ grpc::ServerUnaryReactor* TrialRulesService::ListRuleSets(
     grpc::CallbackServerContext* context, const v1::ListRuleSetsRequest* request,
     v1::ListRuleSetsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  const CallRecord call = StartCall("ListRuleSets");
+  const CallRecord call = StartCall(context, "ListRuleSets");
   if (!call.admitted()) {
     Finish(reactor, call, Overloaded());
     return reactor;
@@ -292,7 +297,7 @@ grpc::ServerUnaryReactor* TrialRulesService::GetRuleSet(
     grpc::CallbackServerContext* context, const v1::GetRuleSetRequest* request,
     v1::RuleSetInfo* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  const CallRecord call = StartCall("GetRuleSet");
+  const CallRecord call = StartCall(context, "GetRuleSet");
   if (!call.admitted()) {
     Finish(reactor, call, Overloaded());
     return reactor;
@@ -314,40 +319,6 @@ grpc::ServerUnaryReactor* TrialRulesService::GetRuleSet(
     FillRuleSetInfo(**rule_set, /*full=*/true, response);
   }
   Finish(reactor, call, ToGrpcStatus(status));
-  return reactor;
-}
-
-grpc::ServerUnaryReactor* TrialRulesService::ValidateRuleSet(
-    grpc::CallbackServerContext* context, const v1::ValidateRuleSetRequest* request,
-    v1::ValidateRuleSetResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  const CallRecord call = StartCall("ValidateRuleSet");
-  if (!call.admitted()) {
-    Finish(reactor, call, Overloaded());
-    return reactor;
-  }
-  if (request->text().empty()) {
-    Finish(reactor, call, ToGrpcStatus(absl::InvalidArgumentError("text is required")));
-    return reactor;
-  }
-  if (absl::Status s = CheckLength("file_name", request->file_name(), 256); !s.ok()) {
-    Finish(reactor, call, ToGrpcStatus(s));
-    return reactor;
-  }
-  const std::string file_name =
-      request->file_name().empty() ? "candidate.textproto" : request->file_name();
-  const LoadResult result = LoadRuleSet(request->text(), file_name);
-  response->set_valid(result.rule_set != nullptr);
-  FillProblems(result.problems, response->mutable_problems());
-  for (const TestCaseResult& test : result.tests) {
-    v1::TestCaseResult* out = response->add_test_cases();
-    out->set_name(test.name);
-    out->set_passed(test.passed);
-  }
-  if (result.rule_set != nullptr) {
-    FillRuleSetRef(*result.rule_set, response->mutable_rule_set());
-  }
-  Finish(reactor, call, grpc::Status::OK);
   return reactor;
 }
 

@@ -11,6 +11,7 @@
 #include "service/audit/audit_log.h"
 #include "service/metrics/service_metrics.h"
 #include "service/server/arena_allocator.h"
+#include "service/util/background_worker.h"
 #include "service/server/call_record.h"
 #include "service/server/limits.h"
 #include "service/catalog/catalog.h"
@@ -59,9 +60,10 @@ class TrialRulesService final : public v1::TrialRules::CallbackService {
  private:
   class ScreenReactor;
   class CompareReactor;
+  class ValidateReactor;
 
   // The call's record; `method` as in "CheckEligibility".
-  CallRecord StartCall(absl::string_view method);
+  CallRecord StartCall(const grpc::CallbackServerContext* context, absl::string_view method);
   // The status of a call refused for overload.
   grpc::Status Overloaded() const;
   // Finishes a unary call and records its status.
@@ -99,6 +101,9 @@ class TrialRulesService final : public v1::TrialRules::CallbackService {
   absl::flat_hash_map<std::string, ServiceMetrics::MethodCalls*> method_calls_;
   const ServiceLimits limits_;
   std::atomic<int> in_flight_{0};
+  // Last: its destructor finishes the checks still queued, which use the
+  // members above.
+  BackgroundWorker validation_worker_;
 };
 
 }  // namespace trialrules

@@ -22,24 +22,12 @@ namespace {
 
 using testing::EligiblePatient;
 using testing::ReadText;
+using testing::Sample;
 using testing::ServerProcess;
 using testing::SetFact;
 
 const std::string kSource = TRIALRULES_SOURCE_DIR;
 constexpr int kServing = grpc::health::v1::HealthCheckResponse::SERVING;
-
-// The value of the sample whose name and labels (in the page's order,
-// which is sorted) are exactly `series`, or -1 when absent.
-double Sample(const std::string& page, const std::string& series) {
-  size_t at = 0;
-  while ((at = page.find(series + " ", at)) != std::string::npos) {
-    if (at == 0 || page[at - 1] == '\n') {
-      return std::stod(page.substr(at + series.size() + 1));
-    }
-    at += series.size();
-  }
-  return -1;
-}
 
 // promtool's verdict on a page: "" when it accepts it, else its output.
 std::string PromtoolCheck(const std::string& page) {
@@ -54,10 +42,7 @@ std::string PromtoolCheck(const std::string& page) {
   return run.exit_code == 0 ? "" : absl::StrCat("promtool exit ", run.exit_code, ": ", run.output);
 }
 
-std::string Call(const std::string& method) {
-  return absl::StrCat("trialrules_grpc_server_handled_total{grpc_code=\"OK\",grpc_method=\"",
-                      method, "\",grpc_service=\"trialrules.v1.TrialRules\"}");
-}
+std::string Call(const std::string& method) { return testing::HandledSeries(method, "OK"); }
 
 std::string Decision(const std::string& decision, const std::string& kind,
                      const std::string& version) {
@@ -216,6 +201,43 @@ TEST(MetricsTest, RefusedFileIsCountedAndAnInvalidUtf8NameCannotBreakThePage) {
   EXPECT_GE(Sample(page, "trialrules_reloads_total{result=\"rejected\"}"), 1);
   EXPECT_EQ(Sample(page, "trialrules_reloads_total{result=\"success\"}"), 0);
   EXPECT_EQ(Sample(page, "trialrules_rule_sets_loaded"), 1);
+}
+
+// A call is counted with the code its caller got: a stream the client
+// cancelled is CANCELLED, one whose deadline passed is DEADLINE_EXCEEDED,
+// whatever the server would have finished it with.
+TEST(MetricsTest, CallsTheCallerGaveUpOnAreCountedAsWhatTheCallerGot) {
+  ServerProcess server;
+  ASSERT_TRUE(server.WaitForPort()) << server.Stderr();
+  ASSERT_TRUE(server.WaitForHealth(kServing)) << server.Stderr();
+  auto stub = v1::TrialRules::NewStub(server.Channel());
+  v1::ScreenRequest header;
+  header.mutable_header()->set_protocol_id("NCT04094766");
+  header.mutable_header()->add_fact_names("informed_consent");
+  for (const bool cancel : {true, false}) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(cancel ? 30 : 1));
+    auto stream = stub->ScreenPatients(&context);
+    ASSERT_TRUE(stream->Write(header));
+    v1::ScreenResponse response;
+    ASSERT_TRUE(stream->Read(&response));
+    if (cancel) context.TryCancel();
+    EXPECT_FALSE(stream->Read(&response));
+    EXPECT_EQ(stream->Finish().error_code(),
+              cancel ? grpc::StatusCode::CANCELLED : grpc::StatusCode::DEADLINE_EXCEEDED);
+  }
+  std::string page;
+  for (int i = 0; i < 100; ++i) {
+    page = server.Scrape();
+    if (Sample(page, testing::HandledSeries("ScreenPatients", "DEADLINE_EXCEEDED")) == 1 &&
+        Sample(page, testing::HandledSeries("ScreenPatients", "CANCELLED")) == 1) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(Sample(page, testing::HandledSeries("ScreenPatients", "CANCELLED")), 1) << page;
+  EXPECT_EQ(Sample(page, testing::HandledSeries("ScreenPatients", "DEADLINE_EXCEEDED")), 1);
+  EXPECT_EQ(Sample(page, Call("ScreenPatients")), -1);
 }
 
 TEST(MetricsTest, TakenMetricsPortIsAClearErrorAndNonZeroExit) {

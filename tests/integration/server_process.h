@@ -68,6 +68,25 @@ inline std::string HttpGet(int port, const std::string& path, int timeout_second
   return response;
 }
 
+// The value of the sample whose name and labels (in the page's order,
+// which is sorted) are exactly `series`, or -1 when absent.
+inline double Sample(const std::string& page, const std::string& series) {
+  size_t at = 0;
+  while ((at = page.find(series + " ", at)) != std::string::npos) {
+    if (at == 0 || page[at - 1] == '\n') {
+      return std::stod(page.substr(at + series.size() + 1));
+    }
+    at += series.size();
+  }
+  return -1;
+}
+
+// The series counting `method`'s calls that ended with `code` ("OK").
+inline std::string HandledSeries(const std::string& method, const std::string& code) {
+  return "trialrules_grpc_server_handled_total{grpc_code=\"" + code + "\",grpc_method=\"" +
+         method + "\",grpc_service=\"trialrules.v1.TrialRules\"}";
+}
+
 class ServerProcess {
  public:
   // `extra` flags are appended after the defaults; without `plaintext`
@@ -154,6 +173,18 @@ class ServerProcess {
   std::string Stderr() const { return ReadText(dir_ / "stderr.log"); }
 
   void Signal(int signal_number) { ::kill(pid_, signal_number); }
+
+  // CPU time the process has used (user and system), in seconds.
+  double CpuSeconds() const {
+    std::string stat = ReadText("/proc/" + std::to_string(pid_) + "/stat");
+    // Fields after the command name (which may hold spaces) start at ") ".
+    std::istringstream fields(stat.substr(stat.rfind(") ") + 2));
+    std::string skip;
+    for (int field = 3; field < 14; ++field) fields >> skip;
+    double user_ticks = 0, system_ticks = 0;
+    fields >> user_ticks >> system_ticks;
+    return (user_ticks + system_ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  }
 
   // Waits for exit (up to `seconds`); returns the exit code, or -1.
   int WaitForExit(int seconds = 30) {

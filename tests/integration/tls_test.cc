@@ -176,5 +176,41 @@ TEST_F(TlsTest, RotatedServerCertificateIsServedWithoutARestart) {
   EXPECT_EQ(server.pid() > 0, true);  // the same process throughout
 }
 
+// An expired certificate does not stop the start (a rotation may be on its
+// way) but is warned about, and its expiry is a metric to alert on; the
+// metric follows a rotation.
+TEST_F(TlsTest, ExpiredCertificateIsWarnedAboutAndItsExpiryIsAMetric) {
+  const std::filesystem::path served = *certs_ / "served-expired";
+  std::filesystem::create_directories(served);
+  std::filesystem::copy_file(Cert("expired.crt"), served / "tls.crt");
+  std::filesystem::copy_file(Cert("expired.key"), served / "tls.key");
+  ServerProcess server({"--tls-cert=" + (served / "tls.crt").string(),
+                        "--tls-key=" + (served / "tls.key").string(), "--tls-reload-seconds=1"},
+                       std::string(TRIALRULES_SOURCE_DIR) + "/rules", /*plaintext=*/false);
+  ASSERT_TRUE(server.WaitForPort()) << server.Stderr();
+  const std::string series = "trialrules_tls_certificate_expiry_timestamp_seconds";
+  const double now = absl::ToUnixSeconds(absl::Now());
+  const double expired_at = testing::Sample(server.Scrape(), series);
+  EXPECT_LT(expired_at, now);
+  EXPECT_GT(expired_at, now - 3 * 86400);
+  EXPECT_NE(server.Stderr().find("tls: WARNING: the certificate " + (served / "tls.crt").string() +
+                                 " expired at "),
+            std::string::npos)
+      << server.Stderr();
+
+  std::filesystem::copy_file(Cert("server1.key"), served / "tls.key.new");
+  std::filesystem::copy_file(Cert("server1.crt"), served / "tls.crt.new");
+  std::filesystem::rename(served / "tls.key.new", served / "tls.key");
+  std::filesystem::rename(served / "tls.crt.new", served / "tls.crt");
+  double valid_until = expired_at;
+  for (int i = 0; i < 100 && valid_until <= now; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    valid_until = testing::Sample(server.Scrape(), series);
+  }
+  EXPECT_GT(valid_until, now);
+  // The test certificates are valid for two days: warned about as near.
+  EXPECT_NE(server.Stderr().find("tls.crt expires at "), std::string::npos) << server.Stderr();
+}
+
 }  // namespace
 }  // namespace trialrules

@@ -50,7 +50,9 @@ TEST(ConvertTest, FullRuleSetInfoCarriesFactsRangesAndRules) {
       EXPECT_EQ(fact.min(), 0);
       EXPECT_EQ(fact.max(), 100);
     }
-    if (fact.type() == v1::DATE) EXPECT_FALSE(fact.min_date().empty()) << fact.name();
+    if (fact.type() == v1::DATE) {
+      EXPECT_FALSE(fact.min_date().empty()) << fact.name();
+    }
   }
 }
 
