@@ -12,7 +12,12 @@
 #  3. ScreenPatients patients/s end to end;
 #  4. the cost of metrics: a server with metrics against one without
 #     (--metrics-address=), alternating;
-#  5. the engine against a raw muparser loop over the same expressions
+#  5. the cost of the durable audit log: a server logging to a file (one
+#     fdatasync per batch before the answers leave) against one logging to
+#     /dev/null (written, never synced), alternating for CheckEligibility,
+#     one after the other for ScreenPatients; and the unsynced server
+#     against the empty handler, which tells the sync apart from the rest;
+#  6. the engine against a raw muparser loop over the same expressions
 #     (build/tests/engine_benchmark, pinned to SERVER_CPU).
 # Prints each result and a summary.
 set -euo pipefail
@@ -39,17 +44,22 @@ taskset -c "$server_cpu" build/service/trialrules-server --listen=127.0.0.1:0 --
   --port-file="$work/port_nometrics" --metrics-address= \
   --audit-log="$work/audit_nometrics.jsonl" --rules-dir=rules --drain-seconds=1 \
   2>"$work/server_nometrics.log" &
+taskset -c "$server_cpu" build/service/trialrules-server --listen=127.0.0.1:0 --plaintext \
+  --port-file="$work/port_unsynced" --metrics-address=127.0.0.1:0 --audit-log=/dev/null \
+  --rules-dir=rules --drain-seconds=1 2>"$work/server_unsynced.log" &
 taskset -c "$server_cpu" build/tests/empty_server 127.0.0.1:0 >"$work/empty_port" &
 taskset -c "$server_cpu" build/tests/empty_server 127.0.0.1:0 --same-size-answer \
   >"$work/same_size_port" &
 for _ in $(seq 100); do
-  [ -s "$work/port" ] && [ -s "$work/port_nometrics" ] && [ -s "$work/empty_port" ] &&
+  [ -s "$work/port" ] && [ -s "$work/port_nometrics" ] && [ -s "$work/port_unsynced" ] &&
+    [ -s "$work/empty_port" ] &&
     [ -s "$work/same_size_port" ] && break
   sleep 0.1
 done
 sleep 0.5
 real="127.0.0.1:$(head -1 "$work/port")"
 nometrics="127.0.0.1:$(head -1 "$work/port_nometrics")"
+unsynced="127.0.0.1:$(head -1 "$work/port_unsynced")"
 empty="127.0.0.1:$(head -1 "$work/empty_port")"
 same_size="127.0.0.1:$(head -1 "$work/same_size_port")"
 
@@ -76,6 +86,15 @@ screen=$(bench --seconds "$seconds" --server "$real" --method ScreenPatients --i
 echo "== CheckEligibility, metrics off vs on, alternating" >&2
 metrics_ratio=$(bench --seconds "$round_seconds" --rounds "$rounds" --in-flight 64 --channels 2 \
   --server "$nometrics" --compare-server "$real" | compare_ratio)
+echo "== CheckEligibility, audit log on /dev/null (never synced) vs a file (synced), alternating" >&2
+durable_ratio=$(bench --seconds "$round_seconds" --rounds "$rounds" --in-flight 64 --channels 2 \
+  --server "$unsynced" --compare-server "$real" | compare_ratio)
+echo "== CheckEligibility, empty handler vs trialrules with its audit log on /dev/null" >&2
+unsynced_ratio=$(bench --seconds "$round_seconds" --rounds "$rounds" --in-flight 64 --channels 2 \
+  --server "$empty" --compare-server "$unsynced" | compare_ratio)
+echo "== ScreenPatients, audit log on /dev/null" >&2
+screen_unsynced=$(bench --seconds "$seconds" --server "$unsynced" --method ScreenPatients \
+  --in-flight 3 --channels 2 | grep '^RESULT' | field per_second)
 rm -f "$work"/audit*.jsonl
 
 echo "== engine vs raw muparser loop, repetitions interleaved at random, medians" >&2
@@ -102,4 +121,8 @@ echo "CheckEligibility p99 with 1 call in flight: ${p99} ms"
 echo "ScreenPatients: ${screen} patients/s"
 echo "Metrics on / off CheckEligibility throughput: ${metrics_ratio}" \
      "(cost $(awk -v r="$metrics_ratio" 'BEGIN { printf "%.1f", (1 - r) * 100 }') %)"
+echo "Durable (synced file) / unsynced (/dev/null) audit log, CheckEligibility throughput:" \
+     "${durable_ratio}; ScreenPatients ${screen} vs ${screen_unsynced} patients/s"
+echo "CheckEligibility throughput, trialrules with an unsynced audit log / empty handler:" \
+     "${unsynced_ratio}"
 echo "Engine / raw muparser loop, eligibility decisions per second: ${engine_ratio}"

@@ -263,7 +263,8 @@ void TrialRulesServer::WatchCertificate() {
   if (metrics_ != nullptr) metrics_->RecordCertificateExpiry(*not_after);
   if (*not_after == certificate_not_after_) return;
   certificate_not_after_ = *not_after;
-  const std::string when = absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", *not_after, absl::UTCTimeZone());
+  const std::string when =
+      absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", *not_after, absl::UTCTimeZone());
   if (*not_after <= now) {
     std::cerr << "tls: WARNING: the certificate " << path << " expired at " << when
               << "; clients that verify it refuse every connection until it is replaced\n";

@@ -10,11 +10,11 @@
 #include "absl/container/flat_hash_map.h"
 #include "service/audit/audit_log.h"
 #include "service/metrics/service_metrics.h"
+#include "service/catalog/catalog.h"
 #include "service/server/arena_allocator.h"
-#include "service/util/background_worker.h"
 #include "service/server/call_record.h"
 #include "service/server/limits.h"
-#include "service/catalog/catalog.h"
+#include "service/util/background_worker.h"
 #include "trialrules/v1/service.grpc.pb.h"
 
 namespace trialrules {

@@ -35,6 +35,17 @@ class TlsTest : public ::testing::Test {
   }
   static std::string Cert(const std::string& name) { return (*certs_ / name).string(); }
 
+  // Serves `name` (".crt"/".key") from `dir` as tls.crt and tls.key, renamed
+  // into place as a Secret update does, key first.
+  static void Serve(const std::filesystem::path& dir, const std::string& name) {
+    std::filesystem::create_directories(dir);
+    for (const char* ext : {".key", ".crt"}) {
+      const std::filesystem::path target = dir / (std::string("tls") + ext);
+      std::filesystem::copy_file(Cert(name + ext), target.string() + ".new");
+      std::filesystem::rename(target.string() + ".new", target);
+    }
+  }
+
   // A client of `server` trusting `ca`, presenting `client` (".crt"/".key")
   // unless empty.
   static TrialRulesClient Client(const ServerProcess& server, const std::string& ca,
@@ -90,9 +101,7 @@ TEST_F(TlsTest, UnreadableCertificateStopsTheStartNamingIt) {
 
 TEST_F(TlsTest, MutualTlsAdmitsOnlyClientsWithATrustedCertificate) {
   const std::filesystem::path served = *certs_ / "served-mtls";
-  std::filesystem::create_directories(served);
-  std::filesystem::copy_file(Cert("server1.crt"), served / "tls.crt");
-  std::filesystem::copy_file(Cert("server1.key"), served / "tls.key");
+  Serve(served, "server1");
   ServerProcess server(MutualTlsFlags(served), std::string(TRIALRULES_SOURCE_DIR) + "/rules",
                        /*plaintext=*/false);
   ASSERT_TRUE(server.WaitForPort()) << server.Stderr();
@@ -140,9 +149,7 @@ TEST_F(TlsTest, MutualTlsAdmitsOnlyClientsWithATrustedCertificate) {
 
 TEST_F(TlsTest, RotatedServerCertificateIsServedWithoutARestart) {
   const std::filesystem::path served = *certs_ / "served-rotation";
-  std::filesystem::create_directories(served);
-  std::filesystem::copy_file(Cert("server1.crt"), served / "tls.crt");
-  std::filesystem::copy_file(Cert("server1.key"), served / "tls.key");
+  Serve(served, "server1");
   ServerProcess server(MutualTlsFlags(served), std::string(TRIALRULES_SOURCE_DIR) + "/rules",
                        /*plaintext=*/false);
   ASSERT_TRUE(server.WaitForPort()) << server.Stderr();
@@ -155,11 +162,7 @@ TEST_F(TlsTest, RotatedServerCertificateIsServedWithoutARestart) {
             absl::StatusCode::kOk)
       << server.Stderr();
 
-  // Rotate as a Secret update would: new files renamed into place.
-  std::filesystem::copy_file(Cert("server2.key"), served / "tls.key.new");
-  std::filesystem::copy_file(Cert("server2.crt"), served / "tls.crt.new");
-  std::filesystem::rename(served / "tls.key.new", served / "tls.key");
-  std::filesystem::rename(served / "tls.crt.new", served / "tls.crt");
+  Serve(served, "server2");  // rotated
 
   // New connections get the new certificate (issued by ca2) once the
   // server has read the files again (every second here).
@@ -181,9 +184,7 @@ TEST_F(TlsTest, RotatedServerCertificateIsServedWithoutARestart) {
 // metric follows a rotation.
 TEST_F(TlsTest, ExpiredCertificateIsWarnedAboutAndItsExpiryIsAMetric) {
   const std::filesystem::path served = *certs_ / "served-expired";
-  std::filesystem::create_directories(served);
-  std::filesystem::copy_file(Cert("expired.crt"), served / "tls.crt");
-  std::filesystem::copy_file(Cert("expired.key"), served / "tls.key");
+  Serve(served, "expired");
   ServerProcess server({"--tls-cert=" + (served / "tls.crt").string(),
                         "--tls-key=" + (served / "tls.key").string(), "--tls-reload-seconds=1"},
                        std::string(TRIALRULES_SOURCE_DIR) + "/rules", /*plaintext=*/false);
@@ -198,10 +199,7 @@ TEST_F(TlsTest, ExpiredCertificateIsWarnedAboutAndItsExpiryIsAMetric) {
             std::string::npos)
       << server.Stderr();
 
-  std::filesystem::copy_file(Cert("server1.key"), served / "tls.key.new");
-  std::filesystem::copy_file(Cert("server1.crt"), served / "tls.crt.new");
-  std::filesystem::rename(served / "tls.key.new", served / "tls.key");
-  std::filesystem::rename(served / "tls.crt.new", served / "tls.crt");
+  Serve(served, "server1");
   double valid_until = expired_at;
   for (int i = 0; i < 100 && valid_until <= now; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
