@@ -15,11 +15,11 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
-#include "google/protobuf/stubs/logging.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "google/protobuf/stubs/logging.h"
 #include "service/server/server.h"
 #include "service/util/malloc_tuning.h"
 
@@ -221,7 +221,7 @@ int main(int argc, char** argv) {
   // write stuck on a full pipe, a slow disk) does not hold the exit, and a
   // second signal exits at once. Every answered decision's record is on
   // disk already; a line cut short is kept as a torn tail at the next start.
-  std::thread([&shutdown_signals, drain_seconds] {
+  std::thread([shutdown_signals, drain_seconds] {
     const absl::Time hard_deadline = absl::Now() + absl::Seconds(drain_seconds + 1);
     while (true) {
       const timespec wait =
