@@ -95,6 +95,7 @@ int RunEval(const std::vector<std::string>& argv) {
   absl::StatusOr<std::shared_ptr<const RuleSet>> rule_set = catalog->Select(
       {args->Get("protocol"), args->Get("version"), *as_of, ""}, TodayUtc());
   if (!rule_set.ok()) return Fail(rule_set.status().message());
+  if (absl::Status s = (*rule_set)->CanDecide(*kind); !s.ok()) return Fail(s.message());
 
   absl::StatusOr<FactValues> facts = (*rule_set)->BindFacts(*inputs);
   if (!facts.ok()) return Fail(facts.status().message());

@@ -230,6 +230,15 @@ int RuleSet::FindFact(absl::string_view name) const {
   return it == fact_index_.end() ? -1 : it->second;
 }
 
+absl::Status RuleSet::CanDecide(EvaluationKind kind) const {
+  if (!plans_[static_cast<int>(kind)].rules.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      protocol_id(), " version ", version(), " has no ",
+      kind == EvaluationKind::kEligibility ? "inclusion or exclusion criteria"
+                                           : absl::StrCat(EvaluationKindName(kind), " rules"),
+      ": it cannot decide ", EvaluationKindName(kind)));
+}
+
 void RuleSet::Evaluate(EvaluationKind kind, const FactValues& facts,
                        Evaluation* out) const {
   const Plan& plan = plans_[static_cast<int>(kind)];

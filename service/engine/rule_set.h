@@ -103,6 +103,12 @@ class RuleSet : public std::enable_shared_from_this<RuleSet> {
 
   // --- Evaluation. ---
 
+  // OK when the rule set has rules that decide `kind`; else
+  // FAILED_PRECONDITION naming the protocol, the version and the kind. With
+  // no rules, Evaluate would still answer (CONTINUE, NOT_TRIGGERED), which
+  // a caller would take for a decision.
+  absl::Status CanDecide(EvaluationKind kind) const;
+
   // Evaluates `facts` for `kind` into `out`, reusing its storage.
   void Evaluate(EvaluationKind kind, const FactValues& facts, Evaluation* out) const;
   Evaluation Evaluate(EvaluationKind kind, const FactValues& facts) const;

@@ -105,6 +105,9 @@ std::string SelfTest::RunTest(const pb::TestCase& test,
   const RuleSet& rule_set = rule_set_;
   const std::optional<EvaluationKind> kind = KindOf(test.kind());
   if (!kind) return "kind is required (ELIGIBILITY, WITHDRAWAL, ESCALATION or STOPPING)";
+  if (absl::Status decides = rule_set.CanDecide(*kind); !decides.ok()) {
+    return std::string(decides.message());
+  }
   absl::StatusOr<FactValues> facts = rule_set.BindFacts(inputs);
   if (!test.expect_refusal().empty()) {
     if (facts.ok()) {

@@ -59,6 +59,11 @@ class TrialRulesService::CompareReactor : public grpc::ServerReadReactor<v1::Com
           (*catalog)->Select(
               {request_.protocol_id(), request_.candidate_version(), std::nullopt, ""}, today);
       if (!candidate.ok()) return candidate.status();
+      for (const auto* version : {&*base, &*candidate}) {
+        if (absl::Status s = (*version)->CanDecide(EvaluationKind::kEligibility); !s.ok()) {
+          return s;
+        }
+      }
       base_ = *base;
       candidate_ = *candidate;
     }

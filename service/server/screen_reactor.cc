@@ -164,6 +164,9 @@ class TrialRulesService::ScreenReactor
     absl::StatusOr<std::shared_ptr<const RuleSet>> rule_set = (*catalog)->Select(
         {header.protocol_id(), header.version(), *as_of, header.site_id()}, TodayUtc());
     if (!rule_set.ok()) return rule_set.status();
+    if (absl::Status s = (*rule_set)->CanDecide(EvaluationKind::kEligibility); !s.ok()) {
+      return s;
+    }
     rule_set_ = *rule_set;
     site_id_ = header.site_id();
     std::set<int> seen;

@@ -160,6 +160,7 @@ absl::Status TrialRulesService::Answer(EvaluationKind kind, absl::string_view me
       {request.protocol_id(), request.version(), *as_of, request.site_id()}, today);
   if (!selected.ok()) return selected.status();
   const RuleSet& rule_set = **selected;
+  if (absl::Status s = rule_set.CanDecide(kind); !s.ok()) return s;
   if (kind == EvaluationKind::kEscalation) {
     if (absl::Status s = CheckDoseLevel(rule_set, request.dose_level()); !s.ok()) return s;
   }

@@ -299,8 +299,8 @@ TEST(FaultsTest, UnparseableRequestBytesAreInvalidArgument) {
   ASSERT_TRUE(server.WaitForHealth(kServing)) << server.Stderr();
   grpc::GenericStub stub(server.Channel());
   // A truncated varint; then protocol_id holding bytes that are not UTF-8.
-  for (const std::string bytes : {std::string("\xff\xff\xff\xff", 4),
-                                  std::string("\x0a\x04\xc3\x28SECRET", 8)}) {
+  for (const std::string& bytes : {std::string("\xff\xff\xff\xff", 4),
+                                   std::string("\x0a\x04\xc3\x28SECRET", 8)}) {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     const grpc::Slice slice(bytes);

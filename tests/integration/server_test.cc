@@ -491,6 +491,47 @@ TEST(ServerLifecycleTest, UnavailableAndNotServingBeforeAnyRulesAreLoaded) {
   std::filesystem::remove_all(empty);
 }
 
+// A protocol with eligibility criteria only refuses the other questions
+// (FAILED_PRECONDITION naming it and the kind) instead of answering them
+// from no rules as CONTINUE or NOT_TRIGGERED.
+TEST(ServerLifecycleTest, AProtocolWithoutRulesOfAKindRefusesThatKind) {
+  const std::filesystem::path rules =
+      std::filesystem::temp_directory_path() / ("trialrules-elig-only-" + std::to_string(getpid()));
+  std::filesystem::create_directories(rules);
+  std::ofstream(rules / "ELIG-v1.textproto") << R"(protocol_id: "ELIG" version: "1"
+effective_from: "2020-01-01"
+facts { name: "karnofsky" type: NUMBER min: 0 max: 100 }
+inclusion { id: "I1" text: "Karnofsky at least 70" expression: "karnofsky >= 70" }
+test_cases { name: "in" kind: ELIGIBILITY expect_decision: "ELIGIBLE"
+  facts { name: "karnofsky" number: 80 } }
+test_cases { name: "out" kind: ELIGIBILITY expect_decision: "INELIGIBLE"
+  facts { name: "karnofsky" number: 60 } }
+)";
+  ServerProcess server({}, rules.string());
+  ASSERT_TRUE(server.WaitForPort()) << server.Stderr();
+  ASSERT_TRUE(server.WaitForHealth(grpc::health::v1::HealthCheckResponse::SERVING))
+      << server.Stderr();
+  TrialRulesClient client(server.Target(), absl::Seconds(5));
+  v1::EvaluateRequest request;
+  request.set_protocol_id("ELIG");
+  v1::FactValue* karnofsky = request.add_facts();
+  karnofsky->set_name("karnofsky");
+  karnofsky->set_number(80);
+  const auto eligible = client.Evaluate(EvaluationKind::kEligibility, request);
+  ASSERT_TRUE(eligible.ok()) << eligible.status();
+  EXPECT_EQ(eligible->decision(), v1::DECISION_ELIGIBLE);
+  for (EvaluationKind kind :
+       {EvaluationKind::kWithdrawal, EvaluationKind::kEscalation, EvaluationKind::kStopping}) {
+    const auto refused = client.Evaluate(kind, request);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_EQ(refused.status().message(),
+              absl::StrCat("ELIG version 1 has no ", EvaluationKindName(kind),
+                           " rules: it cannot decide ", EvaluationKindName(kind)));
+  }
+  EXPECT_EQ(server.AuditLog().find("\"method\":\"CheckWithdrawal\""), std::string::npos);
+  std::filesystem::remove_all(rules);
+}
+
 TEST(ServerLifecycleTest, TakenPortIsAClearErrorAndNonZeroExit) {
   ServerProcess first;
   ASSERT_TRUE(first.WaitForPort());
