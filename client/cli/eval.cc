@@ -17,7 +17,7 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: trialrules eval (--rules PATH | --server HOST:PORT [TLS options] [--deadline-ms N])\n"
-    "         --protocol ID [--version V]\n"
+    "         --protocol ID [--version V | --site SITE_ID]\n"
     "         [--kind eligibility|withdrawal|escalation|stopping]\n"
     "         --facts FILE.json [--json]\n";
 
@@ -34,6 +34,7 @@ int EvalOnServer(const Args& args, EvaluationKind kind,
   v1::EvaluateRequest request;
   request.set_protocol_id(args.Get("protocol"));
   request.set_version(args.Get("version"));
+  request.set_site_id(args.Get("site"));
   AddFacts(inputs, &request);
   absl::StatusOr<v1::EvaluateResponse> response = client.Evaluate(kind, request);
   if (!response.ok()) return Fail(response.status().message());
@@ -60,7 +61,7 @@ int EvalOnServer(const Args& args, EvaluationKind kind,
 
 int RunEval(const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args = ParseArgs(
-      argv, WithServerOptions({"rules", "protocol", "version", "kind", "facts"}),
+      argv, WithServerOptions({"rules", "protocol", "version", "site", "kind", "facts"}),
       {"json"});
   if (!args.ok() || !args->positional.empty() ||
       args->Get("rules").empty() == args->Get("server").empty() ||
@@ -93,7 +94,7 @@ int RunEval(const std::vector<std::string>& argv) {
       ParseAsOfDate("fact \"assessment_date\"", AssessmentDate(*inputs).value_or(""));
   if (!as_of.ok()) return Fail(as_of.status().message());
   absl::StatusOr<std::shared_ptr<const RuleSet>> rule_set = catalog->Select(
-      {args->Get("protocol"), args->Get("version"), *as_of, ""}, TodayUtc());
+      {args->Get("protocol"), args->Get("version"), *as_of, args->Get("site")}, TodayUtc());
   if (!rule_set.ok()) return Fail(rule_set.status().message());
   if (absl::Status s = (*rule_set)->CanDecide(*kind); !s.ok()) return Fail(s.message());
 

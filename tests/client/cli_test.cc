@@ -73,6 +73,27 @@ TEST(CliTest, EvalRefusesBadFactOnOneLine) {
             "error: fact \"karnofsky\" = 150: outside the valid range 0 to 100\n");
 }
 
+// `--site` answers with the version the site had activated on the
+// assessment date (rules/NCT04094766.sites.textproto): on 2020-07-01,
+// XIAN-01 has 2.0 and XIAN-02 still 1.0; a site not listed follows the
+// effective dates; before a site's first activation there is no answer.
+TEST(CliTest, EvalAtASiteAnswersWithTheVersionThatSiteActivated) {
+  const std::string eval = "eval --rules rules --protocol NCT04094766 --json "
+                           "--facts tests/data/facts/consented_2020_07_01.json --site ";
+  for (const auto& [site, version] :
+       {std::pair{"XIAN-01", "2.0"}, std::pair{"XIAN-02", "1.0"}, std::pair{"ELSEWHERE", "2.0"}}) {
+    const CliRun run = Cli(eval + site);
+    EXPECT_EQ(run.exit_code, 0) << site << ": " << run.output;
+    EXPECT_NE(run.output.find(std::string("\"version\":\"") + version + "\""), std::string::npos)
+        << site << ": " << run.output;
+  }
+  // XIAN-02 activated its first version on 2019-10-15.
+  const CliRun early = Cli("eval --rules rules --protocol NCT04094766 --site XIAN-02 "
+                           "--facts tests/data/facts/consented_2019_10_01.json");
+  EXPECT_EQ(early.exit_code, 1) << early.output;
+  EXPECT_NE(early.output.find("XIAN-02"), std::string::npos) << early.output;
+}
+
 TEST(CliTest, EvalRefusesDateWithNoVersionInForce) {
   const CliRun run = Cli("eval --rules rules --protocol NCT04094766 "
                       "--facts tests/data/bad_rules/../facts/karnofsky_out_of_range.json "

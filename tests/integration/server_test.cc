@@ -862,6 +862,20 @@ namespace {
 
 using testing::RunCli;
 
+// `eval --server --site` asks the server for the site's version, which
+// answers as the offline catalog does.
+TEST_F(ServerTest, EvalAtASiteOnTheServerUsesTheSitesVersion) {
+  for (const auto& [site, version] : {std::pair{"XIAN-01", "2.0"}, std::pair{"XIAN-02", "1.0"}}) {
+    const auto run = RunCli("eval --protocol NCT04094766 --json --facts "
+                            "tests/data/facts/consented_2020_07_01.json --site " +
+                            std::string(site) + " --server " + server_->Target());
+    EXPECT_EQ(run.exit_code, 0) << run.output;
+    EXPECT_NE(run.output.find(std::string("\"version\":\"") + version + "\""),
+              std::string::npos)
+        << site << ": " << run.output;
+  }
+}
+
 TEST_F(ServerTest, DiffOnTheServerPrintsWhatDiffOfflinePrints) {
   const std::string diff =
       "diff --protocol NCT04094766 --from 1.0 --to 2.0 "
