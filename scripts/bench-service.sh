@@ -71,30 +71,34 @@ bench() {
 }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
 compare_ratio() { sed -n 's/^COMPARE ratio=\([^ ]*\).*/\1/p'; }
+# CheckEligibility, 64 in flight over 2 channels, alternating between
+# servers $1 and $2: the throughput ratio $2 / $1.
+alternate() {
+  bench --seconds "$round_seconds" --rounds "$rounds" --in-flight 64 --channels 2 \
+    --server "$1" --compare-server "$2" | compare_ratio
+}
+# ScreenPatients patients/s on server $1: 3 streams, 1000 patients per message.
+screen_rate() {
+  bench --seconds "$seconds" --server "$1" --method ScreenPatients --in-flight 3 \
+    --channels 2 | grep '^RESULT' | field per_second
+}
 
 echo "== CheckEligibility, 64 in flight over 2 channels: empty handler vs trialrules, alternating" >&2
-service_ratio=$(bench --seconds "$round_seconds" --rounds "$rounds" --in-flight 64 --channels 2 \
-  --server "$empty" --compare-server "$real" | compare_ratio)
+service_ratio=$(alternate "$empty" "$real")
 echo "== CheckEligibility, 64 in flight: same-size answer without deciding vs trialrules" >&2
-same_size_ratio=$(bench --seconds "$round_seconds" --rounds "$rounds" --in-flight 64 --channels 2 \
-  --server "$same_size" --compare-server "$real" | compare_ratio)
+same_size_ratio=$(alternate "$same_size" "$real")
 echo "== CheckEligibility, 1 in flight" >&2
 p99=$(bench --seconds "$seconds" --server "$real" --in-flight 1 --channels 1 | grep '^RESULT' | field p99_ms)
 echo "== ScreenPatients, 3 streams, 1000 patients per message" >&2
-screen=$(bench --seconds "$seconds" --server "$real" --method ScreenPatients --in-flight 3 \
-  --channels 2 | grep '^RESULT' | field per_second)
+screen=$(screen_rate "$real")
 echo "== CheckEligibility, metrics off vs on, alternating" >&2
-metrics_ratio=$(bench --seconds "$round_seconds" --rounds "$rounds" --in-flight 64 --channels 2 \
-  --server "$nometrics" --compare-server "$real" | compare_ratio)
+metrics_ratio=$(alternate "$nometrics" "$real")
 echo "== CheckEligibility, audit log on /dev/null (never synced) vs a file (synced), alternating" >&2
-durable_ratio=$(bench --seconds "$round_seconds" --rounds "$rounds" --in-flight 64 --channels 2 \
-  --server "$unsynced" --compare-server "$real" | compare_ratio)
+durable_ratio=$(alternate "$unsynced" "$real")
 echo "== CheckEligibility, empty handler vs trialrules with its audit log on /dev/null" >&2
-unsynced_ratio=$(bench --seconds "$round_seconds" --rounds "$rounds" --in-flight 64 --channels 2 \
-  --server "$empty" --compare-server "$unsynced" | compare_ratio)
+unsynced_ratio=$(alternate "$empty" "$unsynced")
 echo "== ScreenPatients, audit log on /dev/null" >&2
-screen_unsynced=$(bench --seconds "$seconds" --server "$unsynced" --method ScreenPatients \
-  --in-flight 3 --channels 2 | grep '^RESULT' | field per_second)
+screen_unsynced=$(screen_rate "$unsynced")
 rm -f "$work"/audit*.jsonl
 
 echo "== engine vs raw muparser loop, repetitions interleaved at random, medians" >&2

@@ -260,9 +260,9 @@ void TrialRulesServer::WatchCertificate() {
               << not_after.status().message() << "\n";
     return;
   }
-  if (metrics_ != nullptr) metrics_->RecordCertificateExpiry(*not_after);
   if (*not_after == certificate_not_after_) return;
   certificate_not_after_ = *not_after;
+  if (metrics_ != nullptr) metrics_->RecordCertificateExpiry(*not_after);
   const std::string when =
       absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", *not_after, absl::UTCTimeZone());
   if (*not_after <= now) {

@@ -2,7 +2,6 @@
 // worker, never on a thread that answers decisions, and the check stops as
 // soon as the caller cancels or the call's deadline (or the server's
 // budget) passes.
-#include <algorithm>
 #include <atomic>
 
 #include "absl/strings/str_cat.h"

@@ -27,6 +27,7 @@ namespace {
 using testing::EligiblePatient;
 using testing::HandledSeries;
 using testing::Sample;
+using testing::WaitForSample;
 using testing::ServerProcess;
 
 constexpr int kServing = grpc::health::v1::HealthCheckResponse::SERVING;
@@ -187,16 +188,6 @@ TEST_F(FullDiskTest, FailsClosedThenRecoversOnItsOwnWithNoTornRecord) {
     EXPECT_TRUE(line.front() == '{' && line.back() == '}') << line;
   }
   EXPECT_EQ(lines, 1 + (20 - refused) + 1);
-}
-
-// Waits (up to 20 s) until the scrape's `series` reaches `wanted`; its last
-// value.
-double WaitForSample(const ServerProcess& server, const std::string& series, double wanted) {
-  double value = -1;
-  for (int i = 0; i < 200 && (value = Sample(server.Scrape(), series)) < wanted; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return value;
 }
 
 // One ValidateRuleSet call in flight.

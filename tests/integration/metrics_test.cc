@@ -226,18 +226,13 @@ TEST(MetricsTest, CallsTheCallerGaveUpOnAreCountedAsWhatTheCallerGot) {
     EXPECT_EQ(stream->Finish().error_code(),
               cancel ? grpc::StatusCode::CANCELLED : grpc::StatusCode::DEADLINE_EXCEEDED);
   }
-  std::string page;
-  for (int i = 0; i < 100; ++i) {
-    page = server.Scrape();
-    if (Sample(page, testing::HandledSeries("ScreenPatients", "DEADLINE_EXCEEDED")) == 1 &&
-        Sample(page, testing::HandledSeries("ScreenPatients", "CANCELLED")) == 1) {
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  EXPECT_EQ(Sample(page, testing::HandledSeries("ScreenPatients", "CANCELLED")), 1) << page;
-  EXPECT_EQ(Sample(page, testing::HandledSeries("ScreenPatients", "DEADLINE_EXCEEDED")), 1);
-  EXPECT_EQ(Sample(page, Call("ScreenPatients")), -1);
+  EXPECT_EQ(testing::WaitForSample(server, testing::HandledSeries("ScreenPatients", "CANCELLED"),
+                                    1),
+            1);
+  EXPECT_EQ(testing::WaitForSample(
+                server, testing::HandledSeries("ScreenPatients", "DEADLINE_EXCEEDED"), 1),
+            1);
+  EXPECT_EQ(Sample(server.Scrape(), Call("ScreenPatients")), -1);
 }
 
 TEST(MetricsTest, TakenMetricsPortIsAClearErrorAndNonZeroExit) {

@@ -228,6 +228,17 @@ class ServerProcess {
   int exit_code_ = -1;
 };
 
+// Waits (up to 20 s) until the scrape's `series` reaches `wanted`; its last
+// value.
+inline double WaitForSample(const ServerProcess& server, const std::string& series,
+                            double wanted) {
+  double value = -1;
+  for (int i = 0; i < 200 && (value = Sample(server.Scrape(), series)) < wanted; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return value;
+}
+
 }  // namespace trialrules::testing
 
 #endif  // TRIALRULES_TESTS_INTEGRATION_SERVER_PROCESS_H_
