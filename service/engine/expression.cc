@@ -49,17 +49,31 @@ double Pow(double a, double b) { return Checked(std::pow(a, b), a, b); }
 double Neg(double a) { return -a; }
 
 double Truth(bool b) { return b ? 1.0 : 0.0; }
-#define TRIALRULES_COMPARISON(name, op)                     \
+
+// Comparisons are decided on the decimal values the operands stand for, not
+// on their nearest doubles: 1.5 * 1.2 is 1.7999999999999998 in double, and a
+// bilirubin of 1.8 must still be exactly 1.5 x ULN. Operands within
+// kDecimalTolerance of each other (relative) are equal. The computation's
+// own error is far below it (a few operations of 1.1e-16 each), and two
+// different results of decimals with at most 12 significant digits (the
+// product of two 6-digit lab values, a unit conversion) differ by far more
+// (at least 1e-12 relative), so both sides and the equality come out as in
+// exact decimal arithmetic.
+constexpr double kDecimalTolerance = 1e-13;
+bool DecimalEqual(double a, double b) {
+  return a == b || std::fabs(a - b) <= kDecimalTolerance * std::max(std::fabs(a), std::fabs(b));
+}
+#define TRIALRULES_COMPARISON(name, result)                 \
   double name(double a, double b) {                         \
     if (IsUnknown(a) || IsUnknown(b)) return kUnknown;      \
-    return Truth(a op b);                                   \
+    return Truth(result);                                   \
   }
-TRIALRULES_COMPARISON(Less, <)
-TRIALRULES_COMPARISON(LessEqual, <=)
-TRIALRULES_COMPARISON(Greater, >)
-TRIALRULES_COMPARISON(GreaterEqual, >=)
-TRIALRULES_COMPARISON(Equal, ==)
-TRIALRULES_COMPARISON(NotEqual, !=)
+TRIALRULES_COMPARISON(Less, a < b && !DecimalEqual(a, b))
+TRIALRULES_COMPARISON(LessEqual, a <= b || DecimalEqual(a, b))
+TRIALRULES_COMPARISON(Greater, a > b && !DecimalEqual(a, b))
+TRIALRULES_COMPARISON(GreaterEqual, a >= b || DecimalEqual(a, b))
+TRIALRULES_COMPARISON(Equal, DecimalEqual(a, b))
+TRIALRULES_COMPARISON(NotEqual, !DecimalEqual(a, b))
 #undef TRIALRULES_COMPARISON
 
 // Kleene: false && unknown is false; true || unknown is true.

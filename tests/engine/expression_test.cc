@@ -5,6 +5,7 @@
 
 #include <random>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/rule_files.h"
 
@@ -100,6 +101,37 @@ TEST_F(ExpressionTest, ComparisonBoundaries) {
   ExpectSame(F, Eval("x > 70", F, F, 70), "> at boundary");
   ExpectSame(F, Eval("x < 70", F, F, 70), "< at boundary");
   ExpectSame(T, Eval("x <= 70", F, F, 70), "<= at boundary");
+}
+
+// Both sides and the equality as exact decimal arithmetic has them, where
+// the nearest doubles disagree: 1.5 * 1.2 is 1.7999999999999998 in double,
+// 5 * 10.06 is 50.300000000000004, and 159.156 / 88.42 is 1.7999999999999998.
+TEST_F(ExpressionTest, ComparisonsAreDecidedOnDecimalValues) {
+  struct Boundary {
+    double value, factor, reference;
+  };
+  for (const Boundary& b : {Boundary{1.8, 1.5, 1.2}, Boundary{50.3, 5, 10.06},
+                            Boundary{3.3, 3, 1.1}, Boundary{2.1, 3.0, 0.7}}) {
+    const std::string what = absl::StrCat(b.value, " vs ", b.factor, " x ", b.reference);
+    slots_[2] = b.value;
+    const std::string product = absl::StrCat(b.factor, " * y");
+    EXPECT_EQ(Eval("x == " + product, T, T, b.value, b.reference), T) << what;
+    EXPECT_EQ(Eval("x != " + product, T, T, b.value, b.reference), F) << what;
+    EXPECT_EQ(Eval("x < " + product, T, T, b.value, b.reference), F) << what;
+    EXPECT_EQ(Eval("x <= " + product, T, T, b.value, b.reference), T) << what;
+    EXPECT_EQ(Eval("x > " + product, T, T, b.value, b.reference), F) << what;
+    EXPECT_EQ(Eval("x >= " + product, T, T, b.value, b.reference), T) << what;
+    // One unit in the last of 6 significant digits either side is not equal.
+    const double step = b.value * 1e-5;
+    EXPECT_EQ(Eval("x < " + product, T, T, b.value - step, b.reference), T) << what;
+    EXPECT_EQ(Eval("x > " + product, T, T, b.value + step, b.reference), T) << what;
+    EXPECT_EQ(Eval("x == " + product, T, T, b.value + step, b.reference), F) << what;
+  }
+  EXPECT_EQ(Eval("x / 88.42 == 1.8", T, T, 159.156), T);
+  EXPECT_EQ(Eval("x / 88.42 > 1.8", T, T, 159.156), F);
+  // Different 12-digit decimals stay different.
+  EXPECT_EQ(Eval("x < y", T, T, 9.99999999998, 9.99999999999), T);
+  EXPECT_EQ(Eval("x == 0", T, T, 1e-300), F);
 }
 
 TEST_F(ExpressionTest, LogicOnFractionsIsNotTruncated) {
