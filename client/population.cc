@@ -30,6 +30,11 @@ std::vector<std::vector<FactInput>> SyntheticPopulation(
           input.value = FormatIsoDate(day);
           break;
         }
+        case ValueType::kText:
+          input.value = spec.allowed_values[static_cast<size_t>(unit(random) *
+                                                                spec.allowed_values.size()) %
+                                            spec.allowed_values.size()];
+          break;
         case ValueType::kNumber: {
           const double low = std::isfinite(spec.min) ? spec.min : 0.0;
           const double high =

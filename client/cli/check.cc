@@ -1,5 +1,5 @@
-// `trialrules check PATH...`: load rule files, run their test cases, print
-// every problem as file:line:col: rule ID: message.
+// `trialrules check PATH...`: load rule files and decision-table files, run
+// their test cases, print every problem as file:line:col: rule ID: message.
 #include <iostream>
 
 #include "client/cli/args.h"
@@ -60,10 +60,11 @@ int CheckOnServer(const Args& args) {
 }  // namespace
 
 int RunCheck(const std::vector<std::string>& argv) {
-  absl::StatusOr<Args> args = ParseArgs(argv, WithServerOptions({}), {"quiet"});
+  absl::StatusOr<Args> args = ParseArgs(argv, WithServerOptions({}), {"quiet", "coverage"});
   if (!args.ok() || args->positional.empty()) {
     std::cerr << (args.ok() ? "" : std::string(args.status().message()) + "\n")
-              << "usage: trialrules check [--quiet] [--server HOST:PORT [TLS options]] PATH...\n"
+              << "usage: trialrules check [--quiet] [--coverage] [--server HOST:PORT [TLS options]] "
+                 "PATH...\n"
               << kServerUsage;
     return kExitUsage;
   }
@@ -87,16 +88,51 @@ int RunCheck(const std::vector<std::string>& argv) {
                 << load.result.tests.size() << " test cases passed\n";
     }
   }
-  if (absl::StatusOr<Catalog> catalog = Catalog::Build(rule_sets); !catalog.ok()) {
+  std::vector<std::shared_ptr<const DecisionTableSet>> tables;
+  const std::vector<TableFileLoad> table_loads = LoadTableFiles(args->positional);
+  for (const TableFileLoad& load : table_loads) {
+    for (const Problem& problem : load.result.problems) {
+      std::cout << problem.ToString() << "\n";
+      ++problems;
+    }
+    if (load.result.tables == nullptr) continue;
+    ++loaded;
+    tables.push_back(load.result.tables);
+    if (args->Has("quiet")) continue;
+    const DecisionTableSet& set = *load.result.tables;
+    size_t rows = 0;
+    for (const DecisionTable& table : set.tables()) rows += table.rows.size();
+    std::cerr << load.path << ": ok: decision table " << set.table_id() << " version "
+              << set.version() << ", " << set.tables().size() << " terms, " << rows
+              << " rows, " << load.result.tests.size() << " test cases passed\n";
+    if (!args->Has("coverage")) continue;
+    for (size_t t = 0; t < set.tables().size(); ++t) {
+      const DecisionTable& table = set.tables()[t];
+      for (size_t r = 0; r < table.rows.size(); ++r) {
+        std::cerr << "  " << table.term << " row " << table.rows[r].id << " (output "
+                  << table.rows[r].output << "): holds in "
+                  << load.result.row_test_counts[t][r] << " test cases\n";
+      }
+    }
+  }
+  std::vector<Problem> references;
+  CheckTableReferences(rule_sets, tables, &references);
+  for (const Problem& problem : references) {
+    std::cout << problem.ToString() << "\n";
+    ++problems;
+  }
+  if (absl::StatusOr<Catalog> catalog = Catalog::Build(rule_sets, {}, {}, tables);
+      !catalog.ok()) {
     std::cout << catalog.status().message() << "\n";
     ++problems;
   }
-  if (loads.empty()) {
+  if (loads.empty() && table_loads.empty()) {
     std::cout << "no rule files (*" << kRuleFileExtension << ") found\n";
     return kExitProblems;
   }
   if (!args->Has("quiet")) {
-    std::cerr << loaded << " of " << loads.size() << " files loaded, " << problems
+    std::cerr << loaded << " of " << loads.size() + table_loads.size() << " files loaded, "
+              << problems
               << " problems\n";
   }
   return problems == 0 ? kExitOk : kExitProblems;

@@ -10,6 +10,8 @@ namespace {
 
 // The longest text of one value: a number, or a quoted date (12).
 constexpr size_t kMaxValueText = kMaxNumberText;
+// A quoted word of a TEXT fact: an identifier of at most 64 characters.
+constexpr size_t kMaxWordText = 66;
 
 }  // namespace
 
@@ -20,7 +22,10 @@ void AppendCanonicalFacts(const RuleSet& rule_set, const FactValues& facts,
   const std::vector<FactSpec>& specs = rule_set.facts();
   size_t longest = 2;
   for (size_t f = 0; f < specs.size(); ++f) {
-    if (facts.present[f]) longest += specs[f].name.size() + 4 + kMaxValueText;
+    if (facts.present[f]) {
+      longest += specs[f].name.size() + 4 +
+                 (specs[f].type == ValueType::kText ? kMaxWordText : kMaxValueText);
+    }
   }
   const size_t start = out->size();
   out->resize(start + longest);
@@ -47,6 +52,15 @@ void AppendCanonicalFacts(const RuleSet& rule_set, const FactValues& facts,
         *p++ = '"';
         const std::string date = FormatIsoDate(static_cast<DayNumber>(value));
         p = std::copy(date.begin(), date.end(), p);
+        *p++ = '"';
+        break;
+      }
+      case ValueType::kText: {
+        // Words are identifiers (checked at load): nothing to escape.
+        const std::string& word =
+            rule_set.definition().words[static_cast<size_t>(value) - 1];
+        *p++ = '"';
+        p = std::copy(word.begin(), word.end(), p);
         *p++ = '"';
         break;
       }

@@ -1,8 +1,28 @@
 #include "service/catalog/catalog.h"
 
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 
 namespace trialrules {
+
+bool VersionLess(absl::string_view a, absl::string_view b) {
+  const std::vector<absl::string_view> pa = absl::StrSplit(a, absl::ByAnyChar(".-_"));
+  const std::vector<absl::string_view> pb = absl::StrSplit(b, absl::ByAnyChar(".-_"));
+  for (size_t i = 0; i < std::min(pa.size(), pb.size()); ++i) {
+    uint64_t na = 0, nb = 0;
+    if (absl::SimpleAtoi(pa[i], &na) && absl::SimpleAtoi(pb[i], &nb)) {
+      if (na != nb) return na < nb;
+    } else if (pa[i] != pb[i]) {
+      return pa[i] < pb[i];
+    }
+  }
+  return pa.size() < pb.size();
+}
 
 absl::StatusOr<std::optional<DayNumber>> ParseAsOfDate(absl::string_view field,
                                                        absl::string_view text) {
@@ -17,10 +37,21 @@ absl::StatusOr<std::optional<DayNumber>> ParseAsOfDate(absl::string_view field,
 
 absl::StatusOr<Catalog> Catalog::Build(
     std::vector<std::shared_ptr<const RuleSet>> rule_sets, std::vector<Problem> refused,
-    std::vector<ProtocolSites> sites) {
+    std::vector<ProtocolSites> sites,
+    std::vector<std::shared_ptr<const DecisionTableSet>> tables) {
   Catalog catalog;
   catalog.refused_ = std::move(refused);
   catalog.sites_ = std::move(sites);
+  for (auto& table : tables) {
+    for (const auto& loaded : catalog.tables_) {
+      if (loaded->table_id() == table->table_id() && loaded->version() == table->version()) {
+        return absl::AlreadyExistsError(absl::StrCat(
+            table->header().file_name, ": decision table ", table->table_id(), " version ",
+            table->version(), " is already loaded from ", loaded->header().file_name));
+      }
+    }
+    catalog.tables_.push_back(std::move(table));
+  }
   for (auto& rule_set : rule_sets) {
     for (const auto& loaded : catalog.rule_sets_) {
       if (loaded->protocol_id() == rule_set->protocol_id() &&
@@ -34,6 +65,29 @@ absl::StatusOr<Catalog> Catalog::Build(
     catalog.rule_sets_.push_back(std::move(rule_set));
   }
   return catalog;
+}
+
+absl::StatusOr<std::shared_ptr<const DecisionTableSet>> Catalog::SelectTable(
+    absl::string_view table_id, absl::string_view version) const {
+  std::shared_ptr<const DecisionTableSet> latest;
+  bool known = false;
+  for (const auto& table : tables_) {
+    if (table->table_id() != table_id) continue;
+    known = true;
+    if (version.empty()) {
+      if (latest == nullptr || VersionLess(latest->version(), table->version())) latest = table;
+    } else if (table->version() == version) {
+      return table;
+    }
+  }
+  if (latest != nullptr) return latest;
+  std::vector<std::string> ids;
+  for (const auto& table : tables_) ids.push_back(table->table_id());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return absl::NotFoundError(
+      known ? absl::StrCat("decision table ", table_id, " has no version \"", version, "\"")
+            : absl::StrCat("unknown decision table \"", table_id, "\" (loaded: ",
+                           ids.empty() ? "none" : absl::StrJoin(ids, ", "), ")"));
 }
 
 absl::StatusOr<std::shared_ptr<const RuleSet>> Catalog::Select(const VersionQuery& query,

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "service/catalog/sites.h"
+#include "service/engine/decision_table.h"
 #include "service/engine/problem.h"
 #include "service/engine/rule_set.h"
 #include "service/util/dates.h"
@@ -25,6 +26,11 @@ namespace trialrules {
 // `field = "text": why`.
 absl::StatusOr<std::optional<DayNumber>> ParseAsOfDate(absl::string_view field,
                                                        absl::string_view text);
+
+// Whether version `a` comes before `b`: dot-, dash- or underscore-separated
+// parts compared as numbers where both are numbers ("1.10" after "1.9"),
+// else as text.
+bool VersionLess(absl::string_view a, absl::string_view b);
 
 // What a request asks of the catalog.
 struct VersionQuery {
@@ -41,13 +47,22 @@ class Catalog {
   // lists the files (or versions) that were not loaded, and why.
   static absl::StatusOr<Catalog> Build(
       std::vector<std::shared_ptr<const RuleSet>> rule_sets,
-      std::vector<Problem> refused = {}, std::vector<ProtocolSites> sites = {});
+      std::vector<Problem> refused = {}, std::vector<ProtocolSites> sites = {},
+      std::vector<std::shared_ptr<const DecisionTableSet>> tables = {});
 
   const std::vector<std::shared_ptr<const RuleSet>>& rule_sets() const {
     return rule_sets_;
   }
   const std::vector<Problem>& refused() const { return refused_; }
   const std::vector<ProtocolSites>& sites() const { return sites_; }
+  const std::vector<std::shared_ptr<const DecisionTableSet>>& tables() const {
+    return tables_;
+  }
+
+  // The decision tables `table_id` at `version`; with no version, the
+  // highest loaded (VersionLess). NotFound names what is loaded.
+  absl::StatusOr<std::shared_ptr<const DecisionTableSet>> SelectTable(
+      absl::string_view table_id, absl::string_view version) const;
 
   // The version that answers `query`, on the as-of date (else `today`):
   //  1. the version named;
@@ -65,6 +80,7 @@ class Catalog {
   std::vector<std::shared_ptr<const RuleSet>> rule_sets_;
   std::vector<Problem> refused_;
   std::vector<ProtocolSites> sites_;
+  std::vector<std::shared_ptr<const DecisionTableSet>> tables_;
 };
 
 // The catalog in force. Readers pin a snapshot for a whole request, so a

@@ -71,77 +71,70 @@ std::vector<ProtocolSites> ReloadSites(const std::string& dir, const Catalog* pr
   return sites;
 }
 
-std::string Describe(const RuleSet& rule_set) {
-  return absl::StrCat(rule_set.protocol_id(), " version ", rule_set.version(), " from ",
-                      rule_set.definition().file_name);
+// What the reload needs to know of a loaded file, the same way for rule
+// sets and decision-table sets.
+const std::string& FileName(const RuleSet& rule_set) { return rule_set.definition().file_name; }
+const std::string& FileName(const DecisionTableSet& tables) { return tables.header().file_name; }
+std::string Subject(const RuleSet& rule_set) {
+  return absl::StrCat("protocol ", rule_set.protocol_id(), " version ", rule_set.version());
 }
-
+std::string Subject(const DecisionTableSet& tables) {
+  return absl::StrCat("decision table ", tables.table_id(), " version ", tables.version());
+}
 std::string Key(const RuleSet& rule_set) {
   return absl::StrCat(rule_set.protocol_id(), "\n", rule_set.version());
 }
-
-}  // namespace
-
-std::vector<std::string> ListRuleFiles(absl::Span<const std::string> paths,
-                                       std::vector<Problem>* problems) {
-  std::vector<std::string> files;
-  for (const std::string& path : paths) {
-    std::error_code error;
-    if (!fs::is_directory(path, error)) {
-      files.push_back(path);
-      continue;
-    }
-    std::vector<std::string> in_directory;
-    for (const fs::directory_entry& entry : fs::directory_iterator(path, error)) {
-      const std::string name = entry.path().filename().string();
-      if (name.starts_with(".") || !absl::EndsWith(name, kRuleFileExtension) ||
-          absl::EndsWith(name, kSiteFileExtension)) {
-        continue;
-      }
-      // A symlink counts even when dangling (its target being replaced, as
-      // in a ConfigMap volume): reading it then fails, and a failed read
-      // keeps the version the file gave, where a missing file would retire it.
-      std::error_code type_error;
-      if (entry.is_regular_file(type_error) || entry.is_symlink(type_error)) {
-        in_directory.push_back(entry.path().string());
-      }
-    }
-    if (error) {
-      problems->push_back(
-          {path, 0, 0, "", absl::StrCat("cannot list the directory: ", error.message())});
-    }
-    std::sort(in_directory.begin(), in_directory.end());
-    files.insert(files.end(), in_directory.begin(), in_directory.end());
-  }
-  return files;
+std::string Key(const DecisionTableSet& tables) {
+  return absl::StrCat(tables.table_id(), "\n", tables.version());
+}
+// "NCT04094766 version 3.0 from FILE"; tables with the word "table".
+std::string Describe(const RuleSet& rule_set) {
+  return absl::StrCat(rule_set.protocol_id(), " version ", rule_set.version(), " from ",
+                      FileName(rule_set));
+}
+std::string Describe(const DecisionTableSet& tables) {
+  return absl::StrCat("table ", tables.table_id(), " version ", tables.version(), " from ",
+                      FileName(tables));
 }
 
-std::vector<FileLoad> LoadRuleFiles(absl::Span<const std::string> paths) {
-  std::vector<FileLoad> loads;
+struct Loaded {
+  std::shared_ptr<const RuleSet> rule_set;
+  std::shared_ptr<const DecisionTableSet> tables;
   std::vector<Problem> problems;
-  for (const std::string& file : ListRuleFiles(paths, &problems)) {
-    loads.push_back(LoadFile(file));
-  }
-  for (Problem& problem : problems) {
-    loads.push_back({problem.file, {}});
-    loads.back().result.problems.push_back(std::move(problem));
-  }
-  return loads;
+};
+template <typename T>
+std::shared_ptr<const T> LoadedOf(Loaded&& loaded);
+template <>
+std::shared_ptr<const RuleSet> LoadedOf(Loaded&& loaded) { return std::move(loaded.rule_set); }
+template <>
+std::shared_ptr<const DecisionTableSet> LoadedOf(Loaded&& loaded) {
+  return std::move(loaded.tables);
 }
 
-CatalogReload ReloadCatalog(const std::string& dir, const Catalog* previous,
-                            ReloadMemory* memory, const ReloadOptions& options) {
-  CatalogReload reload;
-  std::vector<Problem> refused;
-  const std::vector<std::string> files = ListRuleFiles({dir}, &refused);
+Loaded LoadBytes(absl::string_view bytes, const std::string& path) {
+  if (absl::EndsWith(path, kTableFileExtension)) {
+    TableLoadResult result = LoadDecisionTables(bytes, path);
+    return {nullptr, std::move(result.tables), std::move(result.problems)};
+  }
+  LoadResult result = LoadRuleSet(bytes, path);
+  return {std::move(result.rule_set), nullptr, std::move(result.problems)};
+}
 
-  // What the previous catalog had, by file and by protocol/version.
-  std::map<std::string, std::shared_ptr<const RuleSet>> previous_by_file;
-  std::map<std::string, std::shared_ptr<const RuleSet>> previous_by_key;
+// Merges a new read of `files` (rule files, or decision-table files) with
+// what `previous` had, as ReloadCatalog describes; returns what the new
+// catalog holds and notes what changed in `reload`.
+template <typename T>
+std::vector<std::shared_ptr<const T>> ReloadFiles(
+    const std::vector<std::string>& files,
+    const std::vector<std::shared_ptr<const T>>* previous, ReloadMemory* memory,
+    const ReloadOptions& options, std::vector<Problem>* refused, CatalogReload* reload) {
+  // What the previous catalog had, by file and by id/version.
+  std::map<std::string, std::shared_ptr<const T>> previous_by_file;
+  std::map<std::string, std::shared_ptr<const T>> previous_by_key;
   if (previous != nullptr) {
-    for (const auto& rule_set : previous->rule_sets()) {
-      previous_by_file[rule_set->definition().file_name] = rule_set;
-      previous_by_key[Key(*rule_set)] = rule_set;
+    for (const auto& item : *previous) {
+      previous_by_file[FileName(*item)] = item;
+      previous_by_key[Key(*item)] = item;
     }
   }
 
@@ -162,11 +155,11 @@ CatalogReload ReloadCatalog(const std::string& dir, const Catalog* previous,
     candidates.push_back(std::move(candidate));
   }
 
-  std::vector<std::shared_ptr<const RuleSet>> kept;
+  std::vector<std::shared_ptr<const T>> kept;
   std::map<std::string, std::string> claimed;  // key → file
-  auto claim = [&](const std::shared_ptr<const RuleSet>& rule_set) {
-    claimed[Key(*rule_set)] = rule_set->definition().file_name;
-    kept.push_back(rule_set);
+  auto claim = [&](const std::shared_ptr<const T>& item) {
+    claimed[Key(*item)] = FileName(*item);
+    kept.push_back(item);
   };
   // Unchanged files first: what serves keeps serving, whatever newcomers say.
   std::vector<const Candidate*> changed_files;
@@ -187,15 +180,15 @@ CatalogReload ReloadCatalog(const std::string& dir, const Catalog* previous,
       }
     };
     if (!candidate->readable) {
-      refused.push_back({candidate->path, 0, 0, "", "cannot read the file"});
+      refused->push_back({candidate->path, 0, 0, "", "cannot read the file"});
       keep_previous();
       continue;
     }
     if (memory != nullptr) {
       const auto known = memory->refused.find(candidate->path);
       if (known != memory->refused.end() && known->second.sha256 == candidate->sha256) {
-        refused.insert(refused.end(), known->second.problems.begin(),
-                       known->second.problems.end());
+        refused->insert(refused->end(), known->second.problems.begin(),
+                        known->second.problems.end());
         keep_previous();
         continue;
       }
@@ -208,74 +201,188 @@ CatalogReload ReloadCatalog(const std::string& dir, const Catalog* previous,
         seen->second = {candidate->sha256, options.now};
       }
       if (options.now - seen->second.first_read < options.settle) {
-        reload.unsettled.push_back(candidate->path);
+        reload->unsettled.push_back(candidate->path);
         keep_previous();
         continue;
       }
       memory->unsettled.erase(candidate->path);
     }
-    LoadResult result = LoadRuleSet(candidate->bytes, candidate->path);
-    if (result.rule_set == nullptr) {
+    Loaded result = LoadBytes(candidate->bytes, candidate->path);
+    std::shared_ptr<const T> item = LoadedOf<T>(std::move(result));
+    if (item == nullptr) {
       if (memory != nullptr) {
         memory->refused[candidate->path] = {candidate->sha256, result.problems};
       }
-      refused.insert(refused.end(), result.problems.begin(), result.problems.end());
+      refused->insert(refused->end(), result.problems.begin(), result.problems.end());
       keep_previous();
       continue;
     }
-    const RuleSet& loaded = *result.rule_set;
-    const auto same_version = previous_by_key.find(Key(loaded));
-    const bool replaces_unserved =
-        same_version != previous_by_key.end() && !same_version->second->served() &&
-        same_version->second->definition().file_name == candidate->path;
-    if (replaces_unserved && same_version->second->sha256() != loaded.sha256()) {
-      reload.replaced.push_back(Describe(*same_version->second));
+    const auto same_version = previous_by_key.find(Key(*item));
+    const bool replaces_unserved = same_version != previous_by_key.end() &&
+                                   !same_version->second->served() &&
+                                   FileName(*same_version->second) == candidate->path;
+    if (replaces_unserved && same_version->second->sha256() != item->sha256()) {
+      reload->replaced.push_back(Describe(*same_version->second));
     } else if (same_version != previous_by_key.end() &&
-               same_version->second->sha256() != loaded.sha256()) {
-      refused.push_back(
+               same_version->second->sha256() != item->sha256()) {
+      refused->push_back(
           {candidate->path, 0, 0, "",
-           absl::StrCat("protocol ", loaded.protocol_id(), " version ", loaded.version(),
-                        " is already loaded from ",
-                        same_version->second->definition().file_name,
+           absl::StrCat(Subject(*item), " is already loaded from ",
+                        FileName(*same_version->second),
                         " with other content; a loaded version never changes: give the "
                         "change a new version")});
       keep_previous();
       continue;
     }
-    if (const auto other = claimed.find(Key(loaded)); other != claimed.end()) {
-      refused.push_back({candidate->path, 0, 0, "",
-                         absl::StrCat("protocol ", loaded.protocol_id(), " version ",
-                                      loaded.version(), " is already loaded from ",
-                                      other->second, "; this file is refused")});
+    if (const auto other = claimed.find(Key(*item)); other != claimed.end()) {
+      refused->push_back({candidate->path, 0, 0, "",
+                          absl::StrCat(Subject(*item), " is already loaded from ",
+                                       other->second, "; this file is refused")});
       keep_previous();
       continue;
     }
-    claim(result.rule_set);
+    claim(item);
   }
+
+  std::set<const T*> now;
+  for (const auto& item : kept) now.insert(item.get());
+  std::set<const T*> before;
+  if (previous != nullptr) {
+    for (const auto& item : *previous) {
+      before.insert(item.get());
+      if (!now.count(item.get()) &&
+          std::find(reload->replaced.begin(), reload->replaced.end(), Describe(*item)) ==
+              reload->replaced.end()) {
+        reload->retired.push_back(Describe(*item));
+      }
+    }
+  }
+  for (const auto& item : kept) {
+    if (!before.count(item.get())) reload->added.push_back(Describe(*item));
+  }
+  return kept;
+}
+
+}  // namespace
+
+void CheckTableReferences(const std::vector<std::shared_ptr<const RuleSet>>& rule_sets,
+                          const std::vector<std::shared_ptr<const DecisionTableSet>>& tables,
+                          std::vector<Problem>* problems) {
+  std::set<std::string> loaded;
+  for (const auto& table : tables) loaded.insert(Key(*table));
+  for (const auto& rule_set : rule_sets) {
+    for (const auto& [id, version] : rule_set->definition().decision_tables) {
+      if (loaded.count(absl::StrCat(id, "\n", version))) continue;
+      problems->push_back(
+          {FileName(*rule_set), 0, 0, "",
+           absl::StrCat(Subject(*rule_set), " uses decision table ", id, " version ", version,
+                        ", which is not loaded: its grading is unavailable until it is")});
+    }
+  }
+}
+
+namespace {
+
+// Expands `paths` into the files of one kind: rule files, or decision-table
+// files (a path naming a file of the other kind is left out).
+std::vector<std::string> ListFiles(absl::Span<const std::string> paths, bool tables,
+                                   std::vector<Problem>* problems) {
+  auto of_kind = [&](const std::string& name) {
+    return absl::EndsWith(name, kTableFileExtension) == tables;
+  };
+  std::vector<std::string> files;
+  for (const std::string& path : paths) {
+    std::error_code error;
+    if (!fs::is_directory(path, error)) {
+      if (of_kind(path)) files.push_back(path);
+      continue;
+    }
+    std::vector<std::string> in_directory;
+    for (const fs::directory_entry& entry : fs::directory_iterator(path, error)) {
+      const std::string name = entry.path().filename().string();
+      if (name.starts_with(".") || !absl::EndsWith(name, kRuleFileExtension) ||
+          absl::EndsWith(name, kSiteFileExtension) || !of_kind(name)) {
+        continue;
+      }
+      // A symlink counts even when dangling (its target being replaced, as
+      // in a ConfigMap volume): reading it then fails, and a failed read
+      // keeps the version the file gave, where a missing file would retire it.
+      std::error_code type_error;
+      if (entry.is_regular_file(type_error) || entry.is_symlink(type_error)) {
+        in_directory.push_back(entry.path().string());
+      }
+    }
+    if (error && problems != nullptr) {
+      problems->push_back(
+          {path, 0, 0, "", absl::StrCat("cannot list the directory: ", error.message())});
+    }
+    std::sort(in_directory.begin(), in_directory.end());
+    files.insert(files.end(), in_directory.begin(), in_directory.end());
+  }
+  return files;
+}
+
+}  // namespace
+
+std::vector<std::string> ListRuleFiles(absl::Span<const std::string> paths,
+                                       std::vector<Problem>* problems) {
+  return ListFiles(paths, false, problems);
+}
+
+std::vector<std::string> ListTableFiles(absl::Span<const std::string> paths) {
+  return ListFiles(paths, true, nullptr);
+}
+
+std::vector<TableFileLoad> LoadTableFiles(absl::Span<const std::string> paths) {
+  std::vector<TableFileLoad> loads;
+  for (const std::string& path : ListTableFiles(paths)) {
+    TableFileLoad load{path, {}};
+    absl::StatusOr<std::string> bytes = ReadFileBytes(path);
+    if (!bytes.ok()) {
+      load.result.problems.push_back({path, 0, 0, "", std::string(bytes.status().message())});
+    } else {
+      load.result = LoadDecisionTables(*bytes, path);
+    }
+    loads.push_back(std::move(load));
+  }
+  return loads;
+}
+
+std::vector<FileLoad> LoadRuleFiles(absl::Span<const std::string> paths) {
+  std::vector<FileLoad> loads;
+  std::vector<Problem> problems;
+  for (const std::string& file : ListRuleFiles(paths, &problems)) {
+    loads.push_back(LoadFile(file));
+  }
+  for (Problem& problem : problems) {
+    loads.push_back({problem.file, {}});
+    loads.back().result.problems.push_back(std::move(problem));
+  }
+  return loads;
+}
+
+CatalogReload ReloadCatalog(const std::string& dir, const Catalog* previous,
+                            ReloadMemory* memory, const ReloadOptions& options) {
+  CatalogReload reload;
+  std::vector<Problem> refused;
+  const std::vector<std::string> files = ListRuleFiles({dir}, &refused);
+  const std::vector<std::string> table_files = ListTableFiles({dir});
+  std::vector<std::shared_ptr<const RuleSet>> kept = ReloadFiles<RuleSet>(
+      files, previous != nullptr ? &previous->rule_sets() : nullptr, memory, options, &refused,
+      &reload);
+  std::vector<std::shared_ptr<const DecisionTableSet>> tables = ReloadFiles<DecisionTableSet>(
+      table_files, previous != nullptr ? &previous->tables() : nullptr, memory, options,
+      &refused, &reload);
   if (memory != nullptr) {
     // Forget what no longer stands in the directory.
-    const std::set<std::string> present(files.begin(), files.end());
+    std::set<std::string> present(files.begin(), files.end());
+    present.insert(table_files.begin(), table_files.end());
     auto gone = [&](const auto& entry) { return !present.count(entry.first); };
     std::erase_if(memory->unsettled, gone);
     std::erase_if(memory->refused, gone);
   }
+  CheckTableReferences(kept, tables, &reload.missing_tables);
 
-  std::set<const RuleSet*> now;
-  for (const auto& rule_set : kept) now.insert(rule_set.get());
-  std::set<const RuleSet*> before;
-  if (previous != nullptr) {
-    for (const auto& rule_set : previous->rule_sets()) {
-      before.insert(rule_set.get());
-      if (!now.count(rule_set.get()) &&
-          std::find(reload.replaced.begin(), reload.replaced.end(), Describe(*rule_set)) ==
-              reload.replaced.end()) {
-        reload.retired.push_back(Describe(*rule_set));
-      }
-    }
-  }
-  for (const auto& rule_set : kept) {
-    if (!before.count(rule_set.get())) reload.added.push_back(Describe(*rule_set));
-  }
   std::sort(kept.begin(), kept.end(), [](const auto& a, const auto& b) {
     return std::tie(a->protocol_id(), a->definition().effective_from, a->version()) <
            std::tie(b->protocol_id(), b->definition().effective_from, b->version());
@@ -300,8 +407,8 @@ CatalogReload ReloadCatalog(const std::string& dir, const Catalog* previous,
                    !reload.retired.empty() || refused_text != previous_refused_text ||
                    sites_sha != previous_sites_sha;
   // Build cannot fail: every protocol/version was claimed once.
-  reload.catalog = std::make_shared<const Catalog>(
-      *Catalog::Build(std::move(kept), std::move(refused), std::move(sites)));
+  reload.catalog = std::make_shared<const Catalog>(*Catalog::Build(
+      std::move(kept), std::move(refused), std::move(sites), std::move(tables)));
   return reload;
 }
 

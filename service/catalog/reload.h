@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "service/catalog/catalog.h"
+#include "service/engine/decision_table.h"
 #include "service/engine/loader.h"
 
 namespace trialrules {
@@ -23,6 +24,8 @@ namespace trialrules {
 inline constexpr absl::string_view kRuleFileExtension = ".textproto";
 // Site-activation files (one per protocol) end so; they are not rule files.
 inline constexpr absl::string_view kSiteFileExtension = ".sites.textproto";
+// Decision-table files end so; they are not rule files either.
+inline constexpr absl::string_view kTableFileExtension = ".table.textproto";
 
 struct FileLoad {
   std::string path;
@@ -30,10 +33,20 @@ struct FileLoad {
 };
 
 // Expands each path: a file stays as it is; a directory gives its
-// `*.textproto` files (not hidden, sorted by name). A directory that cannot
-// be listed is reported in `problems`.
+// `*.textproto` files (not hidden, sorted by name), site-activation and
+// decision-table files aside. A directory that cannot be listed is
+// reported in `problems`.
 std::vector<std::string> ListRuleFiles(absl::Span<const std::string> paths,
                                        std::vector<Problem>* problems);
+// The same for decision-table files (`*.table.textproto`).
+std::vector<std::string> ListTableFiles(absl::Span<const std::string> paths);
+
+struct TableFileLoad {
+  std::string path;
+  TableLoadResult result;
+};
+// Loads each file ListTableFiles() gives.
+std::vector<TableFileLoad> LoadTableFiles(absl::Span<const std::string> paths);
 
 // Loads each file ListRuleFiles() gives. A file that cannot be read is a
 // problem too.
@@ -75,12 +88,22 @@ struct CatalogReload {
   std::vector<std::string> replaced;
   // Files waiting for their bytes to settle.
   std::vector<std::string> unsettled;
+  // Versions naming a decision table that is not loaded (CheckTableReferences).
+  std::vector<Problem> missing_tables;
   // True when the rule sets or the refusals differ from the previous ones.
   bool changed = false;
 };
 
-// Reads every rule file of `dir` and merges it with `previous` (null at
-// start), so that a bad or changed file never replaces a good version:
+// Adds a problem for each version's reference to a decision table not in
+// `tables`: the version still serves (its rules do not depend on the
+// table), and the problem says what it cannot grade.
+void CheckTableReferences(const std::vector<std::shared_ptr<const RuleSet>>& rule_sets,
+                          const std::vector<std::shared_ptr<const DecisionTableSet>>& tables,
+                          std::vector<Problem>* problems);
+
+// Reads every rule file and decision-table file of `dir` and merges it with
+// `previous` (null at start), so that a bad or changed file never replaces a
+// good version:
 //  - a file unchanged since `previous` keeps its compiled rule set;
 //  - a file that does not load (syntax, test cases, half-written, vanished
 //    while read) is refused, and the version it gave before keeps serving;
@@ -93,7 +116,9 @@ struct CatalogReload {
 //  - of two files claiming one version, the newcomer is refused;
 //  - a refused file is not compiled again until its bytes change (with
 //    `memory`);
-//  - the versions of files no longer there are retired.
+//  - the versions of files no longer there are retired;
+//  - a version naming a decision table that is not loaded still serves,
+//    and `missing_tables` says so.
 CatalogReload ReloadCatalog(const std::string& dir, const Catalog* previous,
                             ReloadMemory* memory = nullptr,
                             const ReloadOptions& options = {});

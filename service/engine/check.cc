@@ -39,13 +39,34 @@ bool IsFunctionName(absl::string_view name) {
          std::end(kFunctionNames);
 }
 
-// Checks a parsed rule file into a RuleSetDefinition, collecting problems.
+Declarations RuleFileDeclarations(const ParsedRuleFile& parsed) {
+  const pb::RuleFile& file = parsed.file;
+  Declarations d{&file, &parsed.tree, &file.facts(), &file.derived_values(), {},
+                 file.test_cases_size()};
+  for (auto [field, kind, rules] :
+       {std::tuple{"inclusion", RuleKind::kInclusion, &file.inclusion()},
+        std::tuple{"exclusion", RuleKind::kExclusion, &file.exclusion()},
+        std::tuple{"withdrawal", RuleKind::kWithdrawal, &file.withdrawal()},
+        std::tuple{"stopping", RuleKind::kStopping, &file.stopping()},
+        std::tuple{"escalation", RuleKind::kEscalation, &file.escalation()}}) {
+    d.rule_lists.push_back(RuleList::Of(field, kind, *rules));
+  }
+  return d;
+}
+
+// Checks the declarations of a parsed file into a RuleSetDefinition,
+// collecting problems.
 class Checker {
  public:
-  Checker(const ParsedRuleFile& parsed, std::vector<Problem>* problems, KeepGoing keep_going)
-      : parsed_(parsed), file_name_(parsed.file_name), file_(parsed.file),
-        tree_(&parsed.tree), problems_(problems), keep_going_(keep_going) {}
+  // `rule_file`: the rule file `parsed` holds; null for a table's declarations.
+  Checker(const ParsedText& parsed, const pb::RuleFile* rule_file,
+          Declarations declarations, std::vector<Problem>* problems, KeepGoing keep_going)
+      : parsed_(parsed), file_name_(parsed.file_name),
+        file_(rule_file != nullptr ? *rule_file : pb::RuleFile::default_instance()),
+        decl_(std::move(declarations)), tree_(decl_.tree), problems_(problems),
+        keep_going_(keep_going) {}
 
+  // A protocol's rule file: its header, declarations and dose levels.
   bool Check(RuleSetDefinition* def) {
     def->file_name = parsed_.file_name;
     def->sha256 = parsed_.sha256;
@@ -56,11 +77,20 @@ class Checker {
     CheckRules(def);
     if (stopped_) return false;
     CheckDoseLevels(def);
-    if (!problems_->empty()) return false;
-    CheckCycles(*def);
-    if (!problems_->empty()) return false;
-    ResolveNodes(def);
-    return CheckDepth(*def);
+    CheckTableReferences(def);
+    return Resolve(def);
+  }
+
+  // Declarations only (one table of a decision-table file).
+  bool CheckDeclarations(RuleSetDefinition* def) {
+    def->file_name = parsed_.file_name;
+    def->sha256 = parsed_.sha256;
+    if (!CheckCounts()) return false;
+    CheckFacts(def);
+    CheckDerived(def);
+    CheckRules(def);
+    if (stopped_) return false;
+    return Resolve(def);
   }
 
  private:
@@ -82,6 +112,32 @@ class Checker {
       return std::nullopt;
     }
     return *day;
+  }
+
+  bool Resolve(RuleSetDefinition* def) {
+    if (!problems_->empty()) return false;
+    CheckCycles(*def);
+    if (!problems_->empty()) return false;
+    ResolveNodes(def);
+    return CheckDepth(*def);
+  }
+
+  void CheckTableReferences(RuleSetDefinition* def) {
+    std::set<std::string> ids;
+    for (int i = 0; i < file_.decision_tables_size(); ++i) {
+      const pb::TableReference& table = file_.decision_tables(i);
+      if (!IsLabel(table.table_id()) || !IsLabel(table.version())) {
+        ReportAt(file_, "decision_tables", i, "",
+                 absl::StrCat("decision table \"", table.table_id(), "\" version \"",
+                              table.version(), "\": table_id and version are required "
+                              "(1-64 letters, digits, '.', '_' or '-')"));
+      } else if (!ids.insert(table.table_id()).second) {
+        ReportAt(file_, "decision_tables", i, "",
+                 absl::StrCat("decision table \"", table.table_id(), "\" is named twice"));
+      } else {
+        def->decision_tables.emplace_back(table.table_id(), table.version());
+      }
+    }
   }
 
   void CheckHeader(RuleSetDefinition* def) {
@@ -136,18 +192,24 @@ class Checker {
       Report(position, "", absl::StrCat("duplicate name \"", name, "\""));
       return false;
     }
+    if (words_.contains(name)) {
+      Report(position, "", absl::StrCat(what, " name \"", name,
+                                        "\" is an allowed value of a TEXT fact"));
+      return false;
+    }
     return true;
   }
 
   void CheckFacts(RuleSetDefinition* def) {
-    for (int i = 0; i < file_.facts_size(); ++i) {
-      const pb::Fact& fact = file_.facts(i);
-      const ParseTree* tree = ParsedRuleFile::Nested(tree_, file_, "facts", i);
+    std::set<std::string> words;
+    for (int i = 0; i < decl_.facts->size(); ++i) {
+      const pb::Fact& fact = decl_.facts->Get(i);
+      const ParseTree* tree = ParsedRuleFile::Nested(tree_, *decl_.message, decl_.facts_field, i);
       auto report = [&](absl::string_view field, std::string message) {
         Report(ParsedRuleFile::Of(tree, fact, field), "",
                absl::StrCat("fact \"", fact.name(), "\": ", message));
       };
-      if (!ClaimName(file_, "facts", i, fact.name(), "fact")) continue;
+      if (!ClaimName(*decl_.message, decl_.facts_field, i, fact.name(), "fact")) continue;
       FactSpec spec;
       spec.name = fact.name();
       spec.unit = fact.unit();
@@ -157,9 +219,31 @@ class Checker {
         case pb::NUMBER: spec.type = ValueType::kNumber; break;
         case pb::BOOL: spec.type = ValueType::kBool; break;
         case pb::DATE: spec.type = ValueType::kDate; break;
+        case pb::TEXT: spec.type = ValueType::kText; break;
         default:
-          report("name", "type is required (NUMBER, BOOL or DATE)");
+          report("name", "type is required (NUMBER, BOOL, DATE or TEXT)");
           continue;
+      }
+      if (spec.type == ValueType::kText) {
+        std::set<std::string> allowed;
+        for (const std::string& word : fact.allowed_values()) {
+          if (!IsIdentifier(word) || IsFunctionName(word)) {
+            report("allowed_values",
+                   absl::StrCat("allowed value \"", word,
+                                "\" must be a letter followed by letters, digits or '_' "
+                                "(at most 64), and not a function name"));
+          } else if (!allowed.insert(word).second) {
+            report("allowed_values", absl::StrCat("allowed value \"", word, "\" is given twice"));
+          } else {
+            spec.allowed_values.push_back(word);
+            words.insert(word);
+          }
+        }
+        if (fact.allowed_values().empty()) {
+          report("type", "a TEXT fact needs its allowed_values");
+        }
+      } else if (!fact.allowed_values().empty()) {
+        report("allowed_values", "allowed_values apply to TEXT facts only");
       }
       const bool number = spec.type == ValueType::kNumber;
       if (!number && (!fact.unit().empty() || fact.accepted_units_size() > 0 ||
@@ -205,6 +289,17 @@ class Checker {
       def->facts.push_back(std::move(spec));
       types_[fact.name()] = def->facts.back().type;
     }
+    // A word is written bare in expressions, so it may not also name a
+    // fact, a derived value or a rule (ClaimName refuses those after it).
+    for (const std::string& word : words) {
+      if (types_.contains(word)) {
+        Report({0, 0}, "", absl::StrCat("\"", word, "\" is both an allowed value and a fact name"));
+        continue;
+      }
+      types_[word] = ValueType::kText;
+      words_.insert(word);
+    }
+    def->words.assign(words.begin(), words.end());
   }
 
   // Asks keep_going_ before an expression is checked.
@@ -229,36 +324,42 @@ class Checker {
       Report(parsed_.InString(position, check.error_offset), id, check.error);
       return std::nullopt;
     }
+    // A derived value (wanted: a number) may also be a date or true/false.
     if (check.type != wanted &&
-        !(wanted == ValueType::kNumber && check.type == ValueType::kDate)) {
+        !(wanted == ValueType::kNumber &&
+          (check.type == ValueType::kDate || check.type == ValueType::kBool))) {
       Report(position, id,
              absl::StrCat(what, " must give ",
                           wanted == ValueType::kBool ? "a true/false value"
-                                                     : "a number or a date",
+                                                     : "a number, a date or a true/false value",
                           ", but the expression gives a ",
                           ValueTypeName(check.type)));
       return std::nullopt;
     }
     node_positions_[id] = position;
-    return check.used_names;
+    std::vector<std::string> used;
+    for (const std::string& name : check.used_names) {
+      if (!words_.contains(name)) used.push_back(name);  // words are constants
+    }
+    return used;
   }
 
   // Names are declared before use is checked, so that rules may refer to
   // rules and derived values declared further down; types of rule ids are
   // always bool.
   void CheckDerived(RuleSetDefinition* def) {
-    for (int i = 0; i < file_.derived_values_size(); ++i) {
-      const pb::DerivedValue& derived = file_.derived_values(i);
-      if (!ClaimName(file_, "derived_values", i, derived.name(), "derived value")) {
+    for (int i = 0; i < decl_.derived->size(); ++i) {
+      const pb::DerivedValue& derived = decl_.derived->Get(i);
+      if (!ClaimName(*decl_.message, "derived_values", i, derived.name(), "derived value")) {
         continue;
       }
       types_[derived.name()] = ValueType::kNumber;
       pending_derived_.push_back(i);
     }
-    for (const RuleList& list : RuleLists()) {
-      for (int i = 0; i < list.rules->size(); ++i) {
-        const pb::Rule& rule = list.rules->Get(i);
-        if (ClaimName(file_, list.field, i, rule.id(), "rule")) {
+    for (const RuleList& list : decl_.rule_lists) {
+      for (int i = 0; i < static_cast<int>(list.rules.size()); ++i) {
+        const RuleView& rule = list.rules[i];
+        if (ClaimName(*decl_.message, list.field, i, rule.id(), "rule")) {
           types_[rule.id()] = ValueType::kBool;
         }
       }
@@ -268,10 +369,10 @@ class Checker {
     // it uses, one check each. Reading the names used needs no types.
     absl::flat_hash_map<std::string, std::vector<int>> uses;  // derived → derived
     absl::flat_hash_map<std::string, int> pending_index;
-    for (int i : pending_derived_) pending_index[file_.derived_values(i).name()] = i;
+    for (int i : pending_derived_) pending_index[decl_.derived->Get(i).name()] = i;
     for (int i : pending_derived_) {
       if (Stop()) return;
-      const pb::DerivedValue& derived = file_.derived_values(i);
+      const pb::DerivedValue& derived = decl_.derived->Get(i);
       for (const std::string& name : CheckExpression(derived.expression(), types_).used_names) {
         if (const auto used = pending_index.find(name); used != pending_index.end()) {
           uses[derived.name()].push_back(used->second);
@@ -281,15 +382,16 @@ class Checker {
     absl::flat_hash_set<int> settled;
     auto settle = [&](auto&& self, int i) -> void {
       if (!settled.insert(i).second || Stop()) return;  // done, on a cycle (reported later)
-      const pb::DerivedValue& derived = file_.derived_values(i);
+      const pb::DerivedValue& derived = decl_.derived->Get(i);
       for (int used : uses[derived.name()]) self(self, used);
       const ExpressionCheck check = CheckExpression(derived.expression(), types_);
       if (check.error.empty()) types_[derived.name()] = check.type;
     };
     for (int i : pending_derived_) settle(settle, i);
     for (int i : pending_derived_) {
-      const pb::DerivedValue& derived = file_.derived_values(i);
-      const ParseTree* tree = ParsedRuleFile::Nested(tree_, file_, "derived_values", i);
+      const pb::DerivedValue& derived = decl_.derived->Get(i);
+      const ParseTree* tree =
+          ParsedRuleFile::Nested(tree_, *decl_.message, "derived_values", i);
       auto used = CheckNode(derived, tree, derived.name(), derived.expression(),
                             ValueType::kNumber, "a derived value");
       if (!used) continue;
@@ -297,19 +399,6 @@ class Checker {
       def->derived.push_back({derived.name(), derived.unit(), derived.expression(),
                               derived.description(), types_[derived.name()]});
     }
-  }
-
-  struct RuleList {
-    const char* field;
-    RuleKind kind;
-    const google::protobuf::RepeatedPtrField<pb::Rule>* rules;
-  };
-  std::vector<RuleList> RuleLists() const {
-    return {{"inclusion", RuleKind::kInclusion, &file_.inclusion()},
-            {"exclusion", RuleKind::kExclusion, &file_.exclusion()},
-            {"withdrawal", RuleKind::kWithdrawal, &file_.withdrawal()},
-            {"stopping", RuleKind::kStopping, &file_.stopping()},
-            {"escalation", RuleKind::kEscalation, &file_.escalation()}};
   }
 
   static Decision ActionDecision(pb::EscalationAction action) {
@@ -324,38 +413,39 @@ class Checker {
 
   void CheckRules(RuleSetDefinition* def) {
     std::set<pb::EscalationAction> actions;
-    for (const RuleList& list : RuleLists()) {
-      for (int i = 0; i < list.rules->size(); ++i) {
-        const pb::Rule& rule = list.rules->Get(i);
-        if (types_.find(rule.id()) == types_.end() || !IsIdentifier(rule.id())) {
+    for (const RuleList& list : decl_.rule_lists) {
+      for (int i = 0; i < static_cast<int>(list.rules.size()); ++i) {
+        const RuleView& rule = list.rules[i];
+        if (types_.find(rule.id()) == types_.end() || !IsIdentifier(rule.id()) ||
+            words_.contains(rule.id())) {
           continue;  // its name was refused above
         }
-        const ParseTree* tree = ParsedRuleFile::Nested(tree_, file_, list.field, i);
+        const ParseTree* tree = ParsedRuleFile::Nested(tree_, *decl_.message, list.field, i);
         if (rule.text().empty()) {
-          Report(ParsedRuleFile::Of(tree, rule, "id"), rule.id(),
-                 "text (the protocol's wording) is required");
+          Report(ParsedRuleFile::Of(tree, *rule.message, "id"), rule.id(),
+                 absl::StrCat("text (", decl_.text_is, ") is required"));
         }
         if (list.kind == RuleKind::kEscalation) {
-          if (rule.action() == pb::ESCALATION_ACTION_UNSPECIFIED) {
-            Report(ParsedRuleFile::Of(tree, rule, "id"), rule.id(),
+          if (rule.action == pb::ESCALATION_ACTION_UNSPECIFIED) {
+            Report(ParsedRuleFile::Of(tree, *rule.message, "id"), rule.id(),
                    "escalation rules need an action (ESCALATE, EXPAND, "
                    "DE_ESCALATE or CONTINUE)");
-          } else if (!actions.insert(rule.action()).second) {
-            Report(ParsedRuleFile::Of(tree, rule, "action"), rule.id(),
+          } else if (!actions.insert(rule.action).second) {
+            Report(ParsedRuleFile::Of(tree, *rule.message, "action"), rule.id(),
                    absl::StrCat("a second rule for action ",
-                                pb::EscalationAction_Name(rule.action())));
+                                pb::EscalationAction_Name(rule.action)));
           }
-        } else if (rule.action() != pb::ESCALATION_ACTION_UNSPECIFIED) {
-          Report(ParsedRuleFile::Of(tree, rule, "action"), rule.id(),
+        } else if (rule.action != pb::ESCALATION_ACTION_UNSPECIFIED) {
+          Report(ParsedRuleFile::Of(tree, *rule.message, "action"), rule.id(),
                  "action applies to escalation rules only");
         }
-        auto used = CheckNode(rule, tree, rule.id(), rule.expression(),
+        auto used = CheckNode(*rule.message, tree, rule.id(), rule.expression(),
                               ValueType::kBool, "a rule");
         if (!used) continue;
         edges_[rule.id()] = *used;
         def->rules.push_back({rule.id(), list.kind, rule.text(), rule.expression(),
-                              rule.note(), rule.informational(),
-                              ActionDecision(rule.action())});
+                              *rule.note, rule.informational,
+                              ActionDecision(rule.action)});
       }
     }
   }
@@ -410,14 +500,13 @@ class Checker {
   }
 
   bool CheckCounts() {
-    const int rules = file_.inclusion_size() + file_.exclusion_size() +
-                      file_.withdrawal_size() + file_.stopping_size() +
-                      file_.escalation_size();
+    int rules = 0;
+    for (const RuleList& list : decl_.rule_lists) rules += static_cast<int>(list.rules.size());
     for (auto [what, count, limit] :
-         {std::tuple{"facts", file_.facts_size(), kMaxFactsPerFile},
-          std::tuple{"derived values", file_.derived_values_size(), kMaxDerivedValuesPerFile},
+         {std::tuple{"facts", decl_.facts->size(), kMaxFactsPerFile},
+          std::tuple{"derived values", decl_.derived->size(), kMaxDerivedValuesPerFile},
           std::tuple{"rules", rules, kMaxRulesPerFile},
-          std::tuple{"test cases", file_.test_cases_size(), kMaxTestCasesPerFile}}) {
+          std::tuple{"test cases", decl_.test_cases, kMaxTestCasesPerFile}}) {
       if (count > limit) {
         Report({0, 0}, "", absl::StrCat("the file declares ", count, " ", what,
                                         "; the limit is ", limit));
@@ -468,14 +557,16 @@ class Checker {
     for (int n = 0; n < node_count; ++n) visit(visit, n);
   }
 
-  const ParsedRuleFile& parsed_;
+  const ParsedText& parsed_;
   std::string file_name_;
   const pb::RuleFile& file_;
+  const Declarations decl_;
   const ParseTree* tree_;
   std::vector<Problem>* problems_;
   const KeepGoing keep_going_;
   bool stopped_ = false;  // keep_going_ refused: no more expressions are checked
   absl::flat_hash_set<std::string> names_;
+  absl::flat_hash_set<std::string> words_;  // allowed values of TEXT facts
   absl::flat_hash_map<std::string, ValueType> types_;
   std::vector<int> pending_derived_;
   absl::flat_hash_map<std::string, std::vector<std::string>> edges_;
@@ -486,7 +577,15 @@ class Checker {
 
 bool CheckRuleFile(const ParsedRuleFile& parsed, RuleSetDefinition* definition,
                    std::vector<Problem>* problems, KeepGoing keep_going) {
-  return Checker(parsed, problems, keep_going).Check(definition);
+  return Checker(parsed, &parsed.file, RuleFileDeclarations(parsed), problems, keep_going)
+      .Check(definition);
+}
+
+bool CheckDeclarations(const ParsedText& parsed, Declarations declarations,
+                       RuleSetDefinition* definition, std::vector<Problem>* problems,
+                       KeepGoing keep_going) {
+  return Checker(parsed, nullptr, std::move(declarations), problems, keep_going)
+      .CheckDeclarations(definition);
 }
 
 }  // namespace trialrules

@@ -4,9 +4,12 @@
 #ifndef TRIALRULES_SERVICE_ENGINE_DEFINITION_H_
 #define TRIALRULES_SERVICE_ENGINE_DEFINITION_H_
 
+#include <algorithm>
 #include <limits>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "service/util/dates.h"
@@ -27,6 +30,7 @@ struct FactSpec {
   double max = std::numeric_limits<double>::infinity();   // dates: day numbers
   bool integer = false;
   std::string description;
+  std::vector<std::string> allowed_values;  // TEXT facts, in file order
 };
 
 struct DerivedSpec {
@@ -73,14 +77,29 @@ struct RuleSetDefinition {
   std::string registry_reference;
   std::string description;
   bool illustrative = false;
+  // How refusals name a value and what it is for: "fact" of a "protocol";
+  // a decision table's are "observation" of a "table".
+  std::string value_noun = "fact";
+  std::string subject_noun = "protocol";
   std::vector<FactSpec> facts;
   std::vector<DerivedSpec> derived;
   std::vector<RuleSpec> rules;  // every kind, in file order per kind
   std::vector<DoseLevelSpec> dose_levels;
+  // The words of every TEXT fact, sorted and unique. In expressions and in
+  // value slots a word is its code: its index here plus one.
+  std::vector<std::string> words;
+  // The decision tables this version uses: (table id, version).
+  std::vector<std::pair<std::string, std::string>> decision_tables;
   // Per node (derived values, then rules), and the nodes in an order in
   // which every node comes after the nodes it uses.
   std::vector<NodeSpec> nodes;
   std::vector<int> node_order;
+
+  // The code of `word` (see `words`), or 0 when it is not one.
+  double WordCode(std::string_view word) const {
+    const auto it = std::lower_bound(words.begin(), words.end(), word);
+    return it != words.end() && *it == word ? static_cast<double>(it - words.begin() + 1) : 0;
+  }
 
   const std::string& NodeName(int node) const {
     const int derived_count = static_cast<int>(derived.size());

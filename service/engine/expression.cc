@@ -163,12 +163,14 @@ constexpr double kNumberType = -9.25e307;
 constexpr double kBoolType = -8.25e307;
 constexpr double kDateType = -7.25e307;
 constexpr double kErrorType = -6.25e307;
+constexpr double kTextType = -5.25e307;
 
 double TypeCode(ValueType type) {
   switch (type) {
     case ValueType::kBool: return kBoolType;
     case ValueType::kDate: return kDateType;
     case ValueType::kNumber: return kNumberType;
+    case ValueType::kText: return kTextType;
   }
   return kErrorType;
 }
@@ -184,6 +186,7 @@ thread_local TypeCheckContext* tl_type_context = nullptr;
 absl::string_view TypeWord(double code) {
   if (code == kBoolType) return "a true/false value";
   if (code == kDateType) return "a date";
+  if (code == kTextType) return "a text value";
   return "a number";
 }
 
@@ -196,7 +199,8 @@ double TypeError(const std::string& message) {
 
 bool IsType(double code, double type) {
   if (type == kNumberType) {
-    return code != kBoolType && code != kDateType && code != kErrorType;
+    return code != kBoolType && code != kDateType && code != kTextType &&
+           code != kErrorType;
   }
   return code == type;
 }
@@ -214,7 +218,7 @@ double OperandError(absl::string_view op, double a, double b,
 // A literal, or an operation on literals only: its value is known at load.
 bool IsConstant(double code) {
   return code != kNumberType && code != kBoolType && code != kDateType &&
-         code != kErrorType;
+         code != kTextType && code != kErrorType;
 }
 
 // The value of an operation on constants, which stays a constant; one with
@@ -290,7 +294,10 @@ double TypeGreaterEqual(double a, double b) { return TypeOrder(">=", a, b); }
 
 double TypeEquality(absl::string_view op, double a, double b) {
   TRIALRULES_PROPAGATE(a, b);
-  if ((IsType(a, kBoolType) && IsType(b, kBoolType))) return kBoolType;
+  if ((IsType(a, kBoolType) && IsType(b, kBoolType)) ||
+      (IsType(a, kTextType) && IsType(b, kTextType))) {
+    return kBoolType;
+  }
   return TypeOrder(op, a, b);
 }
 double TypeEqual(double a, double b) { return TypeEquality("==", a, b); }
@@ -321,7 +328,7 @@ double TypeIf(double condition, double then_value, double else_value) {
     return TypeError(absl::StrCat("if() needs a true/false condition but got ",
                                   TypeWord(condition)));
   }
-  for (double type : {kBoolType, kDateType, kNumberType}) {
+  for (double type : {kBoolType, kDateType, kTextType, kNumberType}) {
     if (IsType(then_value, type) && IsType(else_value, type)) return type;
   }
   return TypeError(absl::StrCat("if() branches differ: ", TypeWord(then_value),
@@ -691,6 +698,7 @@ ExpressionCheck CheckExpression(
   }
   check.type = result == kBoolType   ? ValueType::kBool
                : result == kDateType ? ValueType::kDate
+               : result == kTextType ? ValueType::kText
                                      : ValueType::kNumber;
   std::sort(check.used_names.begin(), check.used_names.end());
   return check;
@@ -698,7 +706,7 @@ ExpressionCheck CheckExpression(
 
 std::unique_ptr<BoundExpression> BoundExpression::Create(
     absl::string_view text, const absl::flat_hash_map<std::string, int>& slot_of,
-    double* slots) {
+    double* slots, const absl::flat_hash_map<std::string, double>& constants) {
   const size_t first = text.find_first_not_of(" \t\r\n");
   const size_t last = text.find_last_not_of(" \t\r\n");
   if (first != absl::string_view::npos) {
@@ -711,6 +719,9 @@ std::unique_ptr<BoundExpression> BoundExpression::Create(
   std::unique_ptr<mu::Parser> parser = NewParser(kEvaluationOperators);
   for (const auto& [name, slot] : slot_of) {
     parser->DefineVar(name, &slots[slot]);
+  }
+  for (const auto& [name, value] : constants) {
+    parser->DefineConst(name, value);
   }
   parser->SetExpr(std::string(text));
   // muparser parses lazily, on the first Eval: do it now, not on a request.

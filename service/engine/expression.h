@@ -12,7 +12,8 @@
 //  - `=` (assignment), `?:` (not three-valued), `,` (several results) and
 //    string literals are refused when the expression is checked;
 //  - types are checked at load: a true/false value used as a number, a
-//    number used as a condition, or a date mixed with a number is an error.
+//    number used as a condition, a date mixed with a number, or a text value
+//    (a word, held as its code) used other than with `==` / `!=` is an error.
 #ifndef TRIALRULES_SERVICE_ENGINE_EXPRESSION_H_
 #define TRIALRULES_SERVICE_ENGINE_EXPRESSION_H_
 
@@ -65,10 +66,12 @@ ExpressionCheck CheckExpression(
 class BoundExpression {
  public:
   // `text` must have passed CheckExpression. `slot_of` gives each used name
-  // its index into `slots`, which must outlive this object.
+  // its index into `slots`, which must outlive this object; `constants`
+  // gives the others their value (the words of TEXT facts).
   static std::unique_ptr<BoundExpression> Create(
       absl::string_view text,
-      const absl::flat_hash_map<std::string, int>& slot_of, double* slots);
+      const absl::flat_hash_map<std::string, int>& slot_of, double* slots,
+      const absl::flat_hash_map<std::string, double>& constants = {});
   ~BoundExpression();
   BoundExpression(const BoundExpression&) = delete;
   BoundExpression& operator=(const BoundExpression&) = delete;

@@ -40,10 +40,13 @@ std::string DescribeInput(const FactValue& value,
 absl::Status FactWithoutValueError(absl::string_view name) {
   return absl::InvalidArgumentError(absl::StrCat(
       "fact \"", name,
-      "\" has no value (set number, boolean or date; leave a missing fact out)"));
+      "\" has no value (set number, boolean, date or text; leave a missing fact out)"));
 }
 
 absl::StatusOr<FactInput> FactInputFromProto(const v1::FactValue& fact) {
+  if (fact.value_case() == v1::FactValue::kText) {
+    return FactInput{fact.name(), fact.text(), fact.unit()};
+  }
   std::optional<FactValue> value = FactValueOf(fact);
   if (!value) return FactWithoutValueError(fact.name());
   return FactInput{fact.name(), *std::move(value), fact.unit()};
@@ -74,8 +77,9 @@ absl::StatusOr<double> RuleSet::ConvertFact(
     absl::string_view unit) const {
   const FactSpec& spec = def_.facts[fact];
   auto refuse = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "fact \"", spec.name, "\" = ", DescribeInput(value, unit), ": ", why));
+    return absl::InvalidArgumentError(absl::StrCat(def_.value_noun, " \"", spec.name,
+                                                   "\" = ", DescribeInput(value, unit), ": ",
+                                                   why));
   };
   double canonical = 0;
   switch (spec.type) {
@@ -122,6 +126,18 @@ absl::StatusOr<double> RuleSet::ConvertFact(
       canonical = *day;
       break;
     }
+    case ValueType::kText: {
+      const std::string allowed = absl::StrJoin(spec.allowed_values, ", ");
+      const std::string* word = std::get_if<std::string>(&value);
+      if (word == nullptr) return refuse(absl::StrCat("expected one of ", allowed));
+      if (!unit.empty()) return refuse("a text value takes no unit");
+      if (std::find(spec.allowed_values.begin(), spec.allowed_values.end(), *word) ==
+          spec.allowed_values.end()) {
+        return refuse(absl::StrCat("not an allowed value (", allowed, ")"));
+      }
+      canonical = def_.WordCode(*word);
+      break;
+    }
   }
   if (canonical < spec.min || canonical > spec.max) {
     std::string range =
@@ -146,12 +162,13 @@ absl::Status RuleSet::BindFact(absl::string_view name,
       return absl::OkStatus();
     }
     return absl::InvalidArgumentError(absl::StrCat(
-        "fact \"", name, "\" = ", DescribeInput(value, unit),
-        ": unknown fact for protocol ", def_.protocol_id, " version ", def_.version));
+        def_.value_noun, " \"", name, "\" = ", DescribeInput(value, unit), ": unknown ",
+        def_.value_noun, " for ", def_.subject_noun, " ", def_.protocol_id, " version ",
+        def_.version));
   }
   if (facts->present[fact]) {
     return absl::InvalidArgumentError(
-        absl::StrCat("fact \"", name, "\" is given more than once"));
+        absl::StrCat(def_.value_noun, " \"", name, "\" is given more than once"));
   }
   return BindFactAt(fact, value, unit, facts);
 }

@@ -57,7 +57,7 @@ bool AllStringsUtf8(const Message& message, const ParseTree* tree, const std::st
 
 }  // namespace
 
-SourcePosition ParsedRuleFile::Of(const ParseTree* tree, const Message& message,
+SourcePosition ParsedText::Of(const ParseTree* tree, const Message& message,
                                   absl::string_view field, int index) {
   const FieldDescriptor* descriptor = FieldNamed(message, field);
   if (tree == nullptr || descriptor == nullptr) return {0, 0};
@@ -74,7 +74,7 @@ SourcePosition ParsedRuleFile::Of(const ParseTree* tree, const Message& message,
   return {location.line + 1, location.column + 1};
 }
 
-const ParseTree* ParsedRuleFile::Nested(const ParseTree* tree, const Message& message,
+const ParseTree* ParsedText::Nested(const ParseTree* tree, const Message& message,
                                         absl::string_view field, int index) {
   const FieldDescriptor* descriptor = FieldNamed(message, field);
   if (tree == nullptr || descriptor == nullptr || !descriptor->is_repeated() || index < 0 ||
@@ -84,7 +84,7 @@ const ParseTree* ParsedRuleFile::Nested(const ParseTree* tree, const Message& me
   return tree->GetTreeForNested(descriptor, index);
 }
 
-SourcePosition ParsedRuleFile::InString(SourcePosition field_position, int offset) const {
+SourcePosition ParsedText::InString(SourcePosition field_position, int offset) const {
   if (field_position.first <= 0 || offset < 0) return field_position;
   size_t at = line_starts[field_position.first - 1] + field_position.second - 1;
   while (at < text.size() && text[at] != '"' && text[at] != '\'' && text[at] != '\n') {
@@ -104,16 +104,19 @@ SourcePosition ParsedRuleFile::InString(SourcePosition field_position, int offse
           static_cast<int>(target - *line_it) + 1};
 }
 
-std::unique_ptr<ParsedRuleFile> ParseRuleFile(absl::string_view text,
-                                              absl::string_view file_name,
-                                              std::vector<Problem>* problems) {
+namespace {
+
+// Parses `text` into `parsed->file`; false with `problems` when it is not
+// a `what`.
+template <typename Parsed>
+bool ParseInto(absl::string_view text, absl::string_view file_name, absl::string_view what,
+               Parsed* parsed, std::vector<Problem>* problems) {
   if (text.size() > kMaxRuleFileBytes) {
     problems->push_back({std::string(file_name), 0, 0, "",
                          absl::StrCat("the file is ", text.size(), " bytes; the limit is ",
                                       kMaxRuleFileBytes)});
-    return nullptr;
+    return false;
   }
-  auto parsed = std::make_unique<ParsedRuleFile>();
   parsed->file_name = std::string(file_name);
   parsed->text = std::string(text);
   ProblemCollector errors(parsed->file_name, problems);
@@ -123,17 +126,37 @@ std::unique_ptr<ParsedRuleFile> ParseRuleFile(absl::string_view text,
   const size_t before = problems->size();
   if (!parser.ParseFromString(parsed->text, &parsed->file)) {
     if (problems->size() == before) {
-      problems->push_back({parsed->file_name, 0, 0, "", "not a valid rule file"});
+      problems->push_back({parsed->file_name, 0, 0, "", absl::StrCat("not a valid ", what)});
     }
-    return nullptr;
+    return false;
   }
   if (!AllStringsUtf8(parsed->file, &parsed->tree, "", parsed->file_name, problems)) {
-    return nullptr;
+    return false;
   }
   parsed->sha256 = Sha256Hex(text);
   parsed->line_starts.push_back(0);
   for (size_t i = 0; i < text.size(); ++i) {
     if (text[i] == '\n') parsed->line_starts.push_back(i + 1);
+  }
+  return true;
+}
+
+}  // namespace
+
+std::unique_ptr<ParsedRuleFile> ParseRuleFile(absl::string_view text,
+                                              absl::string_view file_name,
+                                              std::vector<Problem>* problems) {
+  auto parsed = std::make_unique<ParsedRuleFile>();
+  if (!ParseInto(text, file_name, "rule file", parsed.get(), problems)) return nullptr;
+  return parsed;
+}
+
+std::unique_ptr<ParsedTableFile> ParseTableFile(absl::string_view text,
+                                                absl::string_view file_name,
+                                                std::vector<Problem>* problems) {
+  auto parsed = std::make_unique<ParsedTableFile>();
+  if (!ParseInto(text, file_name, "decision-table file", parsed.get(), problems)) {
+    return nullptr;
   }
   return parsed;
 }

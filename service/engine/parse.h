@@ -20,12 +20,12 @@ namespace trialrules {
 using SourcePosition = std::pair<int, int>;
 using ParseTree = google::protobuf::TextFormat::ParseInfoTree;
 
-// A parsed rule file and where each of its fields was written.
-struct ParsedRuleFile {
+// A parsed file (a rule file, a decision-table file) and where each of its
+// fields was written.
+struct ParsedText {
   std::string file_name;
   std::string text;
   std::string sha256;  // hex, of the text
-  v1::RuleFile file;
   ParseTree tree;
   std::vector<size_t> line_starts;  // byte offset of each line
 
@@ -43,7 +43,15 @@ struct ParsedRuleFile {
   SourcePosition InString(SourcePosition field_position, int offset) const;
 };
 
-// The largest rule file read: a protocol's rules take a few dozen KiB.
+struct ParsedRuleFile : ParsedText {
+  v1::RuleFile file;
+};
+
+struct ParsedTableFile : ParsedText {
+  v1::DecisionTableFile file;
+};
+
+// The largest rule file (or decision-table file) read: a protocol's rules take a few dozen KiB.
 inline constexpr size_t kMaxRuleFileBytes = 1 << 20;
 
 // Null with `problems` when the text is not a rule file (or is larger than
@@ -51,6 +59,9 @@ inline constexpr size_t kMaxRuleFileBytes = 1 << 20;
 std::unique_ptr<ParsedRuleFile> ParseRuleFile(absl::string_view text,
                                               absl::string_view file_name,
                                               std::vector<Problem>* problems);
+std::unique_ptr<ParsedTableFile> ParseTableFile(absl::string_view text,
+                                                absl::string_view file_name,
+                                                std::vector<Problem>* problems);
 
 }  // namespace trialrules
 

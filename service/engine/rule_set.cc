@@ -88,6 +88,7 @@ absl::StatusOr<std::shared_ptr<const RuleSet>> RuleSet::Create(
   const int derived_count = static_cast<int>(def.derived.size());
   const int node_count = static_cast<int>(def.nodes.size());
 
+  for (size_t w = 0; w < def.words.size(); ++w) rs.word_codes_[def.words[w]] = w + 1.0;
   for (int f = 0; f < fact_count; ++f) {
     rs.fact_index_[def.facts[f].name] = f;
     rs.facts_by_name_.push_back(f);
@@ -157,7 +158,7 @@ RuleSet::NewEvaluatorState(KeepGoing keep_going) const {
   for (size_t n = 0; n < node_count; ++n) {
     if (absl::Status go_on = keep_going(); !go_on.ok()) return go_on;
     std::unique_ptr<BoundExpression> program = BoundExpression::Create(
-        def_.NodeExpression(n), node_slots_[n], state->slots.data());
+        def_.NodeExpression(n), node_slots_[n], state->slots.data(), word_codes_);
     if (program == nullptr) {
       return absl::InternalError(absl::StrCat(
           "cannot bind expression \"", def_.NodeExpression(n), "\""));

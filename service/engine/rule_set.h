@@ -144,6 +144,7 @@ class RuleSet : public std::enable_shared_from_this<RuleSet> {
   // Node n (see NodeSpec) keeps its value in slot facts().size() + n.
   std::vector<std::vector<int>> node_fact_deps_;  // transitive fact deps
   std::vector<absl::flat_hash_map<std::string, int>> node_slots_;
+  absl::flat_hash_map<std::string, double> word_codes_;  // words of TEXT facts
   Plan plans_[4];
   mutable std::atomic<bool> served_{false};
 

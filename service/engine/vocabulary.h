@@ -36,11 +36,12 @@ enum class Decision : uint8_t {
   kTriggered, kNotTriggered,        // stopping
 };
 
-// The type of a fact, derived value or expression.
-enum class ValueType : uint8_t { kNumber, kBool, kDate };
+// The type of a fact, derived value or expression. A text value is one of
+// a fact's allowed words.
+enum class ValueType : uint8_t { kNumber, kBool, kDate, kText };
 
-// A fact's value as a caller sends it: a number, a true/false value or an
-// ISO date "YYYY-MM-DD".
+// A fact's value as a caller sends it: a number, a true/false value, or a
+// string: an ISO date "YYYY-MM-DD" for a DATE fact, a word for a TEXT fact.
 using FactValue = std::variant<double, bool, std::string>;
 
 // One fact as a caller sends it. Numbers may carry a unit.
@@ -107,12 +108,13 @@ constexpr absl::string_view DecisionName(Decision decision) {
   return "INDETERMINATE";
 }
 
-// "number", "bool", "date".
+// "number", "bool", "date", "text".
 constexpr absl::string_view ValueTypeName(ValueType type) {
   switch (type) {
     case ValueType::kNumber: return "number";
     case ValueType::kBool: return "bool";
     case ValueType::kDate: return "date";
+    case ValueType::kText: return "text";
   }
   return "?";
 }

@@ -187,6 +187,9 @@ int TrialRulesServer::Reload() {
   for (const Problem& problem : reload.catalog->refused()) {
     std::cerr << "rules: refused: " << problem.ToString() << "\n";
   }
+  for (const Problem& problem : reload.missing_tables) {
+    std::cerr << "rules: warning: " << problem.ToString() << "\n";
+  }
   // An empty catalog is published too, once something was loaded: then
   // requests are refused (UNAVAILABLE) rather than answered by rules whose
   // files are gone.

@@ -280,5 +280,47 @@ TEST_F(SiteActivationTest, BadSiteFileKeepsThePreviousActivations) {
   EXPECT_EQ(current_->refused()[0].file, Path("NCT04094766.sites.textproto"));
 }
 
+TEST_F(ReloadTest, DecisionTablesLoadBesideRuleFilesAndKeepTheirLastGoodVersion) {
+  const std::string crs = ReadFile(SourcePath("rules/astct-crs-2019-1.0.table.textproto"));
+  Write("a.textproto", v1_);
+  Write("crs.table.textproto", crs);
+  CatalogReload reload = Reload();
+  ASSERT_EQ(current_->tables().size(), 1u);
+  EXPECT_EQ(current_->tables()[0]->table_id(), "astct-crs-2019");
+  EXPECT_TRUE(current_->refused().empty());
+  // v1 names three tables; the two not in the directory are reported, and
+  // v1 serves all the same.
+  ASSERT_EQ(reload.missing_tables.size(), 2u);
+  EXPECT_NE(reload.missing_tables[0].message.find(
+                "uses decision table astct-icans-2019 version 1.0, which is not loaded"),
+            std::string::npos);
+  EXPECT_EQ(Versions(), (std::vector<std::string>{"1.0"}));
+
+  const DecisionTableSet* good = current_->tables()[0].get();
+  Write("crs.table.textproto", crs + "\nnot_a_field: 1\n");
+  reload = Reload();
+  ASSERT_EQ(current_->tables().size(), 1u);
+  EXPECT_EQ(current_->tables()[0].get(), good);
+  ASSERT_FALSE(current_->refused().empty());
+  EXPECT_EQ(current_->refused()[0].file, Path("crs.table.textproto"));
+
+  // Other content under a version that graded an answer is refused.
+  good->MarkServed();
+  Write("crs.table.textproto", absl::StrReplaceAll(crs, {{"title: \"", "title: \"Changed "}}));
+  reload = Reload();
+  EXPECT_EQ(current_->tables()[0].get(), good);
+  ASSERT_FALSE(current_->refused().empty());
+  EXPECT_NE(current_->refused()[0].message.find(
+                "decision table astct-crs-2019 version 1.0 is already loaded"),
+            std::string::npos)
+      << current_->refused()[0].message;
+
+  fs::remove(dir_ / "crs.table.textproto");
+  reload = Reload();
+  EXPECT_TRUE(current_->tables().empty());
+  ASSERT_EQ(reload.retired.size(), 1u);
+  EXPECT_NE(reload.retired[0].find("table astct-crs-2019 version 1.0"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace trialrules

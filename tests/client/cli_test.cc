@@ -13,7 +13,30 @@ CliRun Cli(const std::string& args) { return trialrules::testing::RunCli(args); 
 TEST(CliTest, CheckOnBundledRulesIsClean) {
   const CliRun run = Cli("check rules/");
   EXPECT_EQ(run.exit_code, 0) << run.output;
-  EXPECT_NE(run.output.find("2 of 2 files loaded, 0 problems"), std::string::npos)
+  EXPECT_NE(run.output.find("5 of 5 files loaded, 0 problems"), std::string::npos)
+      << run.output;
+  for (const char* table : {"decision table astct-crs-2019 version 1.0, 1 terms, 8 rows",
+                            "decision table astct-icans-2019 version 1.0, 1 terms, 14 rows",
+                            "decision table ctcae-5.0 version 1.0, 6 terms, 38 rows"}) {
+    EXPECT_NE(run.output.find(table), std::string::npos) << table << "\n" << run.output;
+  }
+}
+
+TEST(CliTest, CheckCoverageCountsTheTestCasesEachTableRowHoldsIn) {
+  const CliRun run = Cli("check --coverage rules/astct-crs-2019-1.0.table.textproto");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("cytokine_release_syndrome row death_5 (output 5): holds in "),
+            std::string::npos)
+      << run.output;
+  EXPECT_EQ(run.output.find("holds in 0 test cases"), std::string::npos) << run.output;
+}
+
+TEST(CliTest, CheckNamesAReferenceToATableThatIsNotThere) {
+  const CliRun run = Cli("check rules/NCT04094766-v1.0.textproto");
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_NE(run.output.find("protocol NCT04094766 version 1.0 uses decision table ctcae-5.0 "
+                            "version 1.0, which is not loaded"),
+            std::string::npos)
       << run.output;
 }
 

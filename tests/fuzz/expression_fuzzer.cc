@@ -57,6 +57,8 @@ Values ReadValues(const uint8_t* bytes, size_t size) {
   for (int i = 0; i < kSymbolCount; ++i) {
     const uint8_t selector = next();
     switch (kSymbols[i].type) {
+      case ValueType::kText:  // no symbol is text
+        break;
       case ValueType::kBool:
         values[i] = selector % 3 == 2 ? kNaN : selector % 3;
         break;

@@ -72,7 +72,7 @@ TEST(ConvertTest, OneValueSwitchServesFactsAndScreenValues) {
   v1::FactValue fact;
   fact.set_name("karnofsky");
   EXPECT_EQ(FactInputFromProto(fact).status().message(),
-            "fact \"karnofsky\" has no value (set number, boolean or date; leave a missing "
+            "fact \"karnofsky\" has no value (set number, boolean, date or text; leave a missing "
             "fact out)");
   fact.set_number(70);
   EXPECT_EQ(FactInputFromProto(fact)->value, FactValue(70.0));
