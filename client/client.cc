@@ -131,19 +131,37 @@ absl::StatusOr<v1::ValidateRuleSetResponse> TrialRulesClient::ValidateRuleSet(
   return Call(*this, &v1::TrialRules::Stub::ValidateRuleSet, request);
 }
 
-void AddFacts(const std::vector<FactInput>& facts, v1::EvaluateRequest* request) {
-  for (const FactInput& input : facts) {
-    v1::FactValue* fact = request->add_facts();
-    fact->set_name(input.name);
-    fact->set_unit(input.unit);
-    if (const double* number = std::get_if<double>(&input.value)) {
-      fact->set_number(*number);
-    } else if (const bool* flag = std::get_if<bool>(&input.value)) {
-      fact->set_boolean(*flag);
-    } else {
-      fact->set_date(std::get<std::string>(input.value));
-    }
+namespace {
+
+// A string is a date for facts, a word for observations (the server reads
+// either field by the declared type; the field says what the caller meant).
+void FillValue(const FactInput& input, bool strings_are_words, v1::FactValue* out) {
+  out->set_name(input.name);
+  out->set_unit(input.unit);
+  if (const double* number = std::get_if<double>(&input.value)) {
+    out->set_number(*number);
+  } else if (const bool* flag = std::get_if<bool>(&input.value)) {
+    out->set_boolean(*flag);
+  } else if (strings_are_words) {
+    out->set_text(std::get<std::string>(input.value));
+  } else {
+    out->set_date(std::get<std::string>(input.value));
   }
+}
+
+}  // namespace
+
+void AddFacts(const std::vector<FactInput>& facts, v1::EvaluateRequest* request) {
+  for (const FactInput& input : facts) FillValue(input, false, request->add_facts());
+}
+
+void AddObservations(const std::vector<FactInput>& observations, v1::ObservationSet* set) {
+  for (const FactInput& input : observations) FillValue(input, true, set->add_observations());
+}
+
+absl::StatusOr<v1::GradeResponse> TrialRulesClient::GradeEvents(
+    const v1::GradeRequest& request) const {
+  return Call(*this, &v1::TrialRules::Stub::GradeEvents, request);
 }
 
 }  // namespace trialrules

@@ -58,6 +58,7 @@ class TrialRulesClient {
                                              const std::string& version) const;
   absl::StatusOr<v1::ValidateRuleSetResponse> ValidateRuleSet(
       const std::string& text, const std::string& file_name) const;
+  absl::StatusOr<v1::GradeResponse> GradeEvents(const v1::GradeRequest& request) const;
 
   v1::TrialRules::Stub* stub() const { return stub_.get(); }
   absl::Duration deadline() const { return deadline_; }
@@ -72,6 +73,8 @@ class TrialRulesClient {
 
 // The request's facts, from the CLI's facts-file form.
 void AddFacts(const std::vector<FactInput>& facts, v1::EvaluateRequest* request);
+// Observations for GradeEvents: strings are words of TEXT observations.
+void AddObservations(const std::vector<FactInput>& observations, v1::ObservationSet* set);
 
 }  // namespace trialrules
 

@@ -10,21 +10,35 @@ namespace trialrules {
 using google::protobuf::Struct;
 using google::protobuf::Value;
 
-absl::StatusOr<std::vector<FactInput>> ParseFactsJson(absl::string_view json) {
+namespace {
+
+// The values of object `key` of a JSON document.
+absl::StatusOr<std::vector<FactInput>> ParseValuesJson(absl::string_view json,
+                                                       absl::string_view key) {
   Struct document;
   const auto parsed = google::protobuf::util::JsonStringToMessage(
       google::protobuf::StringPiece(json.data(), json.size()), &document);
   if (!parsed.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("facts file is not valid JSON: ", parsed.message().as_string()));
+        absl::StrCat(key, " file is not valid JSON: ", parsed.message().as_string()));
   }
-  const auto facts = document.fields().find("facts");
-  if (facts == document.fields().end() ||
-      facts->second.kind_case() != Value::kStructValue) {
+  const auto values = document.fields().find(std::string(key));
+  if (values == document.fields().end() ||
+      values->second.kind_case() != Value::kStructValue) {
     return absl::InvalidArgumentError(
-        "facts file must be a JSON object with an object \"facts\"");
+        absl::StrCat(key, " file must be a JSON object with an object \"", key, "\""));
   }
-  return FactsFromStruct(facts->second.struct_value());
+  return FactsFromStruct(values->second.struct_value());
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<FactInput>> ParseFactsJson(absl::string_view json) {
+  return ParseValuesJson(json, "facts");
+}
+
+absl::StatusOr<std::vector<FactInput>> ParseObservationsJson(absl::string_view json) {
+  return ParseValuesJson(json, "observations");
 }
 
 absl::StatusOr<std::vector<FactInput>> FactsFromStruct(const Struct& facts) {
@@ -55,7 +69,7 @@ absl::StatusOr<std::vector<FactInput>> FactsFromStruct(const Struct& facts) {
       default:
         return absl::InvalidArgumentError(absl::StrCat(
             "fact \"", name,
-            "\": a value must be a number, true/false, a date string or "
+            "\": a value must be a number, true/false, a date or word string, or "
             "{\"value\", \"unit\"} (leave a missing fact out)"));
     }
     inputs.push_back(std::move(input));

@@ -18,6 +18,10 @@ namespace trialrules {
 
 absl::StatusOr<std::vector<FactInput>> ParseFactsJson(absl::string_view json);
 
+// An observations file (`trialrules grade`): {"observations": {NAME: VALUE}},
+// values as in the facts file; a string is a date or a TEXT observation's word.
+absl::StatusOr<std::vector<FactInput>> ParseObservationsJson(absl::string_view json);
+
 // Many patients: {"patients": [{"subject_ref": "...", "facts": {...}}, ...]}.
 absl::StatusOr<std::vector<PatientFacts>> ParsePatientsJson(absl::string_view json);
 

@@ -117,4 +117,83 @@ std::string RenderTable(const DecisionView& view) {
   return out;
 }
 
+GradeView ViewOf(const DecisionTableSet& tables, const DecisionTable& table,
+                 const TableResult& result) {
+  GradeView view;
+  view.table_id = tables.table_id();
+  view.version = tables.version();
+  view.sha256 = tables.sha256();
+  view.term = table.term;
+  if (result.output) view.grade = static_cast<int>(*result.output);
+  view.grade_min = static_cast<int>(result.min);
+  view.grade_max = static_cast<int>(result.max);
+  view.domains = result.Domains(table);
+  for (int input : result.missing_inputs) view.missing.push_back(table.inputs()[input].name);
+  for (const RuleResult& row : result.rows) {
+    const TableRowSpec& spec = table.rows[row.rule];
+    GradeView::Row out{spec.id, spec.domain, static_cast<int>(spec.output),
+                       std::string(OutcomeName(row.outcome)), {}};
+    for (int input : row.missing_facts) out.missing.push_back(table.inputs()[input].name);
+    view.rows.push_back(std::move(out));
+  }
+  return view;
+}
+
+GradeView ViewOf(const v1::GradeResponse& response, int set) {
+  const v1::GradeResult& result = response.results(set);
+  GradeView view;
+  view.table_id = response.table().table_id();
+  view.version = response.table().version();
+  view.sha256 = response.table().sha256();
+  view.term = response.table().term();
+  if (result.known()) view.grade = result.grade();
+  view.grade_min = result.grade_min();
+  view.grade_max = result.grade_max();
+  view.domains.assign(result.domains().begin(), result.domains().end());
+  view.missing.assign(result.missing().begin(), result.missing().end());
+  for (const v1::RowOutcome& row : result.rows()) {
+    view.rows.push_back({row.id(), row.domain(), static_cast<int>(row.output()),
+                         WithoutPrefix(v1::Outcome_Name(row.outcome()), "OUTCOME_"),
+                         {row.missing().begin(), row.missing().end()}});
+  }
+  return view;
+}
+
+std::string RenderJson(const GradeView& view) {
+  return absl::StrCat("{\"table\":", JsonQuote(view.table_id), ",\"term\":", JsonQuote(view.term),
+                      ",\"grade\":", view.grade ? absl::StrCat(*view.grade) : "null",
+                      ",\"grade_min\":", view.grade_min, ",\"grade_max\":", view.grade_max,
+                      ",\"domains\":", JsonList(view.domains),
+                      ",\"missing\":", JsonList(view.missing), "}\n");
+}
+
+std::string RenderTable(const GradeView& view) {
+  size_t id_width = 3;
+  size_t domain_width = 6;
+  for (const GradeView::Row& row : view.rows) {
+    id_width = std::max(id_width, row.id.size());
+    domain_width = std::max(domain_width, row.domain.size());
+  }
+  std::string out = absl::StrFormat("%-*s  %-*s  %5s  %-7s  %s\n", id_width, "ROW", domain_width,
+                                    "DOMAIN", "GRADE", "OUTCOME", "MISSING");
+  for (const GradeView::Row& row : view.rows) {
+    absl::StrAppendFormat(&out, "%-*s  %-*s  %5d  %-7s  %s\n", id_width, row.id, domain_width,
+                          row.domain, row.output, row.outcome, absl::StrJoin(row.missing, ", "));
+  }
+  if (view.grade) {
+    absl::StrAppend(&out, "\n", view.term, " grade: ", *view.grade);
+    if (!view.domains.empty()) {
+      absl::StrAppend(&out, " (", absl::StrJoin(view.domains, ", "), ")");
+    }
+    out += "\n";
+  } else {
+    absl::StrAppend(&out, "\n", view.term, " grade: UNKNOWN, between ", view.grade_min, " and ",
+                    view.grade_max, "\nwould be decided by: ", absl::StrJoin(view.missing, ", "),
+                    "\n");
+  }
+  absl::StrAppend(&out, "graded by: ", view.table_id, " version ", view.version, " (sha256 ",
+                  view.sha256, ")\n");
+  return out;
+}
+
 }  // namespace trialrules

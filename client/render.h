@@ -3,9 +3,11 @@
 #ifndef TRIALRULES_CLIENT_RENDER_H_
 #define TRIALRULES_CLIENT_RENDER_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "service/engine/decision_table.h"
 #include "service/engine/rule_set.h"
 #include "trialrules/v1/service.pb.h"
 
@@ -42,6 +44,38 @@ std::string RenderJson(const DecisionView& view);
 // Rule, outcome, missing facts and wording as a table, then the decision and
 // the version that answered.
 std::string RenderTable(const DecisionView& view);
+
+// One graded observation set in plain strings, offline or from a server.
+struct GradeView {
+  std::string table_id;
+  std::string version;
+  std::string sha256;
+  std::string term;
+  std::optional<int> grade;  // none: UNKNOWN
+  int grade_min = 0;
+  int grade_max = 0;
+  std::vector<std::string> domains;
+  std::vector<std::string> missing;
+  struct Row {
+    std::string id;
+    std::string domain;
+    int output = 0;
+    std::string outcome;
+    std::vector<std::string> missing;
+  };
+  std::vector<Row> rows;
+};
+
+GradeView ViewOf(const DecisionTableSet& tables, const DecisionTable& table,
+                 const TableResult& result);
+GradeView ViewOf(const v1::GradeResponse& response, int set);
+
+// {"table", "term", "grade" (null when unknown), "grade_min", "grade_max",
+//  "domains", "missing"} on one line.
+std::string RenderJson(const GradeView& view);
+// Each row's outcome, then the grade (or its range and what would decide
+// it) and the table version that graded.
+std::string RenderTable(const GradeView& view);
 
 }  // namespace trialrules
 

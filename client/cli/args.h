@@ -68,6 +68,7 @@ int RunCheck(const std::vector<std::string>& argv);
 int RunEval(const std::vector<std::string>& argv);
 int RunBench(const std::vector<std::string>& argv);
 int RunDiff(const std::vector<std::string>& argv);
+int RunGrade(const std::vector<std::string>& argv);
 
 }  // namespace trialrules::cli
 

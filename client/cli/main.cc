@@ -10,9 +10,10 @@ namespace {
 constexpr char kUsage[] =
     "usage: trialrules COMMAND [OPTIONS]\n"
     "commands:\n"
-    "  check [--server HOST:PORT] PATH...\n"
-    "                          load rule files or directories, run their test\n"
-    "                          cases, print problems (file:line:col: rule ID: message)\n"
+    "  check [--coverage] [--server HOST:PORT] PATH...\n"
+    "                          load rule files, decision-table files or directories,\n"
+    "                          run their test cases, print problems\n"
+    "                          (file:line:col: rule ID: message)\n"
     "  eval (--rules PATH | --server HOST:PORT) --protocol ID [--version V]\n"
     "       [--kind eligibility|withdrawal|escalation|stopping]\n"
     "       --facts FILE.json [--json]\n"
@@ -20,6 +21,9 @@ constexpr char kUsage[] =
     "  diff (--rules PATH | --server HOST:PORT) --protocol ID --from V1 --to V2\n"
     "       --patients FILE.json [--json]\n"
     "                          amendment impact: whose decision changes, and why\n"
+    "  grade (--rules PATH | --server HOST:PORT) --table ID [--version V] [--term TERM]\n"
+    "       --observations FILE.json [--json]\n"
+    "                          grade an adverse event with a grading table\n"
     "  bench --server HOST:PORT [--method CheckEligibility|ScreenPatients] ...\n"
     "                          load generator (trialrules bench --help)\n"
     "HOST:PORT may be dns:///NAME:PORT (round-robin over its addresses)\n"
@@ -38,6 +42,7 @@ int main(int argc, char** argv) {
   if (command == "eval") return trialrules::cli::RunEval(rest);
   if (command == "bench") return trialrules::cli::RunBench(rest);
   if (command == "diff") return trialrules::cli::RunDiff(rest);
+  if (command == "grade") return trialrules::cli::RunGrade(rest);
   if (command == "help" || command == "--help" || command == "-h") {
     std::cout << kUsage;
     return trialrules::cli::kExitOk;

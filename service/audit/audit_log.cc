@@ -1,3 +1,4 @@
+#include "service/util/number_text.h"
 #include "service/audit/audit_log.h"
 
 #include <sys/stat.h>
@@ -158,10 +159,15 @@ void AuditLog::WriterLoop() {
 
 
 void AuditLog::AppendFactsFields(const DecisionRecord& record, std::string* out) const {
+  AppendFactsFields(*record.rule_set, *record.facts, out);
+}
+
+void AuditLog::AppendFactsFields(const RuleSet& rule_set, const FactValues& facts,
+                                 std::string* out) const {
   // The canonical facts go into a per-thread buffer, whose capacity stays.
   thread_local std::string canonical_facts;
   canonical_facts.clear();
-  AppendCanonicalFacts(*record.rule_set, *record.facts, &canonical_facts);
+  AppendCanonicalFacts(rule_set, facts, &canonical_facts);
   out->append(",\"facts_sha256\":\"");
   AppendSha256Hex(canonical_facts, out);
   out->push_back('"');
@@ -239,6 +245,41 @@ std::string AuditLog::FormatBatch(const std::vector<DecisionRecord>& records) co
   }
   bytes += "]}\n";
   return bytes;
+}
+
+std::string AuditLog::FormatGrading(const GradingRecord& record) const {
+  const DecisionTableSet& tables = *record.tables;
+  const DecisionTable& table = *record.table;
+  std::string out;
+  absl::StrAppend(&out, "{\"decision_id\":\"", record.decision_id, "\",\"time\":\"");
+  AppendRecordTime(record.time, &out);
+  absl::StrAppend(&out, "\",\"method\":\"GradeEvents\",\"table_id\":\"", tables.table_id(),
+                  "\",\"version\":\"", tables.version(), "\",\"sha256\":\"", tables.sha256(),
+                  "\",\"term\":\"", table.term, "\",\"subject_ref\":");
+  AppendJsonQuoted(record.subject_ref, &out);
+  out.append(",\"site_id\":");
+  AppendJsonQuoted(record.site_id, &out);
+  out.append(",\"gradings\":[");
+  for (size_t i = 0; i < record.results.size(); ++i) {
+    const TableResult& result = record.results[i];
+    out.append(i == 0 ? "{" : ",{");
+    if (result.output) {
+      absl::StrAppend(&out, "\"grade\":", ShortestNumber(*result.output));
+    } else {
+      absl::StrAppend(&out, "\"grade\":null,\"grade_min\":", ShortestNumber(result.min),
+                      ",\"grade_max\":", ShortestNumber(result.max));
+    }
+    out.append(",\"rows\":{");
+    for (size_t r = 0; r < result.rows.size(); ++r) {
+      absl::StrAppend(&out, r == 0 ? "\"" : ",\"", table.rows[result.rows[r].rule].id, "\":\"",
+                      OutcomeName(result.rows[r].outcome), "\"");
+    }
+    out.push_back('}');
+    AppendFactsFields(*table.rules, result.inputs, &out);
+    out.push_back('}');
+  }
+  out.append("]}\n");
+  return out;
 }
 
 // One writer at a time (Append's writing_).

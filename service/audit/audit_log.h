@@ -15,6 +15,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "service/engine/decision_table.h"
 #include "service/engine/rule_set.h"
 
 namespace trialrules {
@@ -29,6 +31,18 @@ struct DecisionRecord {
   absl::string_view site_id;
   const Evaluation* evaluation = nullptr;
   const FactValues* facts = nullptr;
+};
+
+
+// One answered grading call, as the audit log sees it.
+struct GradingRecord {
+  absl::string_view decision_id;
+  absl::Time time;
+  const DecisionTableSet* tables = nullptr;
+  const DecisionTable* table = nullptr;
+  absl::string_view subject_ref;
+  absl::string_view site_id;
+  absl::Span<const TableResult> results;  // one per observation set
 };
 
 // Thread-safe. Group commit: records queued while a batch is being written
@@ -67,6 +81,11 @@ class AuditLog {
   // thousands of patients a second.
   std::string FormatBatch(const std::vector<DecisionRecord>& records) const;
 
+  // One line for a grading call: the table's id, version, hash and term,
+  // then per observation set its grade (or range), each row's outcome and
+  // the observations' hash (and, with `include_facts`, the observations).
+  std::string FormatGrading(const GradingRecord& record) const;
+
   // Writes `lines` (now, or with the write in progress) and then calls
   // `done`, on this thread or the writing one: OK, or UNAVAILABLE when they
   // could not be written, in which case the caller must not answer.
@@ -89,6 +108,8 @@ class AuditLog {
   void AppendLine(const DecisionRecord& record, std::string* out) const;
   // ,"facts_sha256":"…" (and with include_facts_, ,"facts":{…}).
   void AppendFactsFields(const DecisionRecord& record, std::string* out) const;
+  void AppendFactsFields(const RuleSet& rule_set, const FactValues& facts,
+                         std::string* out) const;
   absl::Status Write(const std::string& bytes);
   // A failed write or sync: counted, logged when health turns, and the
   // UNAVAILABLE the waiting calls get.

@@ -21,6 +21,7 @@ namespace pb = ::trialrules::v1;
 // A UNIQUE table's rows are tried pairwise on at most this many
 // combinations of candidate inputs when it is loaded.
 constexpr int kMaxOverlapCandidates = 20000;
+constexpr double kMaxOutput = 1e9;
 
 std::optional<HitPolicy> HitPolicyOf(pb::HitPolicy policy) {
   switch (policy) {
@@ -193,12 +194,20 @@ class TableLoader {
     const std::optional<HitPolicy> policy = HitPolicyOf(table.hit_policy());
     if (!policy) report("term", -1, "hit_policy is required (MAX, FIRST or UNIQUE)");
     compiled.hit_policy = policy.value_or(HitPolicy::kMax);
-    if (!std::isfinite(table.default_output())) report("default_output", -1, "must be finite");
+    // Outputs are ordinal codes (grades): whole numbers, so that MAX orders
+    // them and answers carry them exactly.
+    auto whole = [](double v) { return std::fabs(v) <= kMaxOutput && v == std::floor(v); };
+    if (!whole(table.default_output())) {
+      report("default_output", -1, "outputs must be whole numbers (at most 1e9 in magnitude)");
+    }
     compiled.default_output = table.default_output();
     if (table.rows().empty()) report("term", -1, "a table needs rows");
     for (int r = 0; r < table.rows_size(); ++r) {
       const pb::TableRow& row = table.rows(r);
-      if (!std::isfinite(row.output())) report("rows", r, "a row's output must be finite");
+      if (!whole(row.output())) {
+        report("rows", r, absl::StrCat("row ", row.id(), ": outputs must be whole numbers ",
+                                       "(at most 1e9 in magnitude)"));
+      }
       compiled.rows.push_back({row.id(), row.domain(), row.output(), row.text(), row.note()});
     }
     Declarations declarations{&table, tree, &table.inputs(), &table.derived_values(), {}, 0,
@@ -540,6 +549,7 @@ absl::StatusOr<TableResult> DecisionTableSet::Evaluate(
     }
   }
   ApplyHitPolicy(table, &result);
+  result.inputs = *std::move(inputs);
   return result;
 }
 

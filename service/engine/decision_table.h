@@ -63,6 +63,7 @@ struct TableResult {
   std::vector<int> deciding_rows;  // rows that set the output (when known)
   std::vector<int> missing_inputs;  // sorted: inputs that could change it
   std::vector<RuleResult> rows;     // every row's outcome, in file order
+  FactValues inputs;                // the observations as bound (canonical units)
   bool not_finite = false;          // a row had no finite value on known inputs
 
   // The distinct domains of the deciding rows, in row order.

@@ -1,3 +1,4 @@
+#include "service/util/number_text.h"
 #include "service/metrics/service_metrics.h"
 
 #include <algorithm>
@@ -250,7 +251,12 @@ ServiceMetrics::ServiceMetrics(const std::vector<std::string>& full_methods,
                               .Help("When the gRPC port's TLS certificate (as last read from "
                                     "its file) stops being valid, in seconds since the Unix "
                                     "epoch; no series without TLS.")
-                              .Register(*registry_)) {
+                              .Register(*registry_)),
+      grades_(prometheus::BuildCounter()
+                  .Name("trialrules_grades_total")
+                  .Help("Observation sets graded by GradeEvents, by decision table, "
+                        "version, term and grade (UNKNOWN when observations left it open).")
+                  .Register(*registry_)) {
   for (const std::string& method : full_methods) {
     methods_[method] = std::unique_ptr<MethodCalls>(new MethodCalls(method));
   }
@@ -318,6 +324,18 @@ void ServiceMetrics::RecordDecisions(const std::shared_ptr<const RuleSet>& rule_
     for (const RuleResult& rule : evaluation->rules) {
       series->counters.Add(RuleSetSeries::OutcomeIndex(rule.rule, rule.outcome));
     }
+  }
+}
+
+void ServiceMetrics::RecordGrades(const DecisionTableSet& tables, const DecisionTable& table,
+                                  absl::Span<const TableResult> results) {
+  for (const TableResult& result : results) {
+    grades_
+        .Add({{"table_id", SafeLabelValue(tables.table_id())},
+              {"version", SafeLabelValue(tables.version())},
+              {"term", SafeLabelValue(table.term)},
+              {"grade", result.output ? ShortestNumber(*result.output) : "UNKNOWN"}})
+        .Increment();
   }
 }
 

@@ -28,6 +28,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "service/catalog/catalog.h"
+#include "service/engine/decision_table.h"
 #include "service/engine/rule_set.h"
 #include "service/metrics/sharded_counters.h"
 
@@ -70,6 +71,9 @@ class ServiceMetrics {
   // Decisions and each rule's outcome, for the screen-failure funnel.
   void RecordDecisions(const std::shared_ptr<const RuleSet>& rule_set,
                        absl::Span<const Evaluation* const> evaluations);
+  // Grades given by GradeEvents (low volume: one family, no sharding).
+  void RecordGrades(const DecisionTableSet& tables, const DecisionTable& table,
+                    absl::Span<const TableResult> results);
   // After each publish: rule sets in force (info series), files refused.
   void RecordCatalog(const Catalog& catalog);
   // After each read of the rules directory.
@@ -93,6 +97,7 @@ class ServiceMetrics {
   prometheus::Family<prometheus::Counter>& reloads_;
   prometheus::Gauge& last_successful_reload_;
   prometheus::Family<prometheus::Gauge>& certificate_expiry_;
+  prometheus::Family<prometheus::Counter>& grades_;
 
   mutable std::mutex mutex_;
   // Every rule set ever seen, by protocol, version and sha256; never

@@ -66,6 +66,32 @@ void FillEvaluation(const RuleSet& rule_set, const Evaluation& evaluation,
   }
 }
 
+void FillFact(const FactSpec& spec, v1::Fact* fact) {
+  fact->set_name(spec.name);
+  switch (spec.type) {
+    case ValueType::kNumber: fact->set_type(v1::NUMBER); break;
+    case ValueType::kBool: fact->set_type(v1::BOOL); break;
+    case ValueType::kDate: fact->set_type(v1::DATE); break;
+    case ValueType::kText: fact->set_type(v1::TEXT); break;
+  }
+  fact->set_unit(spec.unit);
+  fact->set_integer(spec.integer);
+  fact->set_description(spec.description);
+  for (const auto& unit : spec.accepted_units) {
+    v1::AlternativeUnit* accepted = fact->add_accepted_units();
+    accepted->set_unit(unit.unit);
+    accepted->set_per_canonical_unit(unit.per_canonical_unit);
+  }
+  for (const std::string& word : spec.allowed_values) fact->add_allowed_values(word);
+  if (spec.type == ValueType::kDate) {
+    fact->set_min_date(FormatIsoDate(static_cast<DayNumber>(spec.min)));
+    fact->set_max_date(FormatIsoDate(static_cast<DayNumber>(spec.max)));
+  } else if (spec.type == ValueType::kNumber) {
+    if (std::isfinite(spec.min)) fact->set_min(spec.min);
+    if (std::isfinite(spec.max)) fact->set_max(spec.max);
+  }
+}
+
 void FillRuleSetInfo(const RuleSet& rule_set, bool full, v1::RuleSetInfo* out) {
   const RuleSetDefinition& def = rule_set.definition();
   FillRuleSetRef(rule_set, out->mutable_rule_set());
@@ -76,29 +102,13 @@ void FillRuleSetInfo(const RuleSet& rule_set, bool full, v1::RuleSetInfo* out) {
   out->set_effective_from(FormatIsoDate(def.effective_from));
   if (def.effective_until) out->set_effective_until(FormatIsoDate(*def.effective_until));
   out->set_file_name(ToValidUtf8(def.file_name));
-  if (!full) return;
-  for (const FactSpec& spec : def.facts) {
-    v1::Fact* fact = out->add_facts();
-    fact->set_name(spec.name);
-    fact->set_type(spec.type == ValueType::kNumber ? v1::NUMBER
-                   : spec.type == ValueType::kBool ? v1::BOOL
-                                                   : v1::DATE);
-    fact->set_unit(spec.unit);
-    fact->set_integer(spec.integer);
-    fact->set_description(spec.description);
-    for (const auto& unit : spec.accepted_units) {
-      v1::AlternativeUnit* accepted = fact->add_accepted_units();
-      accepted->set_unit(unit.unit);
-      accepted->set_per_canonical_unit(unit.per_canonical_unit);
-    }
-    if (spec.type == ValueType::kDate) {
-      fact->set_min_date(FormatIsoDate(static_cast<DayNumber>(spec.min)));
-      fact->set_max_date(FormatIsoDate(static_cast<DayNumber>(spec.max)));
-    } else if (spec.type == ValueType::kNumber) {
-      if (std::isfinite(spec.min)) fact->set_min(spec.min);
-      if (std::isfinite(spec.max)) fact->set_max(spec.max);
-    }
+  for (const auto& [table_id, version] : def.decision_tables) {
+    v1::TableReference* table = out->add_decision_tables();
+    table->set_table_id(table_id);
+    table->set_version(version);
   }
+  if (!full) return;
+  for (const FactSpec& spec : def.facts) FillFact(spec, out->add_facts());
   for (const RuleSpec& spec : def.rules) {
     v1::RuleInfo* rule = out->add_rules();
     rule->set_id(spec.id);
@@ -124,6 +134,51 @@ void FillRuleSetInfo(const RuleSet& rule_set, bool full, v1::RuleSetInfo* out) {
     level->set_cells_per_kg(spec.cells_per_kg);
     level->set_description(spec.description);
   }
+}
+
+void FillTableInfo(const DecisionTableSet& tables, v1::TableInfo* out) {
+  const DecisionTableSet::Header& header = tables.header();
+  out->set_table_id(header.table_id);
+  out->set_version(header.version);
+  out->set_sha256(header.sha256);
+  out->set_title(header.title);
+  out->set_reference(header.reference);
+  out->set_file_name(ToValidUtf8(header.file_name));
+  for (const DecisionTable& table : tables.tables()) {
+    v1::TableTermInfo* term = out->add_terms();
+    term->set_term(table.term);
+    term->set_hit_policy(std::string(HitPolicyName(table.hit_policy)));
+    for (const FactSpec& spec : table.inputs()) FillFact(spec, term->add_inputs());
+    for (int input : table.required) term->add_required(table.inputs()[input].name);
+    for (size_t r = 0; r < table.rows.size(); ++r) {
+      v1::TableRow* row = term->add_rows();
+      row->set_id(table.rows[r].id);
+      row->set_domain(table.rows[r].domain);
+      row->set_expression(table.rules->rules()[r].expression);
+      row->set_output(table.rows[r].output);
+      row->set_text(table.rows[r].text);
+      row->set_note(table.rows[r].note);
+    }
+  }
+}
+
+void FillGradeResult(const DecisionTable& table, const TableResult& result,
+                     v1::GradeResult* out) {
+  out->set_known(result.output.has_value());
+  if (result.output) out->set_grade(static_cast<int32_t>(*result.output));
+  out->set_grade_min(static_cast<int32_t>(result.min));
+  out->set_grade_max(static_cast<int32_t>(result.max));
+  for (std::string& domain : result.Domains(table)) out->add_domains(std::move(domain));
+  for (int input : result.missing_inputs) out->add_missing(table.inputs()[input].name);
+  for (const RuleResult& row : result.rows) {
+    v1::RowOutcome* outcome = out->add_rows();
+    outcome->set_id(table.rows[row.rule].id);
+    outcome->set_domain(table.rows[row.rule].domain);
+    outcome->set_outcome(ToProto(row.outcome));
+    outcome->set_output(table.rows[row.rule].output);
+    for (int input : row.missing_facts) outcome->add_missing(table.inputs()[input].name);
+  }
+  out->set_not_finite(result.not_finite);
 }
 
 void FillProblems(const std::vector<Problem>& problems,

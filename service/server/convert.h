@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "service/engine/decision_table.h"
 #include "service/engine/loader.h"
 #include "service/engine/problem.h"
 #include "service/engine/rule_set.h"
@@ -26,8 +27,19 @@ void FillRuleSetRef(const RuleSet& rule_set, v1::RuleSetRef* out);
 void FillEvaluation(const RuleSet& rule_set, const Evaluation& evaluation,
                     v1::EvaluateResponse* out);
 
+// A fact (or a table's input) as rule files declare it.
+void FillFact(const FactSpec& spec, v1::Fact* out);
+
 // Summary (ListRuleSets) or, with `full`, every fact and rule (GetRuleSet).
 void FillRuleSetInfo(const RuleSet& rule_set, bool full, v1::RuleSetInfo* out);
+
+// A decision-table file: its terms with their inputs and rows.
+void FillTableInfo(const DecisionTableSet& tables, v1::TableInfo* out);
+
+// One observation set's grade: grades are whole numbers (a table's outputs
+// are; GradeEvents serves grading tables).
+void FillGradeResult(const DecisionTable& table, const TableResult& result,
+                     v1::GradeResult* out);
 
 void FillProblems(const std::vector<Problem>& problems,
                   google::protobuf::RepeatedPtrField<v1::Problem>* out);

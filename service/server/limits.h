@@ -16,6 +16,7 @@ struct ServiceLimits {
   size_t max_name_length = 64;      // fact names, protocol ids, versions
   size_t max_reference_length = 128;  // subject_ref, site_id, dose_level
   size_t max_patients_per_message = 100000;
+  size_t max_observation_sets = 1000;  // per GradeEvents call
   // Calls being handled at once (streams count while open); beyond it a
   // call is refused at once with RESOURCE_EXHAUSTED instead of queueing.
   int max_concurrent_calls = 1000;

@@ -252,6 +252,104 @@ grpc::ServerUnaryReactor* TrialRulesService::EvaluateStopping(
                   response);
 }
 
+absl::Status TrialRulesService::Grade(const v1::GradeRequest& request,
+                                      v1::GradeResponse* response, std::string* audit_line) {
+  if (request.table_id().empty()) return absl::InvalidArgumentError("table_id is required");
+  for (auto [field, value, limit] :
+       {std::tuple{"table_id", &request.table_id(), limits_.max_name_length},
+        std::tuple{"version", &request.version(), limits_.max_name_length},
+        std::tuple{"term", &request.term(), limits_.max_name_length},
+        std::tuple{"subject_ref", &request.subject_ref(), limits_.max_reference_length},
+        std::tuple{"site_id", &request.site_id(), limits_.max_reference_length}}) {
+    if (absl::Status s = CheckLength(field, *value, limit); !s.ok()) return s;
+  }
+  if (request.observation_sets().empty()) {
+    return absl::InvalidArgumentError("observation_sets: at least one is required");
+  }
+  if (static_cast<size_t>(request.observation_sets_size()) > limits_.max_observation_sets) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("observation_sets: ", request.observation_sets_size(),
+                     " sets; the limit is ", limits_.max_observation_sets));
+  }
+  absl::StatusOr<std::shared_ptr<const Catalog>> catalog = Snapshot();
+  if (!catalog.ok()) return catalog.status();
+  absl::StatusOr<std::shared_ptr<const DecisionTableSet>> tables =
+      (*catalog)->SelectTable(request.table_id(), request.version());
+  if (!tables.ok()) return tables.status();
+  absl::StatusOr<const DecisionTable*> table = (*tables)->Find(request.term());
+  if (!table.ok()) return table.status();
+
+  std::vector<TableResult> results;
+  results.reserve(request.observation_sets_size());
+  for (int i = 0; i < request.observation_sets_size(); ++i) {
+    const v1::ObservationSet& set = request.observation_sets(i);
+    auto refuse = [&](const absl::Status& status) {
+      return absl::Status(status.code(),
+                          absl::StrCat("observation_sets[", i, "]: ", status.message()));
+    };
+    if (static_cast<size_t>(set.observations_size()) > limits_.max_facts) {
+      return refuse(absl::InvalidArgumentError(absl::StrCat(
+          set.observations_size(), " observations; the limit is ", limits_.max_facts)));
+    }
+    std::vector<FactInput> inputs;
+    for (const v1::FactValue& observation : set.observations()) {
+      if (absl::Status s = CheckLength("observation name", observation.name(),
+                                       limits_.max_name_length);
+          !s.ok()) {
+        return refuse(s);
+      }
+      absl::StatusOr<FactInput> input = FactInputFromProto(observation);
+      if (!input.ok()) return refuse(input.status());
+      inputs.push_back(*std::move(input));
+    }
+    absl::StatusOr<TableResult> result = (*tables)->Evaluate(**table, inputs);
+    if (!result.ok()) return refuse(result.status());
+    results.push_back(*std::move(result));
+  }
+  (*tables)->MarkServed();
+
+  if (metrics_ != nullptr) metrics_->RecordGrades(**tables, **table, results);
+  const std::string decision_id = NewDecisionId();
+  *audit_line = audit_->FormatGrading({decision_id, absl::Now(), tables->get(), *table,
+                                       request.subject_ref(), request.site_id(), results});
+
+  v1::TableRef* ref = response->mutable_table();
+  ref->set_table_id((*tables)->table_id());
+  ref->set_version((*tables)->version());
+  ref->set_sha256((*tables)->sha256());
+  ref->set_term((*table)->term);
+  for (const TableResult& result : results) {
+    FillGradeResult(**table, result, response->add_results());
+  }
+  response->set_decision_id(decision_id);
+  response->set_subject_ref(request.subject_ref());
+  response->set_site_id(request.site_id());
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* TrialRulesService::GradeEvents(grpc::CallbackServerContext* context,
+                                                         const v1::GradeRequest* request,
+                                                         v1::GradeResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const CallRecord call = StartCall(context, "GradeEvents");
+  if (!call.admitted()) {
+    Finish(reactor, call, Overloaded());
+    return reactor;
+  }
+  std::string audit_line;
+  const absl::Status status = Grade(*request, response, &audit_line);
+  if (!status.ok()) {
+    Finish(reactor, call, ToGrpcStatus(status));
+    return reactor;
+  }
+  // As for decisions: the answer leaves only once its record is written.
+  audit_->Append(std::move(audit_line), [reactor, call, response](absl::Status written) {
+    if (!written.ok()) response->Clear();
+    Finish(reactor, call, ToGrpcStatus(written));
+  });
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* TrialRulesService::ListRuleSets(
     grpc::CallbackServerContext* context, const v1::ListRuleSetsRequest* request,
     v1::ListRuleSetsResponse* response) {
@@ -274,6 +372,9 @@ grpc::ServerUnaryReactor* TrialRulesService::ListRuleSets(
     FillRuleSetInfo(*rule_set, /*full=*/false, response->add_rule_sets());
   }
   FillProblems((*catalog)->refused(), response->mutable_refused());
+  if (request->protocol_id().empty()) {
+    for (const auto& tables : (*catalog)->tables()) FillTableInfo(*tables, response->add_tables());
+  }
   for (const ProtocolSites& protocol : (*catalog)->sites()) {
     if (!request->protocol_id().empty() && protocol.protocol_id != request->protocol_id()) {
       continue;

@@ -51,6 +51,9 @@ class TrialRulesService final : public v1::TrialRules::CallbackService {
   grpc::ServerUnaryReactor* GetRuleSet(grpc::CallbackServerContext* context,
                                        const v1::GetRuleSetRequest* request,
                                        v1::RuleSetInfo* response) override;
+  grpc::ServerUnaryReactor* GradeEvents(grpc::CallbackServerContext* context,
+                                        const v1::GradeRequest* request,
+                                        v1::GradeResponse* response) override;
   grpc::ServerReadReactor<v1::CompareRequest>* CompareVersions(
       grpc::CallbackServerContext* context, v1::CompareResponse* response) override;
   grpc::ServerUnaryReactor* ValidateRuleSet(
@@ -69,6 +72,11 @@ class TrialRulesService final : public v1::TrialRules::CallbackService {
   // Finishes a unary call and records its status.
   static void Finish(grpc::ServerUnaryReactor* reactor, const CallRecord& call,
                      const grpc::Status& status);
+
+  // GradeEvents' work: grades every observation set, or refuses the
+  // request naming the set and the observation; fills `audit_line`.
+  absl::Status Grade(const v1::GradeRequest& request, v1::GradeResponse* response,
+                     std::string* audit_line);
 
   // The name of the fact whose value is a one-patient request's as-of date.
   static constexpr absl::string_view kAssessmentDateFact = "assessment_date";

@@ -155,4 +155,62 @@ TEST(CliTest, DiffJsonCountsEveryTransition) {
             std::string::npos);
 }
 
+TEST(CliTest, GradeJsonIsTheContractShape) {
+  // 1.8 mg/dL is exactly 1.5 x ULN 1.2: grade 1 (binary floating point
+  // would make it 2).
+  const CliRun run = Cli(
+      "grade --rules rules/ --table ctcae-5.0 --term blood_bilirubin_increased "
+      "--observations tests/data/observations/bilirubin_1_8_uln_1_2.json --json");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(run.output,
+            "{\"table\":\"ctcae-5.0\",\"term\":\"blood_bilirubin_increased\",\"grade\":1,"
+            "\"grade_min\":1,\"grade_max\":1,\"domains\":[\"uln\"],\"missing\":[]}\n");
+}
+
+TEST(CliTest, GradeTableShowsEveryRowAndTheDecidingDomains) {
+  const CliRun run =
+      Cli("grade --rules rules/ --table astct-crs-2019 "
+          "--observations tests/data/observations/crs_39_5_one_vasopressor_cannula.json");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("cytokine_release_syndrome grade: 3 (hypotension)"),
+            std::string::npos)
+      << run.output;
+  EXPECT_NE(run.output.find("oxygen_2"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("graded by: astct-crs-2019 version 1.0 (sha256 "),
+            std::string::npos)
+      << run.output;
+}
+
+TEST(CliTest, GradeWithAMissingReferenceGivesTheRangeAndWhatDecidesIt) {
+  const CliRun run =
+      Cli("grade --rules rules/ --table ctcae-5.0 --term neutrophil_count_decreased "
+          "--observations tests/data/observations/anc_1_6_without_lln.json --json");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(run.output,
+            "{\"table\":\"ctcae-5.0\",\"term\":\"neutrophil_count_decreased\",\"grade\":null,"
+            "\"grade_min\":0,\"grade_max\":1,\"domains\":[],\"missing\":[\"lln\"]}\n");
+}
+
+TEST(CliTest, GradeRefusesObservationsNamingThem) {
+  CliRun run = Cli("grade --rules rules/ --table astct-crs-2019 "
+                   "--observations tests/data/observations/crs_unknown_device.json");
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_NE(run.output.find("observation \"o2_device\" = \"oxygen_tent\": not an allowed value "
+                            "(none, nasal_cannula, blow_by, hfnc, facemask, nonrebreather, "
+                            "venturi, cpap, bipap, mechanical_ventilation)"),
+            std::string::npos)
+      << run.output;
+  run = Cli("grade --rules rules/ --table astct-icans-2019 "
+            "--observations tests/data/observations/icans_age_8.json");
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_NE(run.output.find("CAPD"), std::string::npos) << run.output;
+  run = Cli("grade --rules rules/ --table ctcae-5.0 "
+            "--observations tests/data/observations/anc_1_6_without_lln.json");
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_NE(run.output.find("a term is required: table ctcae-5.0 version 1.0 (terms: "
+                            "neutrophil_count_decreased, "),
+            std::string::npos)
+      << run.output;
+}
+
 }  // namespace

@@ -477,6 +477,127 @@ TEST_F(ServerTest, EveryAnswerHasItsAuditLineWithoutPatientData) {
   EXPECT_EQ(line.find("karnofsky"), std::string::npos) << "no facts by default";
 }
 
+// Grading over real gRPC: several assessments in one call, each graded or
+// left open with what would decide it; refusals name the set and the
+// observation; the call is audited and counted.
+TEST_F(ServerTest, GradeEventsGradesEachObservationSetAndIsAuditedAndCounted) {
+  v1::GradeRequest request;
+  request.set_table_id("astct-crs-2019");
+  request.set_subject_ref("SUBJ-0042");
+  request.set_site_id("SITE-07");
+  absl::StatusOr<std::vector<FactInput>> example = ParseObservationsJson(ReadText(
+      kSource + "/tests/data/observations/crs_39_5_one_vasopressor_cannula.json"));
+  ASSERT_TRUE(example.ok());
+  AddObservations(*example, request.add_observation_sets());
+  // Only a fever: grade 1 holds, the other domains may: 1 to 5.
+  AddObservations({{"temp_c", 38.4, ""}, {"fever_other_cause", false, ""}},
+                  request.add_observation_sets());
+  const auto response = client_->GradeEvents(request);
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->table().table_id(), "astct-crs-2019");
+  EXPECT_EQ(response->table().version(), "1.0");
+  EXPECT_EQ(response->table().term(), "cytokine_release_syndrome");
+  EXPECT_EQ(response->table().sha256(),
+            Sha256Hex(ReadText(kSource + "/rules/astct-crs-2019-1.0.table.textproto")));
+  ASSERT_EQ(response->results_size(), 2);
+  const v1::GradeResult& known = response->results(0);
+  EXPECT_TRUE(known.known());
+  EXPECT_EQ(known.grade(), 3);
+  EXPECT_EQ(std::vector<std::string>(known.domains().begin(), known.domains().end()),
+            std::vector<std::string>{"hypotension"});
+  EXPECT_EQ(known.rows_size(), 8);
+  const v1::GradeResult& open = response->results(1);
+  EXPECT_FALSE(open.known());
+  EXPECT_EQ(open.grade_min(), 1);
+  EXPECT_EQ(open.grade_max(), 5);
+  std::set<std::string> missing(open.missing().begin(), open.missing().end());
+  EXPECT_TRUE(missing.count("hypotension") && missing.count("o2_device") &&
+              missing.count("crs_death"))
+      << open.DebugString();
+  EXPECT_EQ(missing.count("temp_c") + missing.count("fever_other_cause"), 0u);
+
+  std::string line;
+  for (absl::string_view candidate : absl::StrSplit(server_->AuditLog(), '\n')) {
+    if (candidate.find(response->decision_id()) != absl::string_view::npos) {
+      line = std::string(candidate);
+    }
+  }
+  ASSERT_FALSE(line.empty());
+  EXPECT_NE(line.find("\"method\":\"GradeEvents\",\"table_id\":\"astct-crs-2019\",\"version\":"
+                      "\"1.0\",\"sha256\":\"" + response->table().sha256() +
+                      "\",\"term\":\"cytokine_release_syndrome\""),
+            std::string::npos)
+      << line;
+  EXPECT_NE(line.find("\"subject_ref\":\"SUBJ-0042\""), std::string::npos) << line;
+  EXPECT_NE(line.find("{\"grade\":3,\"rows\":{\"fever_1\":\"TRUE\""), std::string::npos) << line;
+  EXPECT_NE(line.find("{\"grade\":null,\"grade_min\":1,\"grade_max\":5,"), std::string::npos)
+      << line;
+  EXPECT_NE(line.find("\"facts_sha256\":\""), std::string::npos) << line;
+  EXPECT_EQ(line.find("39.5"), std::string::npos) << "no observations by default";
+
+  const std::string metrics = server_->Scrape();
+  EXPECT_NE(metrics.find("trialrules_grades_total{grade=\"3\",table_id=\"astct-crs-2019\","
+                         "term=\"cytokine_release_syndrome\",version=\"1.0\"}"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("trialrules_grades_total{grade=\"UNKNOWN\",table_id=\"astct-crs-2019\""),
+            std::string::npos);
+}
+
+TEST_F(ServerTest, GradeEventsRefusalsNameTheSetAndTheObservation) {
+  auto grade = [&](const std::string& table, const std::string& term,
+                   std::vector<std::vector<FactInput>> sets) {
+    v1::GradeRequest request;
+    request.set_table_id(table);
+    request.set_term(term);
+    for (const auto& set : sets) AddObservations(set, request.add_observation_sets());
+    return client_->GradeEvents(request).status();
+  };
+  absl::Status status = grade("astct-crs-2019", "",
+                              {{{"temp_c", 38.0, ""}}, {{"o2_device", std::string("tent"), ""}}});
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "observation_sets[1]: observation \"o2_device\" = \"tent\": not an allowed value "
+            "(none, nasal_cannula, blow_by, hfnc, facemask, nonrebreather, venturi, cpap, "
+            "bipap, mechanical_ventilation)");
+  status = grade("astct-crs-2019", "", {{{"temp_c", 60.0, ""}}});
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("observation_sets[0]: observation \"temp_c\" = 60: outside the valid range 25 Cel"),
+            std::string::npos)
+      << status;
+  status = grade("astct-icans-2019", "", {{{"ice_score", 9.0, ""}}});
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("\"age_years\" is required"), std::string::npos) << status;
+  status = grade("ctcae-5.0", "bilirubin", {{{"value", 1.0, ""}}});
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(status.message().find("term \"bilirubin\" is not graded by table ctcae-5.0"),
+            std::string::npos)
+      << status;
+  status = grade("ctcae-4.03", "", {{{"value", 1.0, ""}}});
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(status.message().find("unknown decision table \"ctcae-4.03\""), std::string::npos);
+  status = grade("astct-crs-2019", "", {});
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), "observation_sets: at least one is required");
+}
+
+TEST_F(ServerTest, ListRuleSetsShowsTheDecisionTablesAndWhichAVersionUses) {
+  const auto listed = client_->ListRuleSets();
+  ASSERT_TRUE(listed.ok());
+  std::set<std::string> tables;
+  for (const v1::TableInfo& table : listed->tables()) {
+    tables.insert(table.table_id() + " " + table.version());
+    if (table.table_id() == "ctcae-5.0") {
+      EXPECT_EQ(table.terms_size(), 6);
+      EXPECT_EQ(table.terms(0).hit_policy(), "MAX");
+    }
+  }
+  EXPECT_EQ(tables, (std::set<std::string>{"astct-crs-2019 1.0", "astct-icans-2019 1.0",
+                                           "ctcae-5.0 1.0"}));
+  ASSERT_GT(listed->rule_sets_size(), 0);
+  EXPECT_EQ(listed->rule_sets(0).decision_tables_size(), 3);
+}
+
 TEST(ServerLifecycleTest, UnavailableAndNotServingBeforeAnyRulesAreLoaded) {
   const std::filesystem::path empty =
       std::filesystem::temp_directory_path() / ("trialrules-empty-" + std::to_string(getpid()));
