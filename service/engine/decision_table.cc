@@ -232,7 +232,9 @@ class TableLoader {
     definition.subject_noun = absl::StrCat("term ", table.term(), " of table");
     for (int i = 0; i < table.required_size(); ++i) {
       const auto input = std::find_if(definition.facts.begin(), definition.facts.end(),
-                                      [&](const FactSpec& f) { return f.name == table.required(i); });
+                                      [&](const FactSpec& f) {
+                                        return f.name == table.required(i);
+                                      });
       if (input == definition.facts.end()) {
         report("required", i, absl::StrCat("required \"", table.required(i), "\" is not an input"));
       } else {
@@ -337,7 +339,7 @@ class TableLoader {
     const FactSpec& spec = rules.facts()[input];
     if (spec.type == ValueType::kBool) return value != 0 ? "true" : "false";
     if (spec.type == ValueType::kText) {
-      return spec.allowed_values.empty() ? "?" : rules.definition().words[static_cast<int>(value) - 1];
+      return rules.definition().words[static_cast<size_t>(value) - 1];
     }
     return ShortestNumber(value);
   }
@@ -499,10 +501,12 @@ absl::StatusOr<const DecisionTable*> DecisionTableSet::Find(absl::string_view te
   }
   std::vector<std::string> terms;
   for (const DecisionTable& table : tables_) terms.push_back(table.term);
-  return absl::NotFoundError(
-      absl::StrCat(term.empty() ? "a term is required: " : absl::StrCat("term \"", term, "\" is not graded by "),
-                   "table ", header_.table_id, " version ", header_.version, " (terms: ",
-                   absl::StrJoin(terms, ", "), ")"));
+  const std::string what = term.empty()
+                               ? std::string("a term is required: ")
+                               : absl::StrCat("term \"", term, "\" is not graded by ");
+  return absl::NotFoundError(absl::StrCat(what, "table ", header_.table_id, " version ",
+                                          header_.version, " (terms: ",
+                                          absl::StrJoin(terms, ", "), ")"));
 }
 
 absl::StatusOr<TableResult> DecisionTableSet::Evaluate(

@@ -1,6 +1,7 @@
 // Engine throughput on NCT04094766 eligibility (per-rule outcomes, missing
 // facts, decision), beside a raw muparser loop over the same expressions
-// (two-valued, no explanation) as the ceiling to compare with.
+// (two-valued, no explanation) as the ceiling to compare with, and grading
+// one adverse event with the bundled grading tables.
 //   build/tests/engine_benchmark --benchmark_min_time=2
 #include <muParser.h>
 
@@ -10,6 +11,7 @@
 
 #include "benchmark/benchmark.h"
 #include "client/population.h"
+#include "service/engine/decision_table.h"
 #include "service/engine/loader.h"
 
 namespace trialrules {
@@ -72,6 +74,41 @@ void BM_EngineEligibilityWithFactChecks(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_EngineEligibilityWithFactChecks);
+
+// Grading one assessment as GradeEvents does: checking and converting its
+// observations, every row, the hit policy. Compare with
+// BM_EngineEligibilityWithFactChecks, one eligibility decision.
+void BM_GradeWithObservationChecks(benchmark::State& state, const char* file,
+                                   const char* term) {
+  std::ifstream in(std::string(TRIALRULES_SOURCE_DIR) + "/rules/" + file);
+  std::stringstream text;
+  text << in.rdbuf();
+  const TableLoadResult loaded = LoadDecisionTables(text.str(), file);
+  if (loaded.tables == nullptr) {
+    state.SkipWithError("the table file does not load");
+    return;
+  }
+  const DecisionTable& table = **loaded.tables->Find(term);
+  // Observations drawn over each input's range and words, none missing.
+  auto population = SyntheticPopulation(*table.rules, EvaluationKind::kEligibility, kPatients,
+                                        0.0, 42);
+  size_t i = 0;
+  int64_t unknown = 0;
+  for (auto _ : state) {
+    absl::StatusOr<TableResult> result =
+        loaded.tables->Evaluate(table, population[i++ % kPatients]);
+    unknown += !result.ok() || !result->output;
+    benchmark::DoNotOptimize(result);
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["unknown_or_refused"] = static_cast<double>(unknown) / state.iterations();
+}
+BENCHMARK_CAPTURE(BM_GradeWithObservationChecks, crs, "astct-crs-2019-1.0.table.textproto",
+                  "cytokine_release_syndrome");
+BENCHMARK_CAPTURE(BM_GradeWithObservationChecks, icans, "astct-icans-2019-1.0.table.textproto",
+                  "icans");
+BENCHMARK_CAPTURE(BM_GradeWithObservationChecks, ctcae_bilirubin,
+                  "ctcae-5.0-1.0.table.textproto", "blood_bilirubin_increased");
 
 double RawNot(double v) { return v == 0 ? 1 : 0; }
 double RawIf(double c, double a, double b) { return c != 0 ? a : b; }

@@ -362,7 +362,7 @@ TEST_F(ServerTest, ValidateRuleSetReportsWhatCheckReports) {
       ReadText(kSource + "/rules/NCT04094766-v2.0.textproto"), "v2.textproto");
   ASSERT_TRUE(good.ok()) << good.status();
   EXPECT_TRUE(good->valid());
-  EXPECT_EQ(good->test_cases_size(), 120);
+  EXPECT_EQ(good->test_cases_size(), 134);
   // Nothing is activated.
   EXPECT_EQ(client_->ListRuleSets()->rule_sets_size(), 2);
 }
@@ -408,7 +408,8 @@ TEST_F(ServerTest, RefusedRequestsNameTheFieldAndValue) {
        "fact \"last_anti_gvhd_date\" = \"2019-02-29\": \"2019-02-29\" is not a real calendar date"},
       {"fact without value", [](auto* r) { r->add_facts()->set_name("pregnant"); },
        grpc::StatusCode::INVALID_ARGUMENT,
-       "fact \"pregnant\" has no value (set number, boolean or date; leave a missing fact out)"},
+       "fact \"pregnant\" has no value (set number, boolean, date or text; leave a missing "
+       "fact out)"},
       {"fact twice", [](auto* r) { *r->add_facts() = r->facts(0); },
        grpc::StatusCode::INVALID_ARGUMENT, "fact \"active_autoimmune_disease\" is given more than once"},
       {"subject_ref too long", [](auto* r) { r->set_subject_ref(std::string(200, 'x')); },
@@ -562,7 +563,8 @@ TEST_F(ServerTest, GradeEventsRefusalsNameTheSetAndTheObservation) {
             "bipap, mechanical_ventilation)");
   status = grade("astct-crs-2019", "", {{{"temp_c", 60.0, ""}}});
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(status.message().find("observation_sets[0]: observation \"temp_c\" = 60: outside the valid range 25 Cel"),
+  EXPECT_NE(status.message().find(
+                "observation_sets[0]: observation \"temp_c\" = 60: outside the valid range 25 Cel"),
             std::string::npos)
       << status;
   status = grade("astct-icans-2019", "", {{{"ice_score", 9.0, ""}}});
