@@ -260,13 +260,16 @@ class Checker {
           report("accepted_units",
                  absl::StrCat("accepted unit \"", unit.unit(),
                               "\" is empty or given twice"));
-        } else if (!std::isfinite(unit.per_canonical_unit()) ||
-                   unit.per_canonical_unit() <= 0) {
+        } else if ((unit.per_canonical_unit() != 0) == (unit.canonical_per_unit() != 0) ||
+                   !std::isfinite(unit.per_canonical_unit() + unit.canonical_per_unit()) ||
+                   unit.per_canonical_unit() + unit.canonical_per_unit() <= 0) {
           report("accepted_units",
                  absl::StrCat("unit \"", unit.unit(),
-                              "\": per_canonical_unit must be a positive number"));
+                              "\": give one positive factor, per_canonical_unit or "
+                              "canonical_per_unit"));
         }
-        spec.accepted_units.push_back({unit.unit(), unit.per_canonical_unit()});
+        spec.accepted_units.push_back(
+            {unit.unit(), unit.per_canonical_unit(), unit.canonical_per_unit()});
       }
       if (fact.has_min()) spec.min = fact.min();
       if (fact.has_max()) spec.max = fact.max();

@@ -23,7 +23,10 @@ struct FactSpec {
   std::string unit;  // canonical unit of a number; may be empty
   struct AlternativeUnit {
     std::string unit;
-    double per_canonical_unit;  // value in canonical = value / this
+    // Exactly one is non-zero: value in canonical = value / per_canonical_unit,
+    // or value * canonical_per_unit (whichever the rule file states exactly).
+    double per_canonical_unit = 0;
+    double canonical_per_unit = 0;
   };
   std::vector<AlternativeUnit> accepted_units;
   double min = -std::numeric_limits<double>::infinity();  // canonical unit

@@ -99,7 +99,9 @@ absl::StatusOr<double> RuleSet::ConvertFact(
           return refuse(absl::StrCat("unit \"", unit, "\" is not accepted (",
                                      absl::StrJoin(accepted, ", "), ")"));
         }
-        canonical = *number / alternative->per_canonical_unit;
+        canonical = alternative->canonical_per_unit != 0
+                        ? *number * alternative->canonical_per_unit
+                        : *number / alternative->per_canonical_unit;
         if (!std::isfinite(canonical)) {
           return refuse(absl::StrCat("too large once converted to ",
                                      spec.unit.empty() ? "the canonical unit" : spec.unit));

@@ -81,6 +81,7 @@ void FillFact(const FactSpec& spec, v1::Fact* fact) {
     v1::AlternativeUnit* accepted = fact->add_accepted_units();
     accepted->set_unit(unit.unit);
     accepted->set_per_canonical_unit(unit.per_canonical_unit);
+    accepted->set_canonical_per_unit(unit.canonical_per_unit);
   }
   for (const std::string& word : spec.allowed_values) fact->add_allowed_values(word);
   if (spec.type == ValueType::kDate) {

@@ -131,5 +131,36 @@ TEST(FactUnitsTest, AConversionThatOverflowsIsRefusedNotInfinite) {
   EXPECT_EQ(facts.status().message(), "fact \"dose\" = 1e+10 pg: too large once converted to g");
 }
 
+// A factor stated in its exact direction: bilirubin canonical in umol/L,
+// 1 mg/dL = 17.1 umol/L, so 2.0 mg/dL is exactly 34.2 umol/L.
+TEST(FactUnitsTest, AFactorStatedAsCanonicalPerUnitMultiplies) {
+  const LoadResult loaded = LoadRuleSet(
+      "protocol_id: \"UNITS\"\nversion: \"1\"\neffective_from: \"2020-01-01\"\n"
+      "facts { name: \"bilirubin_umol_l\" type: NUMBER unit: \"umol/L\" min: 0 max: 1710\n"
+      "        accepted_units { unit: \"mg/dL\" canonical_per_unit: 17.1 } }\n"
+      "inclusion { id: \"I1\" text: \"bilirubin\" expression: \"bilirubin_umol_l <= 34.2\" }\n"
+      "test_cases { name: \"at\" kind: ELIGIBILITY\n"
+      "  facts { name: \"bilirubin_umol_l\" number: 2.0 unit: \"mg/dL\" } expect_decision: \"ELIGIBLE\" }\n"
+      "test_cases { name: \"over\" kind: ELIGIBILITY\n"
+      "  facts { name: \"bilirubin_umol_l\" number: 2.01 unit: \"mg/dL\" } expect_decision: \"INELIGIBLE\" }\n",
+      "units.textproto");
+  ASSERT_NE(loaded.rule_set, nullptr) << (loaded.problems.empty() ? "" : loaded.problems[0].ToString());
+  const absl::StatusOr<FactValues> facts =
+      loaded.rule_set->BindFacts({{"bilirubin_umol_l", 2.0, "mg/dL"}});
+  ASSERT_TRUE(facts.ok());
+  EXPECT_EQ(facts->values[0], 2.0 * 17.1);
+  // Both factors, or neither, is a problem with its position.
+  const LoadResult both = LoadRuleSet(
+      "protocol_id: \"UNITS\"\nversion: \"1\"\neffective_from: \"2020-01-01\"\n"
+      "facts { name: \"b\" type: NUMBER unit: \"umol/L\"\n"
+      "        accepted_units { unit: \"mg/dL\" canonical_per_unit: 17.1 per_canonical_unit: 0.05848 } }\n"
+      "inclusion { id: \"I1\" text: \"b\" expression: \"b <= 34.2\" }\n",
+      "units.textproto");
+  ASSERT_FALSE(both.problems.empty());
+  EXPECT_EQ(both.problems[0].ToString(),
+            "units.textproto:5:9: fact \"b\": unit \"mg/dL\": give one positive factor, "
+            "per_canonical_unit or canonical_per_unit");
+}
+
 }  // namespace
 }  // namespace trialrules
