@@ -21,7 +21,8 @@ int CheckOnServer(const Args& args) {
   }
   const TrialRulesClient& client = **connected;
   std::vector<Problem> listing;
-  const std::vector<std::string> files = ListRuleFiles(args.positional, &listing);
+  std::vector<std::string> files = ListRuleFiles(args.positional, &listing);
+  for (std::string& table : ListTableFiles(args.positional)) files.push_back(std::move(table));
   int problems = 0;
   for (const Problem& problem : listing) {
     std::cout << problem.ToString() << "\n";
@@ -45,9 +46,13 @@ int CheckOnServer(const Args& args) {
       ++problems;
     }
     if (response->valid() && !args.Has("quiet")) {
-      std::cerr << file << ": ok: " << response->rule_set().protocol_id() << " version "
-                << response->rule_set().version() << ", "
-                << response->test_cases_size() << " test cases passed\n";
+      std::cerr << file << ": ok: "
+                << (response->has_table()
+                        ? "decision table " + response->table().table_id() + " version " +
+                              response->table().version()
+                        : response->rule_set().protocol_id() + " version " +
+                              response->rule_set().version())
+                << ", " << response->test_cases_size() << " test cases passed\n";
     }
   }
   if (files.empty()) {

@@ -83,6 +83,7 @@ absl::StatusOr<std::shared_ptr<const DecisionTableSet>> Catalog::SelectTable(
   if (latest != nullptr) return latest;
   std::vector<std::string> ids;
   for (const auto& table : tables_) ids.push_back(table->table_id());
+  std::sort(ids.begin(), ids.end());
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   return absl::NotFoundError(
       known ? absl::StrCat("decision table ", table_id, " has no version \"", version, "\"")

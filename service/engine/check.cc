@@ -13,14 +13,6 @@
 #include "service/engine/expression.h"
 
 namespace trialrules {
-namespace {
-
-using google::protobuf::Message;
-namespace pb = ::trialrules::v1;
-
-constexpr size_t kMaxNameLength = 64;
-constexpr DayNumber kDefaultMinDate = -25567;  // 1900-01-01
-constexpr DayNumber kDefaultMaxDate = 84005;   // 2199-12-31
 
 bool IsIdentifier(absl::string_view name) {
   static const std::regex kIdentifier("[A-Za-z][A-Za-z0-9_]*");
@@ -33,6 +25,14 @@ bool IsLabel(absl::string_view text) {
   return text.size() <= kMaxNameLength &&
          std::regex_match(text.begin(), text.end(), kLabel);
 }
+
+namespace {
+
+using google::protobuf::Message;
+namespace pb = ::trialrules::v1;
+
+constexpr DayNumber kDefaultMinDate = -25567;  // 1900-01-01
+constexpr DayNumber kDefaultMaxDate = 84005;   // 2199-12-31
 
 bool IsFunctionName(absl::string_view name) {
   return std::find(std::begin(kFunctionNames), std::end(kFunctionNames), name) !=
@@ -237,6 +237,7 @@ class Checker {
           } else {
             spec.allowed_values.push_back(word);
             words.insert(word);
+            allowed_words_[fact.name()].insert(word);
           }
         }
         if (fact.allowed_values().empty()) {
@@ -339,12 +340,40 @@ class Checker {
                           ValueTypeName(check.type)));
       return std::nullopt;
     }
+    if (std::string misused = MisusedWord(expression); !misused.empty()) {
+      Report(position, id, misused);
+      return std::nullopt;
+    }
     node_positions_[id] = position;
     std::vector<std::string> used;
     for (const std::string& name : check.used_names) {
       if (!words_.contains(name)) used.push_back(name);  // words are constants
     }
     return used;
+  }
+
+  // Words are constants shared by every TEXT fact, so the type check lets
+  // `seizure == focal` through although `focal` is another fact's word (and
+  // the comparison could never hold): each `fact == word` (or `!=`, either
+  // way round) must use one of that fact's own words. Empty when none is
+  // misused.
+  std::string MisusedWord(const std::string& expression) const {
+    static const std::regex kComparison(
+        R"(([A-Za-z][A-Za-z0-9_]*)\s*(==|!=)\s*([A-Za-z][A-Za-z0-9_]*))");
+    for (auto it = std::sregex_iterator(expression.begin(), expression.end(), kComparison);
+         it != std::sregex_iterator(); ++it) {
+      for (auto [fact, word] : {std::pair{(*it)[1].str(), (*it)[3].str()},
+                                std::pair{(*it)[3].str(), (*it)[1].str()}}) {
+        const auto allowed = allowed_words_.find(fact);
+        if (allowed == allowed_words_.end() || !words_.contains(word) ||
+            allowed->second.contains(word)) {
+          continue;
+        }
+        return absl::StrCat("'", word, "' is not an allowed value of ", fact, " (",
+                            absl::StrJoin(allowed->second, ", "), ")");
+      }
+    }
+    return "";
   }
 
   // Names are declared before use is checked, so that rules may refer to
@@ -570,6 +599,7 @@ class Checker {
   bool stopped_ = false;  // keep_going_ refused: no more expressions are checked
   absl::flat_hash_set<std::string> names_;
   absl::flat_hash_set<std::string> words_;  // allowed values of TEXT facts
+  absl::flat_hash_map<std::string, std::set<std::string>> allowed_words_;  // by TEXT fact
   absl::flat_hash_map<std::string, ValueType> types_;
   std::vector<int> pending_derived_;
   absl::flat_hash_map<std::string, std::vector<std::string>> edges_;

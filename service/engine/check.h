@@ -26,6 +26,14 @@ inline constexpr int kMaxTestCasesPerFile = 5000;
 // The longest chain of derived values and rules using one another.
 inline constexpr int kMaxDerivationDepth = 64;
 
+// The longest name (fact, rule id, word) and label (protocol id, version).
+inline constexpr size_t kMaxNameLength = 64;
+// A letter, then letters, digits or '_'; at most kMaxNameLength.
+bool IsIdentifier(absl::string_view name);
+// A letter or digit, then letters, digits, '.', '_' or '-'; at most
+// kMaxNameLength.
+bool IsLabel(absl::string_view text);
+
 // A rule-like declaration as the checker reads it: a rule of a rule file, a
 // row or refusal of a decision table. `message` is where it was written.
 struct RuleView {

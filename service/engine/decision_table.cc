@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
+#include <optional>
+#include <regex>
 #include <set>
 
 #include "absl/container/flat_hash_set.h"
@@ -11,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "service/engine/check.h"
 #include "service/engine/parse.h"
+#include "service/util/dates.h"
 #include "service/util/number_text.h"
 
 namespace trialrules {
@@ -50,13 +54,22 @@ void ApplyHitPolicy(const DecisionTable& table, TableResult* result) {
       undecided.push_back(&row);
     }
   }
+  // MAX: the highest holding row, or the default when none holds; a row
+  // that may hold matters when it could raise that, or when none holds yet
+  // (then it could be the only one, below the default as well).
   double floor = table.default_output;
+  if (!holding.empty()) {
+    floor = table.rows[holding[0]].output;
+    for (int r : holding) floor = std::max(floor, table.rows[r].output);
+  }
+  auto may_change_max = [&](const RuleResult& row) {
+    return holding.empty() || table.rows[row.rule].output > floor;
+  };
   switch (table.hit_policy) {
     case HitPolicy::kMax:
-      for (int r : holding) floor = std::max(floor, table.rows[r].output);
       possible.push_back(floor);
       for (const RuleResult* row : undecided) {
-        if (table.rows[row->rule].output > floor) possible.push_back(table.rows[row->rule].output);
+        if (may_change_max(*row)) possible.push_back(table.rows[row->rule].output);
       }
       break;
     case HitPolicy::kFirst:
@@ -85,8 +98,7 @@ void ApplyHitPolicy(const DecisionTable& table, TableResult* result) {
   }
   std::set<int> missing;
   for (const RuleResult* row : undecided) {
-    const double output = table.rows[row->rule].output;
-    if (table.hit_policy == HitPolicy::kMax && output <= floor) continue;
+    if (table.hit_policy == HitPolicy::kMax && !may_change_max(*row)) continue;
     missing.insert(row->missing_facts.begin(), row->missing_facts.end());
     result->not_finite |= row->not_finite;
   }
@@ -112,6 +124,232 @@ void CollectLiterals(absl::string_view text, std::set<double>* out) {
   }
 }
 
+// The numbers an input is compared with, when every use of it in
+// `expressions` is a comparison with a number written there (`temp_c >=
+// 38.0`, `6 < o2_flow_l_min`); none when it is used any other way (in
+// arithmetic, against another input).
+std::optional<std::set<double>> ComparedLiterals(const std::string& name,
+                                                 const std::vector<std::string>& expressions) {
+  static const std::regex kNumber(R"(^\s*(\d+(\.\d*)?([eE][+-]?\d+)?))");
+  static const std::regex kOperator(R"(^\s*(<=|>=|==|!=|<|>))");
+  auto is_name_char = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
+  auto term_ends = [](absl::string_view rest) {  // nothing binds tighter after it
+    const size_t next = rest.find_first_not_of(" \t\r\n");
+    return next == absl::string_view::npos || absl::string_view(")&|,").find(rest[next]) !=
+                                                  absl::string_view::npos;
+  };
+  auto term_starts = [](absl::string_view before) {  // nothing binds tighter before it
+    const size_t last = before.find_last_not_of(" \t\r\n");
+    return last == absl::string_view::npos || absl::string_view("(&|,").find(before[last]) !=
+                                                  absl::string_view::npos;
+  };
+  std::set<double> literals;
+  for (const std::string& expression : expressions) {
+    for (size_t at = expression.find(name); at != std::string::npos;
+         at = expression.find(name, at + 1)) {
+      const size_t end = at + name.size();
+      if ((at > 0 && is_name_char(expression[at - 1])) ||
+          (end < expression.size() && is_name_char(expression[end]))) {
+        continue;  // part of a longer name
+      }
+      const absl::string_view before(expression.data(), at);
+      const std::string after = expression.substr(end);
+      std::smatch op, number;
+      // name OP number
+      if (std::regex_search(after, op, kOperator) && term_starts(before)) {
+        const std::string rest = op.suffix();
+        if (std::regex_search(rest, number, kNumber) && term_ends(number.suffix().str())) {
+          literals.insert(std::strtod(number[1].str().c_str(), nullptr));
+          continue;
+        }
+      }
+      // number OP name
+      static const std::regex kNumberOperatorBefore(
+          R"((^|[(&|,])\s*(\d+(\.\d*)?([eE][+-]?\d+)?)\s*(<=|>=|==|!=|<|>)\s*$)");
+      std::cmatch match;
+      if (std::regex_search(before.begin(), before.end(), match, kNumberOperatorBefore) &&
+          term_ends(after)) {
+        literals.insert(std::strtod(match[2].str().c_str(), nullptr));
+        continue;
+      }
+      return std::nullopt;
+    }
+  }
+  return literals;
+}
+
+// Values of an input that between them take every path through a table's
+// rows, when there are few (at most kMaxCompletionValues): both truth
+// values; every allowed word; every whole number of a small range; for a
+// number only ever compared with numbers written in the table, each of
+// them and a value either side (every interval between them is then tried).
+// Empty otherwise.
+constexpr size_t kMaxCompletionValues = 100;
+std::vector<double> CompletionValues(const FactSpec& spec, const RuleSetDefinition& definition,
+                                     const std::vector<std::string>& expressions) {
+  std::vector<double> values;
+  switch (spec.type) {
+    case ValueType::kBool: return {0, 1};
+    case ValueType::kText:
+      for (const std::string& word : spec.allowed_values) {
+        values.push_back(definition.WordCode(word));
+      }
+      return values;
+    case ValueType::kDate: return {};
+    case ValueType::kNumber: break;
+  }
+  if (spec.integer && std::isfinite(spec.min) && std::isfinite(spec.max) &&
+      spec.max - spec.min < kMaxCompletionValues) {
+    for (double v = std::ceil(spec.min); v <= spec.max; ++v) values.push_back(v);
+    return values;
+  }
+  const std::optional<std::set<double>> literals = ComparedLiterals(spec.name, expressions);
+  if (!literals || literals->size() * 3 + 2 > kMaxCompletionValues) return {};
+  std::set<double> points;
+  for (auto it = literals->begin(); it != literals->end(); ++it) {
+    // Either side, closer than any neighbour and far outside the decimal
+    // tolerance of comparisons.
+    double step = std::max(std::fabs(*it), 1.0) * 1e-6;
+    if (auto next = std::next(it); next != literals->end()) step = std::min(step, (*next - *it) / 4);
+    if (it != literals->begin()) step = std::min(step, (*it - *std::prev(it)) / 4);
+    for (double v : {*it - step, *it, *it + step}) points.insert(v);
+  }
+  if (std::isfinite(spec.min)) points.insert(spec.min);
+  if (std::isfinite(spec.max)) points.insert(spec.max);
+  if (points.empty()) points.insert(0);
+  for (double v : points) {
+    if (v >= spec.min && v <= spec.max && (!spec.integer || v == std::floor(v))) {
+      values.push_back(v);
+    }
+  }
+  return values;
+}
+
+// An input's value as refusals and problems show it: "8 a", "true", "hfnc".
+std::string DescribeInput(const RuleSet& rules, int input, double value) {
+  const FactSpec& spec = rules.facts()[input];
+  switch (spec.type) {
+    case ValueType::kBool: return value != 0 ? "true" : "false";
+    case ValueType::kText: return rules.definition().words[static_cast<size_t>(value) - 1];
+    case ValueType::kDate: return FormatIsoDate(static_cast<DayNumber>(value));
+    case ValueType::kNumber:
+      return spec.unit.empty() ? ShortestNumber(value)
+                               : absl::StrCat(ShortestNumber(value), " ", spec.unit);
+  }
+  return "?";
+}
+
+// Tries `fill` on each combination of `values` (one list per entry of
+// `inputs`) set into `facts`; stops early when `fill` returns false.
+// `fill` is given the index into each list of the combination it sees.
+template <typename Fill>
+void ForEachCombination(const std::vector<int>& inputs,
+                        const std::vector<std::vector<double>>& values, FactValues* facts,
+                        Fill fill) {
+  std::vector<size_t> at(inputs.size(), 0);
+  for (;;) {
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      if (values[i].empty()) continue;
+      facts->values[inputs[i]] = values[i][at[i]];
+      facts->present[inputs[i]] = 1;
+    }
+    if (!fill(at)) return;
+    size_t i = 0;
+    while (i < at.size() && (values[i].empty() || ++at[i] == values[i].size())) {
+      if (!values[i].empty()) at[i] = 0;
+      ++i;
+    }
+    if (i == at.size()) return;
+  }
+}
+
+// Grades one complete set of inputs: none when the table refuses it or two
+// rows of a UNIQUE table hold (neither is a grade those inputs could get).
+std::optional<TableResult> GradeCompletion(const DecisionTable& table, const FactValues& facts) {
+  Evaluation evaluation = table.rules->Evaluate(EvaluationKind::kEligibility, facts);
+  TableResult result;
+  int holding = 0;
+  for (RuleResult& rule : evaluation.rules) {
+    if (table.IsRefusal(rule.rule)) {
+      if (rule.outcome == Outcome::kTrue) return std::nullopt;
+      continue;
+    }
+    holding += rule.outcome == Outcome::kTrue;
+    result.rows.push_back(std::move(rule));
+  }
+  if (table.hit_policy == HitPolicy::kUnique && holding > 1) return std::nullopt;
+  ApplyHitPolicy(table, &result);
+  return result;
+}
+
+// Row by row, an unknown output's range can be wider than the truth: rows
+// for 0, 1 and 2 or more vasopressors each "may hold", yet one of them
+// always does. So when the output is unknown, the missing inputs that have
+// completion values are tried on every combination of them (at most
+// kMaxCompletions), and the range is taken over those completions (each
+// still three-valued in the other missing inputs). The result stays sound:
+// never narrower than the truth.
+constexpr double kMaxCompletions = 1024;
+void RefineByCompletions(const DecisionTable& table, const FactValues& inputs,
+                         TableResult* result) {
+  std::vector<int> enumerated;
+  std::vector<std::vector<double>> values;
+  double combinations = 1;
+  for (size_t f = 0; f < inputs.present.size(); ++f) {
+    if (inputs.present[f]) continue;
+    const std::vector<double>& domain = table.completion_values[f];
+    if (domain.empty()) continue;
+    combinations *= static_cast<double>(domain.size());
+    enumerated.push_back(static_cast<int>(f));
+    values.push_back(domain);
+  }
+  if (enumerated.empty() || combinations > kMaxCompletions) return;
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  // Per enumerated input, per value: the range of outputs with that value.
+  std::vector<std::vector<std::pair<double, double>>> by_value;
+  for (const auto& domain : values) by_value.emplace_back(domain.size(), std::pair{kInf, -kInf});
+  double low = kInf, high = -kInf;
+  std::set<int> deciding, other_missing;
+  bool not_finite = false;
+  FactValues completion = inputs;
+  ForEachCombination(enumerated, values, &completion, [&](const std::vector<size_t>& at) {
+    const std::optional<TableResult> graded = GradeCompletion(table, completion);
+    if (!graded) return true;
+    low = std::min(low, graded->min);
+    high = std::max(high, graded->max);
+    for (size_t i = 0; i < at.size(); ++i) {
+      auto& [value_low, value_high] = by_value[i][at[i]];
+      value_low = std::min(value_low, graded->min);
+      value_high = std::max(value_high, graded->max);
+    }
+    deciding.insert(graded->deciding_rows.begin(), graded->deciding_rows.end());
+    other_missing.insert(graded->missing_inputs.begin(), graded->missing_inputs.end());
+    not_finite |= graded->not_finite;
+    return true;
+  });
+  if (low > high) return;  // the table refuses every completion: keep the row-by-row range
+  result->min = low;
+  result->max = high;
+  result->not_finite = not_finite;
+  if (low == high) {
+    result->output = low;
+    result->deciding_rows.assign(deciding.begin(), deciding.end());
+    result->missing_inputs.clear();
+    return;
+  }
+  // An enumerated input decides something when its values lead to
+  // different ranges.
+  std::set<int> missing = std::move(other_missing);
+  for (size_t i = 0; i < enumerated.size(); ++i) {
+    std::set<std::pair<double, double>> ranges;
+    for (const auto& range : by_value[i]) {
+      if (range.first <= range.second) ranges.insert(range);
+    }
+    if (ranges.size() > 1) missing.insert(enumerated[i]);
+  }
+  result->missing_inputs.assign(missing.begin(), missing.end());
+}
+
 class TableLoader {
  public:
   TableLoader(const ParsedTableFile& parsed, TableLoadResult* result, KeepGoing keep_going)
@@ -125,7 +363,7 @@ class TableLoader {
       if (!keep_going_().ok()) return;
       const pb::DecisionTable& table = file_.tables(t);
       const ParseTree* tree = ParsedText::Nested(&parsed_.tree, file_, "tables", t);
-      if (!IsIdentifierText(table.term()) || !terms.insert(table.term()).second) {
+      if (!IsIdentifier(table.term()) || !terms.insert(table.term()).second) {
         Report(ParsedText::Of(&parsed_.tree, file_, "tables", t), "",
                absl::StrCat("table term \"", table.term(),
                             "\" must be an identifier, unique in the file"));
@@ -152,29 +390,12 @@ class TableLoader {
                                  std::move(id), std::move(message)});
   }
 
-  static bool IsIdentifierText(absl::string_view name) {
-    if (name.empty() || name.size() > 64 || !std::isalpha(static_cast<unsigned char>(name[0]))) {
-      return false;
-    }
-    return std::all_of(name.begin(), name.end(), [](char c) {
-      return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
-    });
-  }
-  static bool IsLabelText(absl::string_view text) {
-    if (text.empty() || text.size() > 64 || !std::isalnum(static_cast<unsigned char>(text[0]))) {
-      return false;
-    }
-    return std::all_of(text.begin(), text.end(), [](char c) {
-      return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
-    });
-  }
-
   void CheckHeader() {
     header_ = {file_.table_id(), file_.version(),    file_.title(),   file_.reference(),
                file_.description(), parsed_.file_name, parsed_.sha256};
     for (auto [field, value] : {std::pair{"table_id", file_.table_id()},
                                 std::pair{"version", file_.version()}}) {
-      if (!IsLabelText(value)) {
+      if (!IsLabel(value)) {
         Report(ParsedText::Of(&parsed_.tree, file_, field), "",
                absl::StrCat(field, " \"", value,
                             "\" must be 1-64 letters, digits, '.', '_' or '-'"));
@@ -250,17 +471,28 @@ class TableLoader {
       return std::nullopt;
     }
     compiled.rules = *std::move(rules);
+    std::vector<std::string> expressions;
+    for (const RuleSpec& rule : compiled.rules->rules()) expressions.push_back(rule.expression);
+    for (const DerivedSpec& derived : compiled.rules->definition().derived) {
+      expressions.push_back(derived.expression);
+    }
+    for (const FactSpec& input : compiled.inputs()) {
+      compiled.completion_values.push_back(
+          CompletionValues(input, compiled.rules->definition(), expressions));
+    }
     return compiled;
   }
 
   // A UNIQUE table whose two rows both hold on some inputs is refused: the
-  // inputs each pair of rows uses are tried on the numbers the table writes
-  // (each, and either side of it), both truth values and every allowed
-  // word; a combination that makes both hold proves the overlap.
+  // inputs each pair of rows uses are tried on every value of small
+  // domains (truth values, words, small whole-number ranges) and on the
+  // numbers the table writes (each, either side of it, and the range's
+  // ends); a combination the table does not refuse and on which both hold
+  // proves the overlap. A pair with too many combinations is reported as
+  // not searched, never passed silently.
   void FindOverlaps(const DecisionTable& table) {
     const RuleSet& rules = *table.rules;
-    const FactValues none = rules.EmptyFacts();
-    const Evaluation unknown = rules.Evaluate(EvaluationKind::kEligibility, none);
+    const Evaluation unknown = rules.Evaluate(EvaluationKind::kEligibility, rules.EmptyFacts());
     std::set<double> literals;
     for (const RuleSpec& rule : rules.rules()) CollectLiterals(rule.expression, &literals);
     for (const DerivedSpec& derived : rules.definition().derived) {
@@ -268,14 +500,8 @@ class TableLoader {
     }
     auto candidates = [&](int input) {
       const FactSpec& spec = rules.facts()[input];
-      std::vector<double> values;
-      if (spec.type == ValueType::kBool) return std::vector<double>{0, 1};
-      if (spec.type == ValueType::kText) {
-        for (const std::string& word : spec.allowed_values) {
-          values.push_back(rules.definition().WordCode(word));
-        }
-        return values;
-      }
+      std::vector<double> values = table.completion_values[input];
+      if (!values.empty() || spec.type != ValueType::kNumber) return values;
       for (double c : literals) {
         const double step = std::max(std::fabs(c) * 1e-3, 1e-3);
         for (double v : {c - step, c, c + step}) {
@@ -289,59 +515,54 @@ class TableLoader {
       return values;
     };
     const int row_count = static_cast<int>(table.rows.size());
+    std::vector<std::string> unsearched;
     for (int a = 0; a < row_count; ++a) {
       for (int b = a + 1; b < row_count; ++b) {
+        if (!(result_->stopped = keep_going_()).ok()) return;
         std::set<int> used(unknown.rules[a].missing_facts.begin(),
                            unknown.rules[a].missing_facts.end());
         used.insert(unknown.rules[b].missing_facts.begin(), unknown.rules[b].missing_facts.end());
-        std::vector<int> inputs(used.begin(), used.end());
+        const std::vector<int> inputs(used.begin(), used.end());
         std::vector<std::vector<double>> values;
         double combinations = 1;
         for (int input : inputs) {
           values.push_back(candidates(input));
           combinations *= std::max<size_t>(values.back().size(), 1);
         }
-        if (combinations > kMaxOverlapCandidates) continue;
-        FactValues facts = rules.EmptyFacts();
-        std::vector<size_t> at(inputs.size(), 0);
-        for (;;) {
-          for (size_t i = 0; i < inputs.size(); ++i) {
-            if (values[i].empty()) continue;
-            facts.values[inputs[i]] = values[i][at[i]];
-            facts.present[inputs[i]] = 1;
-          }
-          const Evaluation evaluation = rules.Evaluate(EvaluationKind::kEligibility, facts);
-          if (evaluation.rules[a].outcome == Outcome::kTrue &&
-              evaluation.rules[b].outcome == Outcome::kTrue) {
-            std::vector<std::string> witness;
-            for (int input : inputs) {
-              witness.push_back(absl::StrCat(rules.facts()[input].name, " = ",
-                                             DescribeInput(rules, input, facts.values[input])));
-            }
-            Report(RowPosition(table, b), table.rows[b].id,
-                   absl::StrCat("table \"", table.term, "\" is UNIQUE, but rows ",
-                                table.rows[a].id, " and ", table.rows[b].id, " both hold for ",
-                                absl::StrJoin(witness, ", ")));
-            return;
-          }
-          size_t i = 0;
-          while (i < at.size() && (values[i].empty() || ++at[i] == values[i].size())) {
-            if (!values[i].empty()) at[i] = 0;
-            ++i;
-          }
-          if (i == at.size()) break;
+        if (combinations > kMaxOverlapCandidates) {
+          unsearched.push_back(absl::StrCat(table.rows[a].id, "/", table.rows[b].id));
+          continue;
         }
+        FactValues facts = rules.EmptyFacts();
+        bool found = false;
+        ForEachCombination(inputs, values, &facts, [&](const std::vector<size_t>&) {
+          const Evaluation evaluation = rules.Evaluate(EvaluationKind::kEligibility, facts);
+          for (const RuleResult& result : evaluation.rules) {
+            if (table.IsRefusal(result.rule) && result.outcome == Outcome::kTrue) return true;
+          }
+          found = evaluation.rules[a].outcome == Outcome::kTrue &&
+                  evaluation.rules[b].outcome == Outcome::kTrue;
+          return !found;
+        });
+        if (!found) continue;
+        std::vector<std::string> witness;
+        for (int input : inputs) {
+          witness.push_back(absl::StrCat(rules.facts()[input].name, " = ",
+                                         DescribeInput(rules, input, facts.values[input])));
+        }
+        Report(RowPosition(table, b), table.rows[b].id,
+               absl::StrCat("table \"", table.term, "\" is UNIQUE, but rows ", table.rows[a].id,
+                            " and ", table.rows[b].id, " both hold for ",
+                            absl::StrJoin(witness, ", ")));
+        return;
       }
     }
-  }
-
-  static std::string DescribeInput(const RuleSet& rules, int input, double value) {
-    const FactSpec& spec = rules.facts()[input];
-    if (spec.type == ValueType::kBool) return value != 0 ? "true" : "false";
-    if (spec.type == ValueType::kText) {
-      return rules.definition().words[static_cast<size_t>(value) - 1];
+    if (!unsearched.empty()) {
+      result_->notes.push_back(absl::StrCat(
+          "table \"", table.term, "\": ", unsearched.size(),
+          " pair(s) of rows use too many inputs to search for an overlap at load (",
+          absl::StrJoin(unsearched, ", "), "); an overlap there shows at evaluation"));
     }
-    return ShortestNumber(value);
   }
 
   SourcePosition RowPosition(const DecisionTable& table, int row) const {
@@ -501,12 +722,11 @@ absl::StatusOr<const DecisionTable*> DecisionTableSet::Find(absl::string_view te
   }
   std::vector<std::string> terms;
   for (const DecisionTable& table : tables_) terms.push_back(table.term);
-  const std::string what = term.empty()
-                               ? std::string("a term is required: ")
-                               : absl::StrCat("term \"", term, "\" is not graded by ");
-  return absl::NotFoundError(absl::StrCat(what, "table ", header_.table_id, " version ",
-                                          header_.version, " (terms: ",
-                                          absl::StrJoin(terms, ", "), ")"));
+  const std::string where = absl::StrCat("table ", header_.table_id, " version ",
+                                         header_.version, " (terms: ",
+                                         absl::StrJoin(terms, ", "), ")");
+  if (term.empty()) return absl::InvalidArgumentError("a term is required: " + where);
+  return absl::NotFoundError(absl::StrCat("term \"", term, "\" is not graded by ", where));
 }
 
 absl::StatusOr<TableResult> DecisionTableSet::Evaluate(
@@ -530,15 +750,23 @@ absl::StatusOr<TableResult> DecisionTableSet::Evaluate(
     }
     if (rule.outcome == Outcome::kFalse) continue;
     const RuleSpec& refusal = rules.rules()[rule.rule];
+    if (rule.outcome == Outcome::kTrue) {
+      std::vector<std::string> sent;
+      const int node = static_cast<int>(rules.definition().derived.size()) + rule.rule;
+      for (int f : rules.definition().nodes[node].facts) {
+        sent.push_back(absl::StrCat("observation \"", table.inputs()[f].name, "\" = ",
+                                    DescribeInput(rules, f, inputs->values[f])));
+      }
+      return absl::InvalidArgumentError(absl::StrCat(absl::StrJoin(sent, ", "), ": term ",
+                                                     table.term, " of table ",
+                                                     header_.table_id, ": ", refusal.text));
+    }
     std::vector<std::string> names;
     for (int f : rule.missing_facts) names.push_back(table.inputs()[f].name);
     return absl::InvalidArgumentError(
-        rule.outcome == Outcome::kTrue
-            ? absl::StrCat("term ", table.term, " of table ", header_.table_id, ": ",
-                           refusal.text)
-            : absl::StrCat("term ", table.term, " of table ", header_.table_id,
-                           ": cannot tell whether it applies (", refusal.text,
-                           "): send observation(s) ", absl::StrJoin(names, ", ")));
+        absl::StrCat("term ", table.term, " of table ", header_.table_id,
+                     ": cannot tell whether it applies (", refusal.text,
+                     "): send observation(s) ", absl::StrJoin(names, ", ")));
   }
   if (table.hit_policy == HitPolicy::kUnique) {
     std::vector<std::string> holding;
@@ -553,6 +781,7 @@ absl::StatusOr<TableResult> DecisionTableSet::Evaluate(
     }
   }
   ApplyHitPolicy(table, &result);
+  if (!result.output) RefineByCompletions(table, *inputs, &result);
   result.inputs = *std::move(inputs);
   return result;
 }

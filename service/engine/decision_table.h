@@ -49,6 +49,10 @@ struct DecisionTable {
   double default_output = 0;
   std::vector<TableRowSpec> rows;
   std::vector<int> required;  // indices into inputs (the rule set's facts)
+  // Per input, values that between them take every path through the rows
+  // (decision_table.cc, CompletionValues); empty when there are none few
+  // enough. An unknown output is refined over these.
+  std::vector<std::vector<double>> completion_values;
   std::shared_ptr<const RuleSet> rules;
 
   const std::vector<FactSpec>& inputs() const { return rules->facts(); }
@@ -100,7 +104,8 @@ class DecisionTableSet {
   bool served() const { return served_.load(std::memory_order_relaxed); }
 
   // The table for `term`; "" names the only table of a one-table file.
-  // NotFound names the terms there are.
+  // NotFound (InvalidArgument when a term is needed and missing) names the
+  // terms there are.
   absl::StatusOr<const DecisionTable*> Find(absl::string_view term) const;
 
   // Evaluates `table` (one of tables()) on `observations`. InvalidArgument
@@ -123,6 +128,8 @@ struct TableLoadResult {
   std::vector<TestCaseResult> tests;
   // Per table, per row: how many test cases make the row hold.
   std::vector<std::vector<int>> row_test_counts;
+  // What the load could not establish, for the author (not problems).
+  std::vector<std::string> notes;
   absl::Status stopped;  // as LoadResult::stopped
 };
 

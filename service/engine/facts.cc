@@ -44,9 +44,6 @@ absl::Status FactWithoutValueError(absl::string_view name) {
 }
 
 absl::StatusOr<FactInput> FactInputFromProto(const v1::FactValue& fact) {
-  if (fact.value_case() == v1::FactValue::kText) {
-    return FactInput{fact.name(), fact.text(), fact.unit()};
-  }
   std::optional<FactValue> value = FactValueOf(fact);
   if (!value) return FactWithoutValueError(fact.name());
   return FactInput{fact.name(), *std::move(value), fact.unit()};

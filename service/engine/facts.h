@@ -22,10 +22,13 @@ struct FactValues {
 };
 
 // The value of a message with the oneof `value { number, boolean, date }`
-// (v1::FactValue of rule files and requests, v1::ScreenValue of screening
-// rows); none when it is not set.
+// and perhaps `text` (v1::FactValue of rule files and requests,
+// v1::ScreenValue of screening rows); none when it is not set.
 template <typename ValueMessage>
 std::optional<FactValue> FactValueOf(const ValueMessage& message) {
+  if constexpr (requires { ValueMessage::kText; }) {
+    if (message.value_case() == ValueMessage::kText) return message.text();
+  }
   switch (message.value_case()) {
     case ValueMessage::kNumber: return message.number();
     case ValueMessage::kBoolean: return message.boolean();

@@ -293,10 +293,13 @@ absl::Status TrialRulesService::Grade(const v1::GradeRequest& request,
     }
     std::vector<FactInput> inputs;
     for (const v1::FactValue& observation : set.observations()) {
-      if (absl::Status s = CheckLength("observation name", observation.name(),
-                                       limits_.max_name_length);
-          !s.ok()) {
-        return refuse(s);
+      // Words and units are names too: a refusal repeats them.
+      for (auto [field, value] : {std::pair{"observation name", &observation.name()},
+                                  std::pair{"observation unit", &observation.unit()},
+                                  std::pair{"observation text", &observation.text()}}) {
+        if (absl::Status s = CheckLength(field, *value, limits_.max_name_length); !s.ok()) {
+          return refuse(s);
+        }
       }
       absl::StatusOr<FactInput> input = FactInputFromProto(observation);
       if (!input.ok()) return refuse(input.status());

@@ -6,6 +6,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "absl/strings/match.h"
+#include "service/catalog/reload.h"
+#include "service/engine/decision_table.h"
 #include "service/engine/loader.h"
 #include "service/server/convert.h"
 #include "service/server/trial_rules_service.h"
@@ -74,21 +77,38 @@ class TrialRulesService::ValidateReactor : public grpc::ServerUnaryReactor {
   void Validate() {
     const std::string file_name =
         request_->file_name().empty() ? "candidate.textproto" : request_->file_name();
-    const LoadResult result =
-        LoadRuleSet(request_->text(), file_name, [this] { return KeepGoing(); });
-    if (!result.stopped.ok()) {
-      End(ToGrpcStatus(result.stopped));
+    auto keep_going = [this] { return KeepGoing(); };
+    if (absl::EndsWith(file_name, kTableFileExtension)) {
+      const TableLoadResult result = LoadDecisionTables(request_->text(), file_name, keep_going);
+      if (result.tables != nullptr) {
+        v1::TableRef* table = response_->mutable_table();
+        table->set_table_id(result.tables->table_id());
+        table->set_version(result.tables->version());
+        table->set_sha256(result.tables->sha256());
+      }
+      Respond(result.stopped, result.tables != nullptr, result.problems, result.tests);
       return;
     }
-    response_->set_valid(result.rule_set != nullptr);
-    FillProblems(result.problems, response_->mutable_problems());
-    for (const TestCaseResult& test : result.tests) {
+    const LoadResult result = LoadRuleSet(request_->text(), file_name, keep_going);
+    if (result.rule_set != nullptr) {
+      FillRuleSetRef(*result.rule_set, response_->mutable_rule_set());
+    }
+    Respond(result.stopped, result.rule_set != nullptr, result.problems, result.tests);
+  }
+
+  void Respond(const absl::Status& stopped, bool valid, const std::vector<Problem>& problems,
+               const std::vector<TestCaseResult>& tests) {
+    if (!stopped.ok()) {
+      response_->Clear();
+      End(ToGrpcStatus(stopped));
+      return;
+    }
+    response_->set_valid(valid);
+    FillProblems(problems, response_->mutable_problems());
+    for (const TestCaseResult& test : tests) {
       v1::TestCaseResult* out = response_->add_test_cases();
       out->set_name(test.name);
       out->set_passed(test.passed);
-    }
-    if (result.rule_set != nullptr) {
-      FillRuleSetRef(*result.rule_set, response_->mutable_rule_set());
     }
     End(grpc::Status::OK);
   }

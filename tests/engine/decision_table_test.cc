@@ -152,7 +152,7 @@ TEST_F(DecisionTableTest, UniqueOverlapIsProvenAtLoadWithAWitness) {
   const std::vector<std::string> problems = Problems(Table("UNIQUE"));
   ASSERT_FALSE(problems.empty());
   EXPECT_THAT(problems[0], HasSubstr("is UNIQUE, but rows mild and flagged both hold for "
-                                     "level = 1.5, ref = 1.4985, flag = true"));
+                                     "level = 1.5 mg/dL, ref = 1.4985 mg/dL, flag = true"));
 }
 
 TEST_F(DecisionTableTest, UniqueTwoRowsHoldingIsAnErrorNamingThem) {
@@ -238,6 +238,109 @@ TEST_F(DecisionTableTest, TablesAreCheckedLikeRuleFiles) {
               testing::Contains(HasSubstr("unknown name 'lvel'")));
   EXPECT_THAT(Problems(Table("HIT_POLICY_UNSPECIFIED")),
               testing::Contains(HasSubstr("hit_policy is required")));
+}
+
+// Rows taken one by one would leave 1 to 4 (each vasopressor row "may
+// hold"); every count is tried, and one of them always holds: 2 to 4.
+// Likewise a number only compared with written numbers (the flow), and a
+// truth value that does not change the grade (both branches give 4).
+TEST_F(DecisionTableTest, AnUnknownRangeIsTakenOverTheValuesTheMissingInputsCanTake) {
+  const std::string text = R"(
+table_id: "demo" version: "1.0"
+tables {
+  term: "finding" hit_policy: MAX
+  inputs { name: "fever" type: BOOL }
+  inputs { name: "pressors" type: NUMBER min: 0 max: 20 integer: true }
+  inputs { name: "flow" type: NUMBER min: 0 max: 100 }
+  inputs { name: "level" type: NUMBER min: 0 max: 1000 }
+  inputs { name: "ref" type: NUMBER min: 0.1 max: 100 }
+  inputs { name: "abnormal" type: BOOL }
+  rows { id: "fever_1" output: 1 text: "fever" expression: "fever" }
+  rows { id: "none_2" output: 2 text: "no pressor" expression: "fever && pressors == 0" }
+  rows { id: "one_3" output: 3 text: "one pressor" expression: "fever && pressors == 1" }
+  rows { id: "more_4" output: 4 text: "more" expression: "fever && pressors >= 2" }
+  rows { id: "low_flow_2" output: 2 text: "low flow" expression: "fever && flow <= 6" }
+  rows { id: "high_flow_3" output: 3 text: "high flow" expression: "fever && 6 < flow" }
+  rows { id: "ref_4" domain: "ref" output: 4 text: "ref" expression: "!abnormal && level > 20 * ref" }
+  rows { id: "base_4" domain: "base" output: 4 text: "base" expression: "abnormal && level > 20" }
+}
+test_cases { name: "pressors" observations { name: "fever" boolean: true } observations { name: "flow" number: 0 }
+  observations { name: "level" number: 0 } observations { name: "ref" number: 1 } observations { name: "abnormal" boolean: false }
+  expect_output: "UNKNOWN" expect_min: 2 expect_max: 4 expect_missing: "pressors" }
+test_cases { name: "flow" observations { name: "fever" boolean: true } observations { name: "pressors" number: 0 }
+  observations { name: "level" number: 0 } observations { name: "ref" number: 1 } observations { name: "abnormal" boolean: false }
+  expect_output: "UNKNOWN" expect_min: 2 expect_max: 3 expect_missing: "flow" }
+test_cases { name: "either way" observations { name: "fever" boolean: false } observations { name: "pressors" number: 0 }
+  observations { name: "flow" number: 0 } observations { name: "level" number: 900 } observations { name: "ref" number: 40 }
+  expect_output: "4" expect_domains: "ref" expect_domains: "base" }
+test_cases { name: "all" observations { name: "fever" boolean: true } observations { name: "pressors" number: 5 }
+  observations { name: "flow" number: 2 } observations { name: "level" number: 0 } observations { name: "ref" number: 1 }
+  observations { name: "abnormal" boolean: false } expect_output: "4" }
+test_cases { name: "one" observations { name: "fever" boolean: true } observations { name: "pressors" number: 1 }
+  observations { name: "flow" number: 9 } observations { name: "level" number: 0 } observations { name: "ref" number: 1 }
+  observations { name: "abnormal" boolean: false } expect_output: "3" }
+test_cases { name: "ref" observations { name: "fever" boolean: false } observations { name: "level" number: 900 }
+  observations { name: "ref" number: 40 } observations { name: "abnormal" boolean: false } expect_output: "4" }
+test_cases { name: "base" observations { name: "fever" boolean: false } observations { name: "level" number: 900 }
+  observations { name: "ref" number: 40 } observations { name: "abnormal" boolean: true } expect_output: "4" }
+)";
+  auto set = MustLoad(text);
+  ASSERT_NE(set, nullptr);
+  const DecisionTable& table = **set->Find("");
+  // The flow is a number only compared with 6: tried below, at and above.
+  EXPECT_EQ(table.completion_values[2].size(), 5u);  // 0, 6-, 6, 6+, 100
+  // A number used in arithmetic is not tried: it stays three-valued.
+  EXPECT_TRUE(table.completion_values[3].empty());
+  auto result = Grade(*set, {{"fever", true, ""}, {"flow", 0.0, ""}, {"abnormal", false, ""},
+                             {"ref", 1.0, ""}});
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->min, 2);
+  EXPECT_EQ(result->max, 4);
+  EXPECT_THAT(Missing(*result), ElementsAre("pressors", "level"));
+}
+
+TEST_F(DecisionTableTest, MaxUsesTheDefaultOnlyWhenNoRowHolds) {
+  const std::string text = R"(
+table_id: "demo" version: "1.0"
+tables {
+  term: "finding" hit_policy: MAX default_output: 2
+  inputs { name: "x" type: NUMBER min: 0 max: 10 }
+  rows { id: "low" output: 1 text: "low" expression: "x < 3" }
+  rows { id: "high" output: 3 text: "high" expression: "x > 7" }
+}
+test_cases { name: "low" observations { name: "x" number: 1 } expect_output: "1" }
+test_cases { name: "middle" observations { name: "x" number: 5 } expect_output: "2" }
+test_cases { name: "high" observations { name: "x" number: 9 } expect_output: "3" }
+test_cases { name: "unknown" expect_output: "UNKNOWN" expect_min: 1 expect_max: 3 expect_missing: "x" }
+)";
+  EXPECT_NE(MustLoad(text), nullptr);
+}
+
+TEST_F(DecisionTableTest, AWordOfAnotherInputIsAProblem) {
+  EXPECT_THAT(
+      Problems(Table("MAX", R"(inputs { name: "seizure" type: TEXT allowed_values: "none" allowed_values: "focal2" }
+  rows { id: "x1" output: 1 text: "x" expression: "seizure == tube" })")),
+      testing::Contains(HasSubstr("'tube' is not an allowed value of seizure (focal2, none)")));
+}
+
+TEST_F(DecisionTableTest, ARefusalNamesTheObservationsAndAMissingTermIsInvalid) {
+  auto set = MustLoad(Table("MAX"));
+  ASSERT_NE(set, nullptr);
+  auto result = Grade(*set, {{"age", 8.0, ""}});
+  EXPECT_THAT(result.status().message(),
+              HasSubstr("observation \"age\" = 8: term finding of table demo: children are "
+                        "graded elsewhere"));
+  const std::string two = absl::StrCat(
+      R"(table_id: "two" version: "1"
+tables { term: "a" hit_policy: MAX inputs { name: "x" type: BOOL } rows { id: "r" output: 1 text: "r" expression: "x" } }
+tables { term: "b" hit_policy: MAX inputs { name: "x" type: BOOL } rows { id: "r" output: 1 text: "r" expression: "x" } }
+test_cases { name: "a" term: "a" observations { name: "x" boolean: true } expect_output: "1" }
+test_cases { name: "b" term: "b" observations { name: "x" boolean: true } expect_output: "1" }
+)");
+  auto both = MustLoad(two);
+  ASSERT_NE(both, nullptr);
+  EXPECT_EQ(both->Find("").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(both->Find("c").status().code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

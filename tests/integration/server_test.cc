@@ -600,6 +600,20 @@ TEST_F(ServerTest, ListRuleSetsShowsTheDecisionTablesAndWhichAVersionUses) {
   EXPECT_EQ(listed->rule_sets(0).decision_tables_size(), 3);
 }
 
+TEST_F(ServerTest, ValidateRuleSetChecksADecisionTableFileByItsName) {
+  const std::string text = ReadText(kSource + "/rules/ctcae-5.0-1.0.table.textproto");
+  auto response = client_->ValidateRuleSet(text, "ctcae-5.0-1.0.table.textproto");
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_TRUE(response->valid());
+  EXPECT_EQ(response->table().table_id(), "ctcae-5.0");
+  EXPECT_EQ(response->table().sha256(), Sha256Hex(text));
+  EXPECT_GT(response->test_cases_size(), 100);
+  // The same text as a rule file is not one.
+  response = client_->ValidateRuleSet(text, "candidate.textproto");
+  ASSERT_TRUE(response.ok());
+  EXPECT_FALSE(response->valid());
+}
+
 TEST(ServerLifecycleTest, UnavailableAndNotServingBeforeAnyRulesAreLoaded) {
   const std::filesystem::path empty =
       std::filesystem::temp_directory_path() / ("trialrules-empty-" + std::to_string(getpid()));
