@@ -100,6 +100,9 @@ int RunCheck(const std::vector<std::string>& argv) {
       std::cout << problem.ToString() << "\n";
       ++problems;
     }
+    for (const std::string& note : load.result.notes) {
+      std::cerr << load.path << ": note: " << note << "\n";
+    }
     if (load.result.tables == nullptr) continue;
     ++loaded;
     tables.push_back(load.result.tables);

@@ -322,5 +322,29 @@ TEST_F(ReloadTest, DecisionTablesLoadBesideRuleFilesAndKeepTheirLastGoodVersion)
   EXPECT_NE(reload.retired[0].find("table astct-crs-2019 version 1.0"), std::string::npos);
 }
 
+TEST_F(ReloadTest, OneProtocolsBrokenOrRemovedFileNeverDisturbsTheOther) {
+  const std::string second = ReadFile(SourcePath("rules/NCT03671460-v1.0.textproto"));
+  Write("a.textproto", v1_);
+  Write("b.textproto", second);
+  Reload();
+  ASSERT_EQ(current_->rule_sets().size(), 2u);
+  const RuleSet* first = current_->rule_sets()[1].get();   // NCT04094766 sorts second
+  const RuleSet* other = current_->rule_sets()[0].get();
+  ASSERT_EQ(other->protocol_id(), "NCT03671460");
+  Write("b.textproto", second.substr(0, second.size() / 2));  // cut short
+  CatalogReload reload = Reload();
+  ASSERT_EQ(current_->rule_sets().size(), 2u);
+  EXPECT_EQ(current_->rule_sets()[0].get(), other);  // its last good version
+  EXPECT_EQ(current_->rule_sets()[1].get(), first);  // untouched
+  ASSERT_FALSE(current_->refused().empty());
+  EXPECT_EQ(current_->refused()[0].file, Path("b.textproto"));
+  fs::remove(dir_ / "b.textproto");
+  reload = Reload();
+  ASSERT_EQ(current_->rule_sets().size(), 1u);
+  EXPECT_EQ(current_->rule_sets()[0].get(), first);
+  EXPECT_EQ(reload.retired,
+            std::vector<std::string>{"NCT03671460 version 1.0 from " + Path("b.textproto")});
+}
+
 }  // namespace
 }  // namespace trialrules

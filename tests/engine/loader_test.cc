@@ -17,7 +17,8 @@ using testing::SourcePath;
 
 TEST(RuleFileTest, BundledRulesLoadWithEveryTestCasePassing) {
   for (const std::string name :
-       {"NCT04094766-v1.0.textproto", "NCT04094766-v2.0.textproto"}) {
+       {"NCT04094766-v1.0.textproto", "NCT04094766-v2.0.textproto",
+        "NCT03671460-v1.0.textproto"}) {
     const LoadResult result = LoadRuleSet(ReadFile(SourcePath("rules/" + name)), name);
     EXPECT_TRUE(result.problems.empty()) << name;
     ASSERT_NE(result.rule_set, nullptr) << name;
@@ -28,7 +29,8 @@ TEST(RuleFileTest, BundledRulesLoadWithEveryTestCasePassing) {
 
 TEST(RuleFileTest, EveryBundledRuleIsCoveredByATestCase) {
   for (const std::string name :
-       {"NCT04094766-v1.0.textproto", "NCT04094766-v2.0.textproto"}) {
+       {"NCT04094766-v1.0.textproto", "NCT04094766-v2.0.textproto",
+        "NCT03671460-v1.0.textproto"}) {
     const std::string text = ReadFile(SourcePath("rules/" + name));
     auto rule_set = LoadBundled(name);
     ASSERT_NE(rule_set, nullptr);

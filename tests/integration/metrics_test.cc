@@ -166,7 +166,7 @@ TEST(MetricsTest, EveryKindOfCallLeavesItsSeriesAndPromtoolAcceptsThePage) {
                                "\",version=\"" + version + "\"}"),
               1);
   }
-  EXPECT_EQ(Sample(page, "trialrules_rule_sets_loaded"), 2);
+  EXPECT_EQ(Sample(page, "trialrules_rule_sets_loaded"), 3);  // both protocols
   EXPECT_GE(Sample(page, "trialrules_reloads_total{result=\"success\"}"), 1);
   EXPECT_EQ(Sample(page, "trialrules_reloads_total{result=\"rejected\"}"), 0);
   EXPECT_GT(Sample(page, "trialrules_last_successful_reload_timestamp_seconds"), 1.7e9);

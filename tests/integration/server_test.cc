@@ -326,10 +326,13 @@ TEST_F(ServerTest, ScreenPatientsRefusesAStreamWithoutHeader) {
 TEST_F(ServerTest, ListAndGetRuleSetsDescribeWhatIsLoaded) {
   const auto list = client_->ListRuleSets();
   ASSERT_TRUE(list.ok()) << list.status();
-  ASSERT_EQ(list->rule_sets_size(), 2);
-  EXPECT_EQ(list->rule_sets(0).effective_from(), "2019-09-01");
-  EXPECT_EQ(list->rule_sets(1).effective_from(), "2020-06-01");
-  EXPECT_TRUE(list->rule_sets(1).illustrative());
+  // By protocol, then effective date: both protocols side by side.
+  ASSERT_EQ(list->rule_sets_size(), 3);
+  EXPECT_EQ(list->rule_sets(0).rule_set().protocol_id(), "NCT03671460");
+  EXPECT_EQ(list->rule_sets(0).effective_from(), "2018-09-07");
+  EXPECT_EQ(list->rule_sets(1).effective_from(), "2019-09-01");
+  EXPECT_EQ(list->rule_sets(2).effective_from(), "2020-06-01");
+  EXPECT_TRUE(list->rule_sets(2).illustrative());
 
   const auto full = client_->GetRuleSet("NCT04094766", "2.0");
   ASSERT_TRUE(full.ok()) << full.status();
@@ -364,7 +367,7 @@ TEST_F(ServerTest, ValidateRuleSetReportsWhatCheckReports) {
   EXPECT_TRUE(good->valid());
   EXPECT_EQ(good->test_cases_size(), 134);
   // Nothing is activated.
-  EXPECT_EQ(client_->ListRuleSets()->rule_sets_size(), 2);
+  EXPECT_EQ(client_->ListRuleSets()->rule_sets_size(), 3);
 }
 
 struct Refusal {
@@ -596,8 +599,11 @@ TEST_F(ServerTest, ListRuleSetsShowsTheDecisionTablesAndWhichAVersionUses) {
   }
   EXPECT_EQ(tables, (std::set<std::string>{"astct-crs-2019 1.0", "astct-icans-2019 1.0",
                                            "ctcae-5.0 1.0"}));
-  ASSERT_GT(listed->rule_sets_size(), 0);
-  EXPECT_EQ(listed->rule_sets(0).decision_tables_size(), 3);
+  for (const v1::RuleSetInfo& rule_set : listed->rule_sets()) {
+    EXPECT_EQ(rule_set.decision_tables_size(),
+              rule_set.rule_set().protocol_id() == "NCT04094766" ? 3 : 0)
+        << rule_set.rule_set().protocol_id();
+  }
 }
 
 TEST_F(ServerTest, ValidateRuleSetChecksADecisionTableFileByItsName) {
@@ -612,6 +618,86 @@ TEST_F(ServerTest, ValidateRuleSetChecksADecisionTableFileByItsName) {
   response = client_->ValidateRuleSet(text, "candidate.textproto");
   ASSERT_TRUE(response.ok());
   EXPECT_FALSE(response->valid());
+}
+
+// Two protocols on one server, with same-named facts (age_years, alt_u_l,
+// ...) and the same rule ids (I1-I5, E1-E8): each request is answered by
+// its own protocol's rules only.
+v1::EvaluateRequest Nct03671460Patient() {
+  v1::EvaluateRequest request;
+  request.set_protocol_id("NCT03671460");
+  request.set_subject_ref("SUBJ-0460");
+  request.set_site_id("SITE-07");
+  auto facts = ParseFactsJson(ReadText(kSource + "/tests/data/facts/nct03671460_eligible.json"));
+  EXPECT_TRUE(facts.ok());
+  AddFacts(*facts, &request);
+  return request;
+}
+
+TEST_F(ServerTest, TwoProtocolsSideBySideEachAnswerComesFromItsOwnRules) {
+  // 2.0 mg/dL of bilirubin is exactly 34.2 umol/L: within this protocol's limit.
+  auto response = client_->Evaluate(EvaluationKind::kEligibility, Nct03671460Patient());
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->decision(), v1::DECISION_ELIGIBLE);
+  EXPECT_EQ(response->rule_set().protocol_id(), "NCT03671460");
+  EXPECT_EQ(response->rule_set().sha256(),
+            Sha256Hex(ReadText(kSource + "/rules/NCT03671460-v1.0.textproto")));
+  std::vector<std::string> ids;
+  for (const v1::RuleOutcome& rule : response->rules()) ids.push_back(rule.id());
+  EXPECT_EQ(ids, (std::vector<std::string>{"I1", "I2", "I3", "I4", "I5", "E1", "E2", "E3", "E4",
+                                           "E5", "E6", "E7", "E8"}));
+
+  // One protocol's facts are unknown to the other, both ways.
+  v1::EvaluateRequest crossed = EligiblePatient();
+  crossed.set_protocol_id("NCT03671460");
+  absl::Status status = client_->Evaluate(EvaluationKind::kEligibility, crossed).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("unknown fact for protocol NCT03671460 version 1.0"),
+            std::string::npos)
+      << status;
+  v1::EvaluateRequest other_way = Nct03671460Patient();
+  other_way.set_protocol_id("NCT04094766");
+  other_way.set_version("1.0");  // its assessment date precedes NCT04094766's first version
+  status = client_->Evaluate(EvaluationKind::kEligibility, other_way).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("unknown fact for protocol NCT04094766"), std::string::npos)
+      << status;
+
+  // ALT exactly 5 x ULN: met by NCT03671460 (<=), not by NCT04094766 (<).
+  v1::EvaluateRequest at_limit = Nct03671460Patient();
+  SetFact(&at_limit, "alt_u_l", 200);
+  response = client_->Evaluate(EvaluationKind::kEligibility, at_limit);
+  ASSERT_TRUE(response.ok());
+  EXPECT_EQ(response->rules(2).outcome(), v1::OUTCOME_TRUE);  // I3
+  v1::EvaluateRequest strict = EligiblePatient();
+  SetFact(&strict, "alt_u_l", 200);
+  response = client_->Evaluate(EvaluationKind::kEligibility, strict);
+  ASSERT_TRUE(response.ok());
+  EXPECT_EQ(response->decision(), v1::DECISION_INELIGIBLE);
+
+  // No withdrawal rules: refused, never answered from none.
+  status = client_->Evaluate(EvaluationKind::kWithdrawal, Nct03671460Patient()).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(status.message(),
+            "NCT03671460 version 1.0 has no withdrawal rules: it cannot decide withdrawal");
+
+  // The funnel and the audit log name the protocol.
+  v1::EvaluateRequest child = Nct03671460Patient();
+  SetFact(&child, "age_years", 12, "mo");  // exactly 1 year: not "more than 1 year"
+  response = client_->Evaluate(EvaluationKind::kEligibility, child);
+  ASSERT_TRUE(response.ok());
+  EXPECT_EQ(response->decision(), v1::DECISION_INELIGIBLE);
+  EXPECT_NE(server_->Scrape().find("trialrules_rule_outcomes_total{outcome=\"FALSE\","
+                                   "protocol=\"NCT03671460\",rule=\"I1\",rule_kind=\"inclusion\","
+                                   "version=\"1.0\"}"),
+            std::string::npos);
+  bool audited = false;
+  for (absl::string_view line : absl::StrSplit(server_->AuditLog(), '\n')) {
+    if (line.find(response->decision_id()) == absl::string_view::npos) continue;
+    audited = line.find("\"protocol_id\":\"NCT03671460\",\"version\":\"1.0\"") !=
+              absl::string_view::npos;
+  }
+  EXPECT_TRUE(audited);
 }
 
 TEST(ServerLifecycleTest, UnavailableAndNotServingBeforeAnyRulesAreLoaded) {
