@@ -2,6 +2,8 @@
 // their test cases, print every problem as file:line:col: rule ID: message.
 #include <iostream>
 
+#include "absl/strings/str_join.h"
+
 #include "client/cli/args.h"
 #include "client/client.h"
 #include "service/catalog/reload.h"
@@ -62,6 +64,35 @@ int CheckOnServer(const Args& args) {
   return problems == 0 ? kExitOk : kExitProblems;
 }
 
+// Per rule: the outcomes its test cases reach, and the boundaries of its
+// comparisons that no test case sits on.
+void PrintCoverage(const RuleSet& rule_set, const std::vector<RuleCoverage>& coverage) {
+  size_t boundaries = 0, tested = 0;
+  for (const RuleCoverage& rule : coverage) {
+    const RuleSpec& spec = rule_set.rules()[rule.rule];
+    std::vector<std::string> outcomes, untested;
+    for (Outcome outcome : {Outcome::kTrue, Outcome::kFalse, Outcome::kUnknown}) {
+      if (rule.outcomes.contains(outcome)) outcomes.emplace_back(OutcomeName(outcome));
+    }
+    for (const BoundaryCoverage& boundary : rule.boundaries) {
+      ++boundaries;
+      if (boundary.tested) {
+        ++tested;
+      } else {
+        untested.push_back("`" + boundary.comparison + "`");
+      }
+    }
+    std::cerr << "  " << spec.id << " (" << RuleKindName(spec.kind) << "): "
+              << (outcomes.empty() ? "no outcome" : absl::StrJoin(outcomes, " ")) << "; "
+              << rule.boundaries.size() - untested.size() << " of " << rule.boundaries.size()
+              << " boundaries tested"
+              << (untested.empty() ? "" : "; untested: " + absl::StrJoin(untested, ", "))
+              << "\n";
+  }
+  std::cerr << "  boundaries: " << tested << " of " << boundaries
+            << " tested (a test case with both sides equal)\n";
+}
+
 }  // namespace
 
 int RunCheck(const std::vector<std::string>& argv) {
@@ -91,6 +122,7 @@ int RunCheck(const std::vector<std::string>& argv) {
       std::cerr << load.path << ": ok: " << rs.protocol_id() << " version "
                 << rs.version() << ", " << rs.rules().size() << " rules, "
                 << load.result.tests.size() << " test cases passed\n";
+      if (args->Has("coverage")) PrintCoverage(rs, load.result.coverage);
     }
   }
   std::vector<std::shared_ptr<const DecisionTableSet>> tables;

@@ -31,7 +31,9 @@ LoadResult LoadRuleSet(absl::string_view text, absl::string_view file_name,
     return result;
   }
   // A stop is already in result.stopped (check_in).
-  RunSelfTests(*parsed, **rule_set, check_in, &result.tests, &result.problems).IgnoreError();
+  RunSelfTests(*parsed, **rule_set, check_in, &result.tests, &result.problems,
+               &result.coverage)
+      .IgnoreError();
   if (result.stopped.ok() && result.problems.empty()) result.rule_set = *std::move(rule_set);
   return result;
 }

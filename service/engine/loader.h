@@ -21,6 +21,7 @@ struct LoadResult {
   std::shared_ptr<const RuleSet> rule_set;
   std::vector<Problem> problems;
   std::vector<TestCaseResult> tests;  // empty unless the file compiled
+  std::vector<RuleCoverage> coverage;  // per rule, when the test cases pass
   // Not OK when `keep_going` stopped the load (then `rule_set` is null and
   // the problems and tests are those found before it stopped).
   absl::Status stopped;

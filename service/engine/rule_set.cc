@@ -168,6 +168,51 @@ RuleSet::NewEvaluatorState(KeepGoing keep_going) const {
   return state;
 }
 
+absl::StatusOr<std::unique_ptr<RuleSet::Probe>> RuleSet::Probe::Create(
+    const RuleSet& rule_set, std::vector<std::string> expressions) {
+  absl::StatusOr<std::unique_ptr<EvaluatorState>> state = rule_set.NewEvaluatorState();
+  if (!state.ok()) return state.status();
+  std::unique_ptr<Probe> probe(new Probe(rule_set, *std::move(state)));
+  const RuleSetDefinition& def = rule_set.def_;
+  const int fact_count = static_cast<int>(def.facts.size());
+  absl::flat_hash_map<std::string, int> slot_of;
+  for (int f = 0; f < fact_count; ++f) slot_of[def.facts[f].name] = f;
+  for (int n = 0; n < static_cast<int>(def.nodes.size()); ++n) {
+    slot_of[def.NodeName(n)] = fact_count + n;
+  }
+  for (const std::string& expression : expressions) {
+    std::unique_ptr<BoundExpression> bound = BoundExpression::Create(
+        expression, slot_of, probe->state_->slots.data(), rule_set.word_codes_);
+    if (bound == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("cannot bind \"", expression, "\""));
+    }
+    probe->probes_.push_back(std::move(bound));
+  }
+  return probe;
+}
+
+RuleSet::Probe::Probe(const RuleSet& rule_set, std::unique_ptr<EvaluatorState> state)
+    : rule_set_(rule_set), state_(std::move(state)) {}
+RuleSet::Probe::~Probe() = default;
+
+void RuleSet::Probe::Evaluate(const FactValues& facts, std::vector<double>* values) {
+  const RuleSetDefinition& def = rule_set_.def_;
+  const int fact_count = static_cast<int>(def.facts.size());
+  double* slots = state_->slots.data();
+  std::copy_n(facts.values.data(), fact_count, slots);
+  for (int n : def.node_order) {
+    bool not_finite = false;
+    const double value = state_->programs[n]->Evaluate(&not_finite);
+    slots[fact_count + n] = not_finite ? kUnknown : value;
+  }
+  values->clear();
+  for (const auto& probe : probes_) {
+    bool not_finite = false;
+    const double value = probe->Evaluate(&not_finite);
+    values->push_back(not_finite ? kUnknown : value);
+  }
+}
+
 RuleSet::ThreadState::~ThreadState() = default;
 
 RuleSet::ThreadState& RuleSet::ThisThreadState() {

@@ -25,6 +25,8 @@
 
 namespace trialrules {
 
+class BoundExpression;
+
 struct RuleResult {
   int rule = 0;  // index into RuleSet::rules()
   Outcome outcome = Outcome::kUnknown;
@@ -109,12 +111,34 @@ class RuleSet : public std::enable_shared_from_this<RuleSet> {
   // a caller would take for a decision.
   absl::Status CanDecide(EvaluationKind kind) const;
 
+  // Per-evaluation state: muparser programs bound to slots (rule_set.cc).
+  struct EvaluatorState;
+
+  // Evaluates chosen expressions over facts, with every derived value and
+  // rule of the rule set computed first, for rule authors' coverage
+  // (self_test.cc), never for answers. Thread-compatible.
+  class Probe {
+   public:
+    // `expressions` must have passed CheckExpression against this rule
+    // set's names; InvalidArgument names one that cannot be bound.
+    static absl::StatusOr<std::unique_ptr<Probe>> Create(const RuleSet& rule_set,
+                                                         std::vector<std::string> expressions);
+    ~Probe();
+    // The value of each expression (NaN when unknown or not finite).
+    void Evaluate(const FactValues& facts, std::vector<double>* values);
+
+   private:
+    Probe(const RuleSet& rule_set, std::unique_ptr<EvaluatorState> state);
+    const RuleSet& rule_set_;
+    std::unique_ptr<EvaluatorState> state_;
+    std::vector<std::unique_ptr<BoundExpression>> probes_;
+  };
+
   // Evaluates `facts` for `kind` into `out`, reusing its storage.
   void Evaluate(EvaluationKind kind, const FactValues& facts, Evaluation* out) const;
   Evaluation Evaluate(EvaluationKind kind, const FactValues& facts) const;
 
  private:
-  struct EvaluatorState;
   struct Plan {
     std::vector<int> nodes;  // derived and rule nodes, dependency order
     std::vector<int> rules;  // the kind's rules, file order

@@ -1,5 +1,7 @@
 #include "service/engine/self_test.h"
 
+#include "service/engine/expression.h"
+
 #include <algorithm>
 #include <set>
 
@@ -32,6 +34,10 @@ class SelfTest {
         problems_(problems) {}
 
   absl::Status Run(KeepGoing keep_going, std::vector<TestCaseResult>* results);
+  // What the test cases reach, per rule (after Run); then the file's
+  // require_coverage checked against it.
+  std::vector<RuleCoverage> Coverage() const;
+  void CheckRequiredCoverage(const std::vector<RuleCoverage>& coverage);
 
  private:
   void Report(SourcePosition position, std::string rule_id, std::string message) {
@@ -96,6 +102,7 @@ class SelfTest {
   absl::flat_hash_map<std::string, std::vector<FactInput>> fact_sets_;
   // Per rule (index into RuleSet::rules()), the outcomes the test cases gave.
   absl::flat_hash_map<int, std::set<Outcome>> reached_;
+  std::vector<FactValues> tested_facts_;  // of the test cases that evaluated
 };
 
 // Returns what failed (empty when the test passes).
@@ -122,6 +129,7 @@ std::string SelfTest::RunTest(const pb::TestCase& test,
   }
   if (!facts.ok()) return absl::StrCat("facts refused: ", facts.status().message());
   const Evaluation evaluation = rule_set.Evaluate(*kind, *facts);
+  tested_facts_.push_back(*facts);
   for (const RuleResult& result : evaluation.rules) {
     reached_[result.rule].insert(result.outcome);
   }
@@ -247,6 +255,105 @@ void SelfTest::CheckCoverage() {
   }
 }
 
+std::vector<RuleCoverage> SelfTest::Coverage() const {
+  const std::vector<RuleSpec>& rules = rule_set_.rules();
+  absl::flat_hash_map<std::string, ValueType> types;
+  for (const FactSpec& fact : rule_set_.facts()) types[fact.name] = fact.type;
+  for (const DerivedSpec& derived : rule_set_.definition().derived) types[derived.name] = derived.type;
+  for (const RuleSpec& rule : rules) types[rule.id] = ValueType::kBool;
+  for (const std::string& word : rule_set_.definition().words) types[word] = ValueType::kText;
+  std::vector<RuleCoverage> coverage;
+  std::vector<std::string> probes;  // `(lhs) == (rhs)` of each numeric comparison
+  for (size_t r = 0; r < rules.size(); ++r) {
+    RuleCoverage rule{static_cast<int>(r), {}, {}};
+    if (const auto reached = reached_.find(static_cast<int>(r)); reached != reached_.end()) {
+      rule.outcomes = reached->second;
+    }
+    for (const Comparison& comparison : ComparisonsIn(rules[r].expression)) {
+      const ExpressionCheck side = CheckExpression(comparison.lhs, types);
+      const std::string probe = absl::StrCat("(", comparison.lhs, ") == (", comparison.rhs, ")");
+      if (!side.error.empty() || !CheckExpression(probe, types).error.empty() ||
+          (side.type != ValueType::kNumber && side.type != ValueType::kDate)) {
+        continue;  // a comparison of truth values or words has no boundary
+      }
+      rule.boundaries.push_back({comparison.text, false});
+      probes.push_back(probe);
+    }
+    coverage.push_back(std::move(rule));
+  }
+  absl::StatusOr<std::unique_ptr<RuleSet::Probe>> probe =
+      RuleSet::Probe::Create(rule_set_, probes);
+  if (!probe.ok()) return coverage;  // every probe was checked: cannot happen
+  std::vector<uint8_t> tested(probes.size(), 0);
+  std::vector<double> values;
+  for (const FactValues& facts : tested_facts_) {
+    (*probe)->Evaluate(facts, &values);
+    for (size_t i = 0; i < values.size(); ++i) tested[i] |= values[i] == 1.0;
+  }
+  size_t i = 0;
+  for (RuleCoverage& rule : coverage) {
+    for (BoundaryCoverage& boundary : rule.boundaries) boundary.tested = tested[i++];
+  }
+  return coverage;
+}
+
+void SelfTest::CheckRequiredCoverage(const std::vector<RuleCoverage>& coverage) {
+  if (!file_.has_require_coverage()) return;
+  const pb::CoverageRequirement& required = file_.require_coverage();
+  const auto position = ParsedRuleFile::Of(tree_, file_, "require_coverage");
+  std::set<Outcome> outcomes;
+  for (const std::string& word : required.outcomes()) {
+    bool known = false;
+    for (Outcome outcome : {Outcome::kTrue, Outcome::kFalse, Outcome::kUnknown}) {
+      if (OutcomeName(outcome) == word) {
+        outcomes.insert(outcome);
+        known = true;
+      }
+    }
+    if (!known) {
+      Report(position, "", absl::StrCat("require_coverage: outcome \"", word,
+                                        "\" is not TRUE, FALSE or UNKNOWN"));
+      return;
+    }
+  }
+  std::set<RuleKind> kinds;
+  for (const std::string& word : required.kinds()) {
+    bool known = false;
+    for (RuleKind kind : {RuleKind::kInclusion, RuleKind::kExclusion, RuleKind::kWithdrawal,
+                          RuleKind::kStopping, RuleKind::kEscalation}) {
+      if (RuleKindName(kind) == word) {
+        kinds.insert(kind);
+        known = true;
+      }
+    }
+    if (!known) {
+      Report(position, "", absl::StrCat("require_coverage: kind \"", word,
+                                        "\" is not a rule kind"));
+      return;
+    }
+  }
+  for (const RuleCoverage& rule : coverage) {
+    const RuleSpec& spec = rule_set_.rules()[rule.rule];
+    if (!kinds.empty() && !kinds.contains(spec.kind)) continue;
+    std::vector<std::string> missing;
+    for (Outcome outcome : outcomes) {
+      if (!rule.outcomes.contains(outcome)) missing.emplace_back(OutcomeName(outcome));
+    }
+    if (!missing.empty()) {
+      Report(position, spec.id,
+             absl::StrCat("require_coverage: no test case makes this rule ",
+                          absl::StrJoin(missing, " or ")));
+    }
+    if (!required.boundaries()) continue;
+    for (const BoundaryCoverage& boundary : rule.boundaries) {
+      if (boundary.tested) continue;
+      Report(position, spec.id,
+             absl::StrCat("require_coverage: no test case sits on the boundary of `",
+                          boundary.comparison, "` (both sides equal)"));
+    }
+  }
+}
+
 int SelfTest::RuleIndex(const std::string& id) const {
   const std::vector<RuleSpec>& rules = rule_set_.rules();
   for (size_t r = 0; r < rules.size(); ++r) {
@@ -259,8 +366,16 @@ int SelfTest::RuleIndex(const std::string& id) const {
 
 absl::Status RunSelfTests(const ParsedRuleFile& parsed, const RuleSet& rule_set,
                           KeepGoing keep_going, std::vector<TestCaseResult>* tests,
-                          std::vector<Problem>* problems) {
-  return SelfTest(parsed, rule_set, problems).Run(keep_going, tests);
+                          std::vector<Problem>* problems,
+                          std::vector<RuleCoverage>* coverage) {
+  SelfTest self_test(parsed, rule_set, problems);
+  const size_t problems_before = problems->size();
+  if (absl::Status stopped = self_test.Run(keep_going, tests); !stopped.ok()) return stopped;
+  if (problems->size() != problems_before) return absl::OkStatus();
+  std::vector<RuleCoverage> reached = self_test.Coverage();
+  self_test.CheckRequiredCoverage(reached);
+  if (coverage != nullptr) *coverage = std::move(reached);
+  return absl::OkStatus();
 }
 
 }  // namespace trialrules

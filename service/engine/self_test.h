@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "service/engine/coverage.h"
 #include "service/engine/keep_going.h"
 #include "service/engine/parse.h"
 #include "service/engine/problem.h"
@@ -23,9 +24,12 @@ struct TestCaseResult {
 // One result per test case in `tests`, in file order; each failure (and
 // each bad fact set) is also a problem with its position. `keep_going` is
 // asked before each test case; its refusal stops the run and is returned.
+// `coverage` gets, per rule, what the test cases reach (when they pass);
+// the file's `require_coverage` is checked against it.
 absl::Status RunSelfTests(const ParsedRuleFile& parsed, const RuleSet& rule_set,
                           KeepGoing keep_going, std::vector<TestCaseResult>* tests,
-                          std::vector<Problem>* problems);
+                          std::vector<Problem>* problems,
+                          std::vector<RuleCoverage>* coverage = nullptr);
 
 }  // namespace trialrules
 

@@ -137,6 +137,21 @@ void FillRuleSetInfo(const RuleSet& rule_set, bool full, v1::RuleSetInfo* out) {
   }
 }
 
+void FillCoverage(const RuleSet& rule_set, const std::vector<RuleCoverage>& coverage,
+                  google::protobuf::RepeatedPtrField<v1::RuleCoverage>* out) {
+  for (const RuleCoverage& rule : coverage) {
+    v1::RuleCoverage* info = out->Add();
+    const RuleSpec& spec = rule_set.rules()[rule.rule];
+    info->set_rule(spec.id);
+    info->set_kind(std::string(RuleKindName(spec.kind)));
+    for (Outcome outcome : rule.outcomes) info->add_outcomes(ToProto(outcome));
+    for (const BoundaryCoverage& boundary : rule.boundaries) {
+      (boundary.tested ? info->add_tested_boundaries() : info->add_untested_boundaries())
+          ->assign(boundary.comparison);
+    }
+  }
+}
+
 void FillTableInfo(const DecisionTableSet& tables, v1::TableInfo* out) {
   const DecisionTableSet::Header& header = tables.header();
   out->set_table_id(header.table_id);

@@ -33,6 +33,10 @@ void FillFact(const FactSpec& spec, v1::Fact* out);
 // Summary (ListRuleSets) or, with `full`, every fact and rule (GetRuleSet).
 void FillRuleSetInfo(const RuleSet& rule_set, bool full, v1::RuleSetInfo* out);
 
+// Per rule, what a file's test cases reach.
+void FillCoverage(const RuleSet& rule_set, const std::vector<RuleCoverage>& coverage,
+                  google::protobuf::RepeatedPtrField<v1::RuleCoverage>* out);
+
 // A decision-table file: its terms with their inputs and rows.
 void FillTableInfo(const DecisionTableSet& tables, v1::TableInfo* out);
 

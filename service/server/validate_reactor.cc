@@ -92,6 +92,7 @@ class TrialRulesService::ValidateReactor : public grpc::ServerUnaryReactor {
     const LoadResult result = LoadRuleSet(request_->text(), file_name, keep_going);
     if (result.rule_set != nullptr) {
       FillRuleSetRef(*result.rule_set, response_->mutable_rule_set());
+      FillCoverage(*result.rule_set, result.coverage, response_->mutable_coverage());
     }
     Respond(result.stopped, result.rule_set != nullptr, result.problems, result.tests);
   }

@@ -31,6 +31,20 @@ TEST(CliTest, CheckCoverageCountsTheTestCasesEachTableRowHoldsIn) {
   EXPECT_EQ(run.output.find("holds in 0 test cases"), std::string::npos) << run.output;
 }
 
+TEST(CliTest, CheckCoverageShowsEachRulesOutcomesAndUntestedBoundaries) {
+  const CliRun run = Cli(
+      "check --coverage rules/NCT04094766-v2.0.textproto rules/ctcae-5.0-1.0.table.textproto "
+      "rules/astct-crs-2019-1.0.table.textproto rules/astct-icans-2019-1.0.table.textproto");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("  I8 (inclusion): TRUE FALSE UNKNOWN; 10 of 10 boundaries tested\n"),
+            std::string::npos)
+      << run.output;
+  EXPECT_NE(run.output.find("untested: `1 - beta_cdf(0.2, 1 + n_grade4plus_crs, 1 + n_infused - "
+                            "n_grade4plus_crs) > 0.9`"),
+            std::string::npos)
+      << run.output;
+}
+
 TEST(CliTest, CheckNamesAReferenceToATableThatIsNotThere) {
   const CliRun run = Cli("check rules/NCT04094766-v1.0.textproto");
   EXPECT_EQ(run.exit_code, 1) << run.output;

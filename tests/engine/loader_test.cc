@@ -132,5 +132,38 @@ TEST(RuleFileTest, LoadStopsAtTheFirstRefusalInEveryPhase) {
   }
 }
 
+TEST(CoverageTest, ComparisonsAreSplitAtLogicCommasAndTheirParenthesis) {
+  const std::vector<Comparison> comparisons = ComparisonsIn(
+      "lvef_pct >= 50 && (crcl_ml_min >= 50 || creatinine_mg_dl < 2 * uln) && "
+      "if(age > 18, weight, 0) != 3 && !(a == b)");
+  std::vector<std::string> texts;
+  for (const Comparison& c : comparisons) texts.push_back(c.lhs + " | " + c.rhs);
+  EXPECT_EQ(texts, (std::vector<std::string>{"lvef_pct | 50", "crcl_ml_min | 50",
+                                             "creatinine_mg_dl | 2 * uln", "age | 18",
+                                             "if(age > 18, weight, 0) | 3", "a | b"}));
+}
+
+TEST(CoverageTest, TheFilesTestCasesReachEveryOutcomeAndBoundaryTheyShow) {
+  const LoadResult loaded = LoadRuleSet(ReadFile(SourcePath("rules/NCT04094766-v1.0.textproto")),
+                                        "NCT04094766-v1.0.textproto");
+  ASSERT_NE(loaded.rule_set, nullptr);
+  ASSERT_EQ(loaded.coverage.size(), loaded.rule_set->rules().size());
+  for (const RuleCoverage& rule : loaded.coverage) {
+    const RuleSpec& spec = loaded.rule_set->rules()[rule.rule];
+    if (spec.id == "I8") {
+      EXPECT_EQ(rule.outcomes.size(), 3u);
+      EXPECT_EQ(rule.boundaries.size(), 10u);
+      for (const BoundaryCoverage& boundary : rule.boundaries) {
+        EXPECT_TRUE(boundary.tested) << boundary.comparison;
+      }
+    }
+    if (spec.id == "S2") {
+      // A posterior probability exactly at 0.9 takes counts no trial has.
+      ASSERT_EQ(rule.boundaries.size(), 2u);
+      EXPECT_FALSE(rule.boundaries[1].tested) << rule.boundaries[1].comparison;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace trialrules

@@ -365,7 +365,15 @@ TEST_F(ServerTest, ValidateRuleSetReportsWhatCheckReports) {
       ReadText(kSource + "/rules/NCT04094766-v2.0.textproto"), "v2.textproto");
   ASSERT_TRUE(good.ok()) << good.status();
   EXPECT_TRUE(good->valid());
-  EXPECT_EQ(good->test_cases_size(), 134);
+  EXPECT_EQ(good->test_cases_size(), 135);
+  // What the file's test cases reach, per rule, as check --coverage shows it.
+  ASSERT_EQ(good->coverage_size(), 35);
+  for (const v1::RuleCoverage& rule : good->coverage()) {
+    if (rule.rule() != "I8") continue;
+    EXPECT_EQ(rule.outcomes_size(), 3);
+    EXPECT_EQ(rule.tested_boundaries_size(), 10);
+    EXPECT_EQ(rule.untested_boundaries_size(), 0);
+  }
   // Nothing is activated.
   EXPECT_EQ(client_->ListRuleSets()->rule_sets_size(), 3);
 }
