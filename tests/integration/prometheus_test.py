@@ -164,8 +164,9 @@ scrape_configs:
                             'outcome="FALSE"}', 3)
 
     def test_catalog_series(self):
-        self.wait_for_value("trialrules_rule_sets_loaded", 2)
-        self.wait_for_value("count(trialrules_rule_set_info)", 2)
+        # NCT04094766 1.0 and 2.0, NCT03671460 1.0.
+        self.wait_for_value("trialrules_rule_sets_loaded", 3)
+        self.wait_for_value("count(trialrules_rule_set_info)", 3)
         self.wait_for_value('trialrules_rule_file_rejected{file=~".*NCT04094766-v9.9.textproto"}', 1)
         self.wait_for_value('trialrules_reloads_total{result="success"}', 0)
         self.wait_for_value('trialrules_reloads_total{result="rejected"} > bool 0', 1)

@@ -209,10 +209,45 @@ class TrialRulesFromPython(unittest.TestCase):
         self.assertIn("informed_consent", missing)
         self.assertNotIn("karnofsky", missing)
 
+    def test_grade_events_from_an_independent_client(self):
+        # Bilirubin 1.8 mg/dL with a ULN of 1.2 is exactly 1.5 x ULN: grade 1.
+        request = self.s.GradeRequest(table_id="ctcae-5.0", term="blood_bilirubin_increased",
+                                      subject_ref="PY-1")
+        request.observation_sets.add().observations.extend([
+            self.fact("value", 1.8), self.fact("uln", 1.2),
+            self.fact("baseline_abnormal", False)])
+        o2 = self.r.FactValue(name="o2_device", text="hfnc")
+        crs = self.s.GradeRequest(table_id="astct-crs-2019")
+        crs.observation_sets.add().observations.extend(
+            [self.fact("temp_c", 39.0), self.fact("fever_other_cause", False), o2])
+        response = self.stub.GradeEvents(request, timeout=5)
+        self.assertTrue(response.results[0].known)
+        self.assertEqual(response.results[0].grade, 1)
+        self.assertEqual(list(response.results[0].domains), ["uln"])
+        self.assertEqual(len(response.decision_id), 32)
+        # Fever and high-flow oxygen (3), the rest unknown: 3 to 5.
+        open_grade = self.stub.GradeEvents(crs, timeout=5).results[0]
+        self.assertFalse(open_grade.known)
+        self.assertEqual((open_grade.grade_min, open_grade.grade_max), (3, 5))
+        self.assertIn("crs_death", open_grade.missing)
+        with self.assertRaises(self.grpc.RpcError) as refused:
+            bad = self.s.GradeRequest(table_id="astct-crs-2019")
+            bad.observation_sets.add().observations.append(
+                self.r.FactValue(name="o2_device", text="tent"))
+            self.stub.GradeEvents(bad, timeout=5)
+        self.assertEqual(refused.exception.code(), self.grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn('observation "o2_device" = "tent": not an allowed value',
+                      refused.exception.details())
+
     def test_list_and_get_rule_sets(self):
         listed = self.stub.ListRuleSets(self.s.ListRuleSetsRequest(), timeout=5)
-        self.assertEqual([(r.rule_set.version, r.effective_from) for r in listed.rule_sets],
-                         [("1.0", "2019-09-01"), ("2.0", "2020-06-01")])
+        self.assertEqual([(r.rule_set.protocol_id, r.rule_set.version, r.effective_from)
+                          for r in listed.rule_sets],
+                         [("NCT03671460", "1.0", "2018-09-07"),
+                          ("NCT04094766", "1.0", "2019-09-01"),
+                          ("NCT04094766", "2.0", "2020-06-01")])
+        self.assertEqual(sorted(t.table_id for t in listed.tables),
+                         ["astct-crs-2019", "astct-icans-2019", "ctcae-5.0"])
         full = self.stub.GetRuleSet(self.s.GetRuleSetRequest(
             protocol_id="NCT04094766", version="1.0"), timeout=5)
         self.assertEqual(len(full.rules), 34)
