@@ -618,6 +618,13 @@ class TableLoader {
     for (const pb::FactValue& value : test.observations()) {
       absl::StatusOr<FactInput> input = FactInputFromProto(value);
       if (!input.ok()) return std::string(input.status().message());
+      if (absl::Status field = (*table)->rules->CheckValueField(value); !field.ok()) {
+        if (!test.expect_refusal().empty() &&
+            field.message().find(test.expect_refusal()) != absl::string_view::npos) {
+          return "";
+        }
+        return std::string(field.message());
+      }
       observations.push_back(*std::move(input));
     }
     absl::StatusOr<TableResult> result = set_->Evaluate(**table, observations);

@@ -49,6 +49,21 @@ absl::StatusOr<FactInput> FactInputFromProto(const v1::FactValue& fact) {
   return FactInput{fact.name(), *std::move(value), fact.unit()};
 }
 
+absl::Status RuleSet::CheckValueField(const v1::FactValue& fact) const {
+  const int index = FindFact(fact.name());
+  if (index < 0) return absl::OkStatus();
+  const ValueType type = def_.facts[index].type;
+  const bool in_date = fact.value_case() == v1::FactValue::kDate;
+  const bool in_text = fact.value_case() == v1::FactValue::kText;
+  if ((type == ValueType::kText && in_date) || (type == ValueType::kDate && in_text)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        def_.value_noun, " \"", fact.name(), "\" = \"", in_date ? fact.date() : fact.text(),
+        "\": ", type == ValueType::kText ? "a word goes in `text`, not `date`"
+                                          : "a date goes in `date`, not `text`"));
+  }
+  return absl::OkStatus();
+}
+
 FactValues RuleSet::EmptyFacts() const {
   FactValues facts;
   ResetFacts(&facts);

@@ -96,6 +96,11 @@ class RuleSet : public std::enable_shared_from_this<RuleSet> {
   // callers resolve names once).
   absl::Status BindFactAt(int fact, const FactValue& value, absl::string_view unit,
                           FactValues* facts) const;
+  // A date sent in `text`, or a word in `date`: FactValue (the engine's
+  // input) holds both as a string, so the field the caller chose is checked
+  // here against the fact's type. OK for names it does not declare (binding
+  // refuses or ignores those).
+  absl::Status CheckValueField(const v1::FactValue& fact) const;
   // Checks and converts one value for facts()[fact].
   absl::StatusOr<double> ConvertFact(int fact, const FactValue& value,
                                      absl::string_view unit) const;

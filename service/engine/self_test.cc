@@ -71,6 +71,11 @@ class SelfTest {
     }
     for (const pb::FactValue& value : facts) {
       absl::StatusOr<FactInput> converted = FactInputFromProto(value);
+      if (converted.ok()) {
+        if (absl::Status field = rule_set_.CheckValueField(value); !field.ok()) {
+          converted = field;
+        }
+      }
       if (!converted.ok()) {
         Report(position, "", absl::StrCat(owner, ": ", converted.status().message()));
         return false;

@@ -16,7 +16,10 @@ struct ServiceLimits {
   size_t max_name_length = 64;      // fact names, protocol ids, versions
   size_t max_reference_length = 128;  // subject_ref, site_id, dose_level
   size_t max_patients_per_message = 100000;
-  size_t max_observation_sets = 1000;  // per GradeEvents call
+  // Per GradeEvents call: an unknown grade is refined over up to 1,024
+  // completions (decision_table.cc): 0.3 ms for 840 of them, so a call
+  // stays under about 40 ms.
+  size_t max_observation_sets = 100;
   // Calls being handled at once (streams count while open); beyond it a
   // call is refused at once with RESOURCE_EXHAUSTED instead of queueing.
   int max_concurrent_calls = 1000;

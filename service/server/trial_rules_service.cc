@@ -139,6 +139,7 @@ absl::Status TrialRulesService::BindRequestFacts(const RuleSet& rule_set,
   for (const v1::FactValue& fact : request.facts()) {
     const std::optional<FactValue> value = FactValueOf(fact);
     if (!value) return FactWithoutValueError(fact.name());
+    if (absl::Status field = rule_set.CheckValueField(fact); !field.ok()) return field;
     absl::Status bound = rule_set.BindFact(fact.name(), *value, fact.unit(), facts,
                                            request.ignore_unknown_facts() ? ignored : nullptr);
     if (!bound.ok()) return bound;
@@ -303,6 +304,9 @@ absl::Status TrialRulesService::Grade(const v1::GradeRequest& request,
       }
       absl::StatusOr<FactInput> input = FactInputFromProto(observation);
       if (!input.ok()) return refuse(input.status());
+      if (absl::Status field = (*table)->rules->CheckValueField(observation); !field.ok()) {
+        return refuse(field);
+      }
       inputs.push_back(*std::move(input));
     }
     absl::StatusOr<TableResult> result = (*tables)->Evaluate(**table, inputs);

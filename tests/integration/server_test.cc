@@ -572,6 +572,15 @@ TEST_F(ServerTest, GradeEventsRefusalsNameTheSetAndTheObservation) {
             "observation_sets[1]: observation \"o2_device\" = \"tent\": not an allowed value "
             "(none, nasal_cannula, blow_by, hfnc, facemask, nonrebreather, venturi, cpap, "
             "bipap, mechanical_ventilation)");
+  v1::GradeRequest in_date;
+  in_date.set_table_id("astct-crs-2019");
+  v1::FactValue* device = in_date.add_observation_sets()->add_observations();
+  device->set_name("o2_device");
+  device->set_date("hfnc");
+  status = client_->GradeEvents(in_date).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), "observation_sets[0]: observation \"o2_device\" = \"hfnc\": a word "
+                              "goes in `text`, not `date`");
   status = grade("astct-crs-2019", "", {{{"temp_c", 60.0, ""}}});
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(status.message().find(
