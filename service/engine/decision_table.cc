@@ -204,9 +204,17 @@ std::vector<double> CompletionValues(const FactSpec& spec, const RuleSetDefiniti
     return values;
   }
   const std::optional<std::set<double>> literals = ComparedLiterals(spec.name, expressions);
-  if (!literals || literals->size() * 3 + 2 > kMaxCompletionValues) return {};
+  if (!literals || literals->size() * 4 + 2 > kMaxCompletionValues) return {};
   std::set<double> points;
   for (auto it = literals->begin(); it != literals->end(); ++it) {
+    if (spec.integer) {
+      // The whole numbers at and next to it: every interval between two
+      // literals that holds a whole number gets one.
+      for (double v : {std::floor(*it) - 1, std::floor(*it), std::ceil(*it), std::ceil(*it) + 1}) {
+        points.insert(v);
+      }
+      continue;
+    }
     // Either side, closer than any neighbour and far outside the decimal
     // tolerance of comparisons.
     double step = std::max(std::fabs(*it), 1.0) * 1e-6;

@@ -291,6 +291,9 @@ test_cases { name: "base" observations { name: "fever" boolean: false } observat
   EXPECT_EQ(table.completion_values[2].size(), 5u);  // 0, 6-, 6, 6+, 100
   // A number used in arithmetic is not tried: it stays three-valued.
   EXPECT_TRUE(table.completion_values[3].empty());
+  // A whole number compared with written numbers is tried at and next to
+  // each: pressors is a small range, tried whole (0 to 20).
+  EXPECT_EQ(table.completion_values[1].size(), 21u);
   auto result = Grade(*set, {{"fever", true, ""}, {"flow", 0.0, ""}, {"abnormal", false, ""},
                              {"ref", 1.0, ""}});
   ASSERT_TRUE(result.ok());
@@ -341,6 +344,26 @@ test_cases { name: "b" term: "b" observations { name: "x" boolean: true } expect
   ASSERT_NE(both, nullptr);
   EXPECT_EQ(both->Find("").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(both->Find("c").status().code(), absl::StatusCode::kNotFound);
+}
+
+// A whole number over a wide range, compared with written numbers: the
+// values between two of them are tried too (here the only grade-0 values).
+TEST_F(DecisionTableTest, AWideWholeNumberRangeIsTriedBetweenItsThresholds) {
+  const std::string text = R"(
+table_id: "demo" version: "1.0"
+tables {
+  term: "finding" hit_policy: MAX
+  inputs { name: "count" type: NUMBER min: 0 max: 1000 integer: true }
+  rows { id: "low" output: 2 text: "low" expression: "count <= 100" }
+  rows { id: "high" output: 2 text: "high" expression: "count >= 200" }
+}
+test_cases { name: "low" observations { name: "count" number: 100 } expect_output: "2" }
+test_cases { name: "middle" observations { name: "count" number: 101 } expect_output: "0" }
+test_cases { name: "high" observations { name: "count" number: 200 } expect_output: "2" }
+test_cases { name: "unknown" expect_output: "UNKNOWN" expect_min: 0 expect_max: 2
+  expect_missing: "count" }
+)";
+  EXPECT_NE(MustLoad(text), nullptr);
 }
 
 }  // namespace
