@@ -69,6 +69,7 @@ int RunEval(const std::vector<std::string>& argv);
 int RunBench(const std::vector<std::string>& argv);
 int RunDiff(const std::vector<std::string>& argv);
 int RunGrade(const std::vector<std::string>& argv);
+int RunScreen(const std::vector<std::string>& argv);
 
 }  // namespace trialrules::cli
 

@@ -24,6 +24,8 @@ constexpr char kUsage[] =
     "  grade (--rules PATH | --server HOST:PORT) --table ID [--version V] [--term TERM]\n"
     "       --observations FILE.json [--json]\n"
     "                          grade an adverse event with a grading table\n"
+    "  screen --rules PATH --protocols ID[,ID...] --patients FILE.json [--json]\n"
+    "                          which of several protocols could each patient join\n"
     "  bench --server HOST:PORT [--method CheckEligibility|ScreenPatients] ...\n"
     "                          load generator (trialrules bench --help)\n"
     "HOST:PORT may be dns:///NAME:PORT (round-robin over its addresses)\n"
@@ -43,6 +45,7 @@ int main(int argc, char** argv) {
   if (command == "bench") return trialrules::cli::RunBench(rest);
   if (command == "diff") return trialrules::cli::RunDiff(rest);
   if (command == "grade") return trialrules::cli::RunGrade(rest);
+  if (command == "screen") return trialrules::cli::RunScreen(rest);
   if (command == "help" || command == "--help" || command == "-h") {
     std::cout << kUsage;
     return trialrules::cli::kExitOk;

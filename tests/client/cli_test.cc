@@ -227,4 +227,32 @@ TEST(CliTest, GradeRefusesObservationsNamingThem) {
       << run.output;
 }
 
+// One patients file, two protocols, one pass: each protocol takes the facts
+// it declares; a patient refused by one is still screened by the other.
+TEST(CliTest, ScreenAnswersEveryProtocolForEachPatientInOnePass) {
+  CliRun run = Cli("screen --rules rules/ --protocols NCT04094766,NCT03671460 "
+                   "--patients tests/data/facts/two_protocols_patients.json --json");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("{\"subject_ref\":\"P-002\",\"protocols\":{\"NCT04094766\":{"
+                            "\"version\":\"1.0\",\"decision\":\"INELIGIBLE\"},\"NCT03671460\":{"
+                            "\"version\":\"1.0\",\"decision\":\"ELIGIBLE\"}}}"),
+            std::string::npos)
+      << run.output;
+  EXPECT_NE(run.output.find("\"NCT04094766\":{\"version\":\"\",\"decision\":\"REFUSED\","
+                            "\"error\":\"fact \\\"karnofsky\\\" = 150: outside the valid range"),
+            std::string::npos)
+      << run.output;
+  EXPECT_NE(run.output.find("{\"summary\":{\"NCT04094766\":{\"eligible\":2,\"ineligible\":1,"
+                            "\"indeterminate\":0,\"refused\":1,\"excluded_by\":{\"I8\":1}},"
+                            "\"NCT03671460\":{\"eligible\":3,\"ineligible\":0,"
+                            "\"indeterminate\":1,\"refused\":0,\"excluded_by\":{}}}}"),
+            std::string::npos)
+      << run.output;
+  run = Cli("screen --rules rules/ --protocols NCT04094766,NCT03671460 "
+            "--patients tests/data/facts/two_protocols_patients.json");
+  EXPECT_NE(run.output.find("NCT03671460: 3 eligible, 0 ineligible, 1 indeterminate, 0 refused"),
+            std::string::npos)
+      << run.output;
+}
+
 }  // namespace
