@@ -280,6 +280,29 @@ TEST_F(SiteActivationTest, BadSiteFileKeepsThePreviousActivations) {
   EXPECT_EQ(current_->refused()[0].file, Path("NCT04094766.sites.textproto"));
 }
 
+// Each protocol has its own site file; the same site id in both means two
+// independent schedules, and a bad file of one leaves the other's in force.
+TEST_F(SiteActivationTest, EachProtocolHasItsOwnSiteActivations) {
+  Write("other.textproto", ReadFile(SourcePath("rules/NCT03671460-v1.0.textproto")));
+  Write("NCT03671460.sites.textproto",
+        "protocol_id: \"NCT03671460\"\n"
+        "sites { site_id: \"XIAN-02\" activations { version: \"1.0\" activated_on: \"2019-01-01\" } }\n");
+  Reload();
+  auto other = [&](const std::string& date) {
+    auto rule_set = current_->Select({"NCT03671460", "", *ParseIsoDate(date), "XIAN-02"}, TodayUtc());
+    return rule_set.ok() ? (*rule_set)->version() : std::string(rule_set.status().message());
+  };
+  EXPECT_EQ(other("2019-02-01"), "1.0");
+  EXPECT_EQ(other("2018-12-01"),
+            "site_id \"XIAN-02\": no version of NCT03671460 was activated at this site on or "
+            "before 2018-12-01");
+  EXPECT_EQ(Version("XIAN-02", "2020-07-01"), "1.0");  // NCT04094766's own schedule
+  Write("NCT03671460.sites.textproto", "protocol_id: \"NCT03671460\" sites { site_id: ");
+  Reload();
+  EXPECT_EQ(other("2019-02-01"), "1.0");  // the previous activations stay
+  EXPECT_EQ(Version("XIAN-02", "2020-09-01"), "2.0");
+}
+
 TEST_F(ReloadTest, DecisionTablesLoadBesideRuleFilesAndKeepTheirLastGoodVersion) {
   const std::string crs = ReadFile(SourcePath("rules/astct-crs-2019-1.0.table.textproto"));
   Write("a.textproto", v1_);
