@@ -65,7 +65,17 @@ class RealPrometheusTest(unittest.TestCase):
              "--audit-log=" + os.path.join(cls.work, "audit.jsonl")],
             stdout=subprocess.DEVNULL, stderr=cls.log))
         wait_for("the server's port file", lambda: os.path.exists(port_file), 20)
-        cls.grpc_port, cls.metrics_port, _ = map(int, open(port_file).read().split())
+        with open(port_file) as ports:
+            cls.grpc_port, cls.metrics_port, _ = map(int, ports.read().split())
+
+        # The ports are open before the rules directory is read; the calls
+        # below need the rules (slow to check under the sanitizers).
+        def rules_loaded():
+            page = urllib.request.urlopen(
+                f"http://127.0.0.1:{cls.metrics_port}/metrics", timeout=2).read().decode()
+            return any(line.startswith("trialrules_rule_sets_loaded ") and
+                       float(line.split()[1]) > 0 for line in page.splitlines())
+        wait_for("the server to load its rules", rules_loaded, 60)
 
         config = os.path.join(cls.work, "prometheus.yml")
         with open(config, "w") as out:
