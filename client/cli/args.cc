@@ -4,6 +4,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "client/facts_file.h"
+#include "service/util/file.h"
 
 namespace trialrules::cli {
 
@@ -40,6 +42,12 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
     }
   }
   return args;
+}
+
+absl::StatusOr<std::vector<PatientFacts>> ReadPatientsFile(const std::string& path) {
+  const absl::StatusOr<std::string> text = ReadFileBytes(path);
+  if (!text.ok()) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  return ParsePatientsJson(*text);
 }
 
 absl::StatusOr<absl::Duration> DeadlineFlag(const Args& args) {

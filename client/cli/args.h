@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "client/client.h"
+#include "service/engine/compare.h"
 #include "service/catalog/reload.h"
 
 namespace trialrules::cli {
@@ -32,6 +33,10 @@ struct Args {
 absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
                                const std::set<std::string>& valued,
                                const std::set<std::string>& flags);
+
+// The patients file at `path` ({"patients": [...]}, facts_file.h); a file
+// that cannot be read is an error naming it.
+absl::StatusOr<std::vector<PatientFacts>> ReadPatientsFile(const std::string& path);
 
 // Exit codes of every subcommand.
 inline constexpr int kExitOk = 0;

@@ -171,12 +171,7 @@ int RunDiff(const std::vector<std::string>& argv) {
     std::cerr << kUsage;
     return kExitUsage;
   }
-  const absl::StatusOr<std::string> text = ReadFileBytes(args->Get("patients"));
-  if (!text.ok()) {
-    std::cerr << "error: cannot read " << args->Get("patients") << "\n";
-    return kExitProblems;
-  }
-  absl::StatusOr<std::vector<PatientFacts>> patients = ParsePatientsJson(*text);
+  absl::StatusOr<std::vector<PatientFacts>> patients = ReadPatientsFile(args->Get("patients"));
   if (!patients.ok()) {
     std::cerr << "error: " << patients.status().message() << "\n";
     return kExitProblems;
