@@ -75,6 +75,7 @@ int RunBench(const std::vector<std::string>& argv);
 int RunDiff(const std::vector<std::string>& argv);
 int RunGrade(const std::vector<std::string>& argv);
 int RunScreen(const std::vector<std::string>& argv);
+int RunDesign(const std::vector<std::string>& argv);
 
 }  // namespace trialrules::cli
 

@@ -26,6 +26,9 @@ constexpr char kUsage[] =
     "                          grade an adverse event with a grading table\n"
     "  screen --rules PATH --protocols ID[,ID...] --patients FILE.json [--json]\n"
     "                          which of several protocols could each patient join\n"
+    "  design boin --target PHI [--phi1 X] [--phi2 Y] [--n-earlystop N]\n"
+    "       [--n N1,N2,... --y Y1,Y2,... --current DOSE [--select-mtd]] [--max-n N] [--json]\n"
+    "                          a BOIN design's boundaries, next dose and MTD selection\n"
     "  bench --server HOST:PORT [--method CheckEligibility|ScreenPatients] ...\n"
     "                          load generator (trialrules bench --help)\n"
     "HOST:PORT may be dns:///NAME:PORT (round-robin over its addresses)\n"
@@ -46,6 +49,7 @@ int main(int argc, char** argv) {
   if (command == "diff") return trialrules::cli::RunDiff(rest);
   if (command == "grade") return trialrules::cli::RunGrade(rest);
   if (command == "screen") return trialrules::cli::RunScreen(rest);
+  if (command == "design") return trialrules::cli::RunDesign(rest);
   if (command == "help" || command == "--help" || command == "-h") {
     std::cout << kUsage;
     return trialrules::cli::kExitOk;

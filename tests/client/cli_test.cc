@@ -255,4 +255,116 @@ TEST(CliTest, ScreenAnswersEveryProtocolForEachPatientInOnePass) {
       << run.output;
 }
 
+// The boundary table of SAFETY.md 4.2 for phi = 0.30, n = 1..12, as
+// `design boin --json` prints it.
+constexpr char kBoinBoundariesThirtyPercent[] =
+    "\"boundaries\":[{\"n\":1,\"escalate_max\":0,\"deescalate_min\":1,\"eliminate_min\":null},"
+    "{\"n\":2,\"escalate_max\":0,\"deescalate_min\":1,\"eliminate_min\":null},"
+    "{\"n\":3,\"escalate_max\":0,\"deescalate_min\":2,\"eliminate_min\":3},"
+    "{\"n\":4,\"escalate_max\":0,\"deescalate_min\":2,\"eliminate_min\":3},"
+    "{\"n\":5,\"escalate_max\":1,\"deescalate_min\":2,\"eliminate_min\":4},"
+    "{\"n\":6,\"escalate_max\":1,\"deescalate_min\":3,\"eliminate_min\":4},"
+    "{\"n\":7,\"escalate_max\":1,\"deescalate_min\":3,\"eliminate_min\":5},"
+    "{\"n\":8,\"escalate_max\":1,\"deescalate_min\":3,\"eliminate_min\":5},"
+    "{\"n\":9,\"escalate_max\":2,\"deescalate_min\":4,\"eliminate_min\":5},"
+    "{\"n\":10,\"escalate_max\":2,\"deescalate_min\":4,\"eliminate_min\":6},"
+    "{\"n\":11,\"escalate_max\":2,\"deescalate_min\":4,\"eliminate_min\":6},"
+    "{\"n\":12,\"escalate_max\":2,\"deescalate_min\":5,\"eliminate_min\":7}]";
+
+TEST(CliTest, DesignBoinJsonIsTheContractShape) {
+  CliRun run = Cli("design boin --target 0.30 --n 3,3,0 --y 0,2,0 --current 2 --json");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(run.output, std::string("{\"lambda_e\":0.2364906852,\"lambda_d\":0.3585194646,") +
+                            kBoinBoundariesThirtyPercent +
+                            ",\"decision\":\"DE_ESCALATE\",\"next_dose\":1,\"eliminated\":[],"
+                            "\"mtd\":null,\"estimates\":[]}\n");
+  run = Cli("design boin --target 0.30 --n 3,3,0 --y 0,3,0 --current 2 --json");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find(",\"decision\":\"DE_ESCALATE\",\"next_dose\":1,"
+                            "\"eliminated\":[2,3],\"mtd\":null,\"estimates\":[]}\n"),
+            std::string::npos)
+      << run.output;
+  run = Cli("design boin --target 0.30 --n 6,0,0 --y 4,0,0 --current 1 --json");
+  EXPECT_NE(run.output.find(",\"decision\":\"STOP_NO_MTD\",\"next_dose\":null,"
+                            "\"eliminated\":[1,2,3],"),
+            std::string::npos)
+      << run.output;
+}
+
+TEST(CliTest, DesignBoinWithoutCountsPrintsOnlyTheBoundaries) {
+  const CliRun run = Cli("design boin --target 0.3 --json");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(run.output, std::string("{\"lambda_e\":0.2364906852,\"lambda_d\":0.3585194646,") +
+                            kBoinBoundariesThirtyPercent + "}\n");
+}
+
+TEST(CliTest, DesignBoinSelectsTheMtdWithEachDosesIsotonicEstimate) {
+  const CliRun run = Cli(
+      "design boin --target 0.3 --n 3,3,15,9,0 --y 0,0,4,4,0 --current 4 --select-mtd --json");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("{\"n\":15,\"escalate_max\":3,\"deescalate_min\":6,"
+                            "\"eliminate_min\":8}]"),
+            std::string::npos)
+      << "rows up to the largest n treated\n" << run.output;
+  EXPECT_NE(run.output.find(",\"decision\":\"DE_ESCALATE\",\"next_dose\":3,\"eliminated\":[],"
+                            "\"mtd\":3,\"estimates\":[0.01612903226,0.01612903226,"
+                            "0.2682119205,0.4450549451,null]}\n"),
+            std::string::npos)
+      << run.output;
+}
+
+TEST(CliTest, DesignBoinTextShowsTheTableTheCountsAndTheDecision) {
+  const CliRun run =
+      Cli("design boin --target 0.3 --n 3,3,0 --y 0,3,0 --current 2 --select-mtd");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  for (const char* line :
+       {"BOIN design: target 0.3, phi1 0.18, phi2 0.42, n_earlystop 100, "
+        "elimination cut-off 0.95\n",
+        "lambda_e 0.2364906852  escalate when y/n <= lambda_e\n",
+        "   n  escalate if y <=  de-escalate if y >=  eliminate if y >=\n",
+        "   3                 0                    2                  3\n",
+        "  12                 2                    5                  7\n",
+        "   1     3     0  0.2401          0.0161    MTD\n",
+        "   2     3     3  0.9919          -         current, eliminated\n",
+        "dose     n     y  Pr(p > 0.3)     estimate\n",
+        "DE_ESCALATE to dose 1; doses 2 and 3 eliminated\n", "MTD: dose 1\n"}) {
+    EXPECT_NE(run.output.find(line), std::string::npos) << line << "\n" << run.output;
+  }
+}
+
+TEST(CliTest, DesignBoinRefusesInputsNamingThem) {
+  CliRun run = Cli("design boin --target 0.3 --n 3,2,0 --y 0,3,0 --current 2");
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_EQ(run.output,
+            "error: --n/--y: dose 2: y = 3 DLTs is more than n = 2 evaluable patients\n");
+  run = Cli("design boin --target 0.3 --n 3,3 --y 0,2,0 --current 2");
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_EQ(run.output, "error: --n \"3,3\" has 2 doses and --y \"0,2,0\" has 3\n");
+  run = Cli("design boin --target 0.3 --n 3,x,0 --y 0,2,0 --current 2");
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_EQ(run.output, "error: --n \"3,x,0\": \"x\" is not a whole number\n");
+  run = Cli("design boin --target thirty");
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_EQ(run.output, "error: --target \"thirty\" is not a number\n");
+  run = Cli("design boin --target 0.7");
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_EQ(run.output, "error: BOIN phi = 0.7: the target must be 0.05 to 0.6\n");
+  run = Cli("design boin --target 0.3 --phi2 0.32");
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_NE(run.output.find("BOIN phi2 = 0.32: "), std::string::npos) << run.output;
+  run = Cli("design boin --target 0.3 --n 3,3,0 --y 0,2,0 --current 4");
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_EQ(run.output, "error: --current 4: not one of the 3 doses (1 to 3)\n");
+}
+
+TEST(CliTest, DesignBoinUsageErrorsExitTwo) {
+  EXPECT_EQ(Cli("design").exit_code, 2);
+  EXPECT_EQ(Cli("design 3+3 --target 0.3").exit_code, 2);
+  EXPECT_EQ(Cli("design boin").exit_code, 2);
+  EXPECT_EQ(Cli("design boin --target 0.3 --n 3,3 --y 0,2").exit_code, 2);
+  EXPECT_EQ(Cli("design boin --target 0.3 --n 3,3 --current 2").exit_code, 2);
+  EXPECT_EQ(Cli("design boin --target 0.3 --select-mtd").exit_code, 2);
+  EXPECT_EQ(Cli("design boin --target 0.3 --frobnicate").exit_code, 2);
+}
+
 }  // namespace
