@@ -156,12 +156,22 @@ void AddFacts(const std::vector<FactInput>& facts, v1::EvaluateRequest* request)
 }
 
 void AddObservations(const std::vector<FactInput>& observations, v1::ObservationSet* set) {
-  for (const FactInput& input : observations) FillValue(input, true, set->add_observations());
+  AddObservations(observations, set->mutable_observations());
+}
+
+void AddObservations(const std::vector<FactInput>& observations,
+                     google::protobuf::RepeatedPtrField<v1::FactValue>* out) {
+  for (const FactInput& input : observations) FillValue(input, true, out->Add());
 }
 
 absl::StatusOr<v1::GradeResponse> TrialRulesClient::GradeEvents(
     const v1::GradeRequest& request) const {
   return Call(*this, &v1::TrialRules::Stub::GradeEvents, request);
+}
+
+absl::StatusOr<v1::EvaluateTrialResponse> TrialRulesClient::EvaluateTrial(
+    const v1::EvaluateTrialRequest& request) const {
+  return Call(*this, &v1::TrialRules::Stub::EvaluateTrial, request);
 }
 
 }  // namespace trialrules

@@ -59,6 +59,8 @@ class TrialRulesClient {
   absl::StatusOr<v1::ValidateRuleSetResponse> ValidateRuleSet(
       const std::string& text, const std::string& file_name) const;
   absl::StatusOr<v1::GradeResponse> GradeEvents(const v1::GradeRequest& request) const;
+  absl::StatusOr<v1::EvaluateTrialResponse> EvaluateTrial(
+      const v1::EvaluateTrialRequest& request) const;
 
   v1::TrialRules::Stub* stub() const { return stub_.get(); }
   absl::Duration deadline() const { return deadline_; }
@@ -75,6 +77,8 @@ class TrialRulesClient {
 void AddFacts(const std::vector<FactInput>& facts, v1::EvaluateRequest* request);
 // Observations for GradeEvents: strings are words of TEXT observations.
 void AddObservations(const std::vector<FactInput>& observations, v1::ObservationSet* set);
+void AddObservations(const std::vector<FactInput>& observations,
+                     google::protobuf::RepeatedPtrField<v1::FactValue>* out);
 
 }  // namespace trialrules
 

@@ -74,6 +74,7 @@ int RunEval(const std::vector<std::string>& argv);
 int RunBench(const std::vector<std::string>& argv);
 int RunDiff(const std::vector<std::string>& argv);
 int RunGrade(const std::vector<std::string>& argv);
+int RunTrial(const std::vector<std::string>& argv);
 int RunScreen(const std::vector<std::string>& argv);
 int RunDesign(const std::vector<std::string>& argv);
 

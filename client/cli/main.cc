@@ -24,6 +24,9 @@ constexpr char kUsage[] =
     "  grade (--rules PATH | --server HOST:PORT) --table ID [--version V] [--term TERM]\n"
     "       --observations FILE.json [--json]\n"
     "                          grade an adverse event with a grading table\n"
+    "  trial (--rules PATH | --server HOST:PORT) --records FILE.json [--version V] [--json]\n"
+    "                          a trial's adverse-event records: DLTs, per-dose counts,\n"
+    "                          the escalation and stopping decisions, pending events\n"
     "  screen --rules PATH --protocols ID[,ID...] --patients FILE.json [--json]\n"
     "                          which of several protocols could each patient join\n"
     "  design boin --target PHI [--phi1 X] [--phi2 Y] [--n-earlystop N]\n"
@@ -50,6 +53,7 @@ int main(int argc, char** argv) {
   if (command == "grade") return trialrules::cli::RunGrade(rest);
   if (command == "screen") return trialrules::cli::RunScreen(rest);
   if (command == "design") return trialrules::cli::RunDesign(rest);
+  if (command == "trial") return trialrules::cli::RunTrial(rest);
   if (command == "help" || command == "--help" || command == "-h") {
     std::cout << kUsage;
     return trialrules::cli::kExitOk;

@@ -282,6 +282,71 @@ std::string AuditLog::FormatGrading(const GradingRecord& record) const {
   return out;
 }
 
+namespace {
+
+absl::string_view TruthLetter(v1::Truth truth) {
+  return truth == v1::TRUTH_TRUE ? "T" : truth == v1::TRUTH_FALSE ? "F" : "U";
+}
+
+}  // namespace
+
+std::string AuditLog::FormatTrial(const TrialRecord& record) const {
+  const RuleSet& rule_set = *record.rule_set;
+  const v1::TrialEvaluation& evaluation = *record.evaluation;
+  const std::string records = CanonicalRecords(*record.records);
+  std::string out;
+  absl::StrAppend(&out, "{\"decision_id\":\"", record.decision_id, "\",\"time\":\"");
+  AppendRecordTime(record.time, &out);
+  absl::StrAppend(&out, "\",\"method\":\"EvaluateTrial\",\"protocol_id\":\"",
+                  rule_set.protocol_id(), "\",\"version\":\"", rule_set.version(),
+                  "\",\"sha256\":\"", rule_set.sha256(), "\",\"site_id\":");
+  AppendJsonQuoted(record.site_id, &out);
+  absl::StrAppend(&out, ",\"as_of_date\":\"", evaluation.as_of_date(),
+                  "\",\"current_dose_level\":");
+  AppendJsonQuoted(evaluation.escalation().dose_level(), &out);
+  // Per patient: DLT and evaluable as T/F/U, then each event's criterion
+  // ("D2"), "-" for no DLT or "?" for pending, in record order.
+  out.append(",\"patients\":[");
+  for (int p = 0; p < evaluation.patients_size(); ++p) {
+    const v1::PatientAssessment& patient = evaluation.patients(p);
+    out.append(p == 0 ? "[" : ",[");
+    AppendJsonQuoted(patient.subject_ref(), &out);
+    absl::StrAppend(&out, ",\"", TruthLetter(patient.dlt()), TruthLetter(patient.evaluable()),
+                    "\",\"");
+    for (int e = 0; e < patient.events_size(); ++e) {
+      const v1::EventAssessment& event = patient.events(e);
+      if (e > 0) out.push_back(' ');
+      out.append(event.dlt() == v1::TRUTH_TRUE    ? event.criterion()
+                 : event.dlt() == v1::TRUTH_FALSE ? "-"
+                                                  : "?");
+    }
+    out.append("\"]");
+  }
+  const v1::EscalationOutcome& escalation = evaluation.escalation();
+  absl::StrAppend(&out, "],\"escalation\":{\"design\":\"", escalation.design(),
+                  "\",\"decision\":\"", escalation.decision(), "\",\"pending\":[");
+  for (int i = 0; i < escalation.pending_size(); ++i) {
+    if (i > 0) out.push_back(',');
+    AppendJsonQuoted(escalation.pending(i).subject_ref(), &out);
+  }
+  out.append("]");
+  if (escalation.has_boin()) {
+    absl::StrAppend(&out, ",\"design_sha256\":\"", escalation.boin().design_sha256(), "\"");
+  }
+  const v1::StoppingOutcome& stopping = evaluation.stopping();
+  absl::StrAppend(&out, "},\"stopping\":{\"decision\":\"", stopping.decision(), "\",\"rules\":{");
+  for (int r = 0; r < stopping.rules_size(); ++r) {
+    absl::StrAppend(&out, r == 0 ? "\"" : ",\"", stopping.rules(r).id(), "\":\"",
+                    TruthLetter(stopping.rules(r).outcome()), "\"");
+  }
+  absl::StrAppend(&out, "}},\"records_sha256\":\"");
+  AppendSha256Hex(records, &out);
+  out.push_back('"');
+  if (include_facts_) absl::StrAppend(&out, ",\"records\":", records);
+  out.append("}\n");
+  return out;
+}
+
 // One writer at a time (Append's writing_).
 absl::Status AuditLog::Write(const std::string& bytes) {
   size_t written = 0;

@@ -18,6 +18,7 @@
 #include "absl/types/span.h"
 #include "service/engine/decision_table.h"
 #include "service/engine/rule_set.h"
+#include "trialrules/v1/trial.pb.h"
 
 namespace trialrules {
 
@@ -43,6 +44,16 @@ struct GradingRecord {
   absl::string_view subject_ref;
   absl::string_view site_id;
   absl::Span<const TableResult> results;  // one per observation set
+};
+
+// One answered trial evaluation (EvaluateTrial), as the audit log sees it.
+struct TrialRecord {
+  absl::string_view decision_id;
+  absl::Time time;
+  const RuleSet* rule_set = nullptr;
+  absl::string_view site_id;
+  const v1::TrialRecords* records = nullptr;
+  const v1::TrialEvaluation* evaluation = nullptr;
 };
 
 // Thread-safe. Group commit: records queued while a batch is being written
@@ -85,6 +96,12 @@ class AuditLog {
   // then per observation set its grade (or range), each row's outcome and
   // the observations' hash (and, with `include_facts`, the observations).
   std::string FormatGrading(const GradingRecord& record) const;
+
+  // One line for a trial evaluation: the rule set, the as-of date and the
+  // records' hash (and, with `include_facts`, the records), each patient's
+  // DLT and evaluability with its events' DLT criteria, the escalation and
+  // stopping decisions with each rule's outcome and the pending patients.
+  std::string FormatTrial(const TrialRecord& record) const;
 
   // Writes `lines` (now, or with the write in progress) and then calls
   // `done`, on this thread or the writing one: OK, or UNAVAILABLE when they

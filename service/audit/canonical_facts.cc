@@ -1,5 +1,7 @@
 #include "service/audit/canonical_facts.h"
 
+#include <google/protobuf/util/json_util.h>
+
 #include <algorithm>
 
 #include "service/util/dates.h"
@@ -74,6 +76,15 @@ std::string CanonicalFacts(const RuleSet& rule_set, const FactValues& facts) {
   std::string out;
   AppendCanonicalFacts(rule_set, facts, &out);
   return out;
+}
+
+std::string CanonicalRecords(const v1::TrialRecords& records) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  std::string json;
+  // Printing a message of a compiled-in type cannot fail.
+  (void)google::protobuf::util::MessageToJsonString(records, &json, options);
+  return json;
 }
 
 }  // namespace trialrules

@@ -10,6 +10,7 @@
 
 #include "service/engine/facts.h"
 #include "service/engine/rule_set.h"
+#include "trialrules/v1/trial.pb.h"
 
 namespace trialrules {
 
@@ -17,6 +18,11 @@ namespace trialrules {
 void AppendCanonicalFacts(const RuleSet& rule_set, const FactValues& facts,
                           std::string* out);
 std::string CanonicalFacts(const RuleSet& rule_set, const FactValues& facts);
+
+// A trial's records as one JSON line: protobuf's JSON form with the field
+// names of the API, fields in field-number order and repeated fields in
+// the caller's order, so that the same records give the same text.
+std::string CanonicalRecords(const v1::TrialRecords& records);
 
 }  // namespace trialrules
 

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "service/engine/expression.h"
+#include "service/engine/trial.h"
 
 namespace trialrules {
 
@@ -78,6 +79,7 @@ class Checker {
     if (stopped_) return false;
     CheckDoseLevels(def);
     CheckTableReferences(def);
+    CheckTrialAnswers(def);
     return Resolve(def);
   }
 
@@ -496,6 +498,103 @@ class Checker {
       }
       def->dose_levels.push_back({level.id(), level.cells_per_kg(), level.description()});
     }
+  }
+
+  // The DLT definition, record counts and BOIN design: what answers from a
+  // trial's records need beyond the rules.
+  void CheckTrialAnswers(RuleSetDefinition* def) {
+    const size_t problems_before = problems_->size();
+    auto report = [&](absl::string_view field, std::string id, std::string text) {
+      ReportAt(file_, field, -1, std::move(id), std::move(text));
+    };
+    if (file_.has_dlt()) {
+      const pb::DltDefinition& dlt = file_.dlt();
+      if (dlt.window_first_day() < 0 || dlt.window_last_day() < dlt.window_first_day()) {
+        report("dlt", "", absl::StrCat("dlt: window_first_day ", dlt.window_first_day(),
+                                       " to window_last_day ", dlt.window_last_day(),
+                                       " is not a window of days after the infusion"));
+      }
+      if (dlt.evaluation_days() < 0) {
+        report("dlt", "", absl::StrCat("dlt: evaluation_days ", dlt.evaluation_days(),
+                                       " is negative"));
+      }
+      for (const std::string& attribution : dlt.related_attributions()) {
+        if (std::find(std::begin(kAttributions), std::end(kAttributions), attribution) ==
+            std::end(kAttributions)) {
+          report("dlt", "", absl::StrCat("dlt: related_attributions: \"", attribution,
+                                         "\" is not one of ", absl::StrJoin(kAttributions, ", ")));
+        }
+      }
+      if (dlt.criteria().empty()) report("dlt", "", "dlt: no criteria");
+      std::set<std::string> ids;
+      for (const pb::DltCriterion& criterion : dlt.criteria()) {
+        if (!IsLabel(criterion.id()) || !ids.insert(criterion.id()).second) {
+          report("dlt", criterion.id(),
+                 absl::StrCat("dlt criterion id \"", criterion.id(), "\" is empty or repeated"));
+        }
+        if (criterion.min_grade() < 1 || criterion.min_grade() > 5) {
+          report("dlt", criterion.id(), absl::StrCat("min_grade ", criterion.min_grade(),
+                                                     " is not a grade from 1 to 5"));
+        }
+        if (criterion.has_lasting_more_than_days() && criterion.lasting_more_than_days() < 0) {
+          report("dlt", criterion.id(),
+                 absl::StrCat("lasting_more_than_days ", criterion.lasting_more_than_days(),
+                              " is negative"));
+        }
+      }
+      if (file_.dose_levels().empty()) report("dlt", "", "dlt: the file declares no dose_levels");
+    }
+    std::set<std::string> counted;
+    for (int i = 0; i < file_.record_counts_size(); ++i) {
+      const pb::RecordCount& count = file_.record_counts(i);
+      auto count_problem = [&](std::string text) {
+        ReportAt(file_, "record_counts", i, count.fact(), std::move(text));
+      };
+      const auto fact = std::find_if(def->facts.begin(), def->facts.end(),
+                                     [&](const FactSpec& f) { return f.name == count.fact(); });
+      if (fact == def->facts.end() || fact->type != ValueType::kNumber) {
+        count_problem(absl::StrCat("record count of \"", count.fact(),
+                                   "\": not a NUMBER fact of the file"));
+      } else if (!counted.insert(count.fact()).second) {
+        count_problem(absl::StrCat("fact \"", count.fact(), "\" is counted twice"));
+      }
+      switch (count.count_case()) {
+        case pb::RecordCount::COUNT_NOT_SET:
+          count_problem("record count says nothing to count");
+          break;
+        case pb::RecordCount::kPatientsWithEvent:
+          if (count.patients_with_event().terms().empty() ||
+              count.patients_with_event().min_grade() < 1 ||
+              count.patients_with_event().min_grade() > 5) {
+            count_problem("patients_with_event needs terms and a min_grade from 1 to 5");
+          }
+          if (count.patients_with_event().related() && !file_.has_dlt()) {
+            count_problem("patients_with_event.related needs the dlt definition's attributions");
+          }
+          break;
+        case pb::RecordCount::kTreatmentRelatedDeaths:
+          if (count.treatment_related_deaths().within_days() < 0) {
+            count_problem("treatment_related_deaths.within_days is negative");
+          }
+          break;
+        case pb::RecordCount::kEvaluableAtCurrentDose:
+        case pb::RecordCount::kDltsAtCurrentDose:
+          if (!file_.has_dlt()) count_problem("counting DLTs needs a dlt definition");
+          break;
+        case pb::RecordCount::kInfused:
+          break;
+      }
+    }
+    if (file_.has_boin()) {
+      if (!file_.has_dlt()) report("boin", "", "boin: needs a dlt definition");
+      if (absl::Status valid = CheckBoinDesign(file_.boin()); !valid.ok()) {
+        report("boin", "", absl::StrCat("boin: ", valid.message()));
+      }
+    }
+    if (problems_->size() != problems_before) return;
+    if (file_.has_dlt()) def->dlt = file_.dlt();
+    def->record_counts.assign(file_.record_counts().begin(), file_.record_counts().end());
+    if (file_.has_boin()) def->boin = file_.boin();
   }
 
   void CheckCycles(const RuleSetDefinition& def) {

@@ -14,6 +14,7 @@
 
 #include "service/util/dates.h"
 #include "service/engine/vocabulary.h"
+#include "trialrules/v1/rule_file.pb.h"
 
 namespace trialrules {
 
@@ -93,6 +94,10 @@ struct RuleSetDefinition {
   std::vector<std::string> words;
   // The decision tables this version uses: (table id, version).
   std::vector<std::pair<std::string, std::string>> decision_tables;
+  // Answers from trial records (trial.h), as the file states them, checked.
+  std::optional<v1::DltDefinition> dlt;
+  std::vector<v1::RecordCount> record_counts;
+  std::optional<v1::BoinDesign> boin;
   // Per node (derived values, then rules), and the nodes in an order in
   // which every node comes after the nodes it uses.
   std::vector<NodeSpec> nodes;

@@ -40,6 +40,10 @@ enum class Decision : uint8_t {
 // a fact's allowed words.
 enum class ValueType : uint8_t { kNumber, kBool, kDate, kText };
 
+// An adverse event's attribution to the treatment, least related first.
+inline constexpr absl::string_view kAttributions[] = {"unrelated", "unlikely", "possible",
+                                                      "probable", "definite"};
+
 // A fact's value as a caller sends it: a number, a true/false value, or a
 // string: an ISO date "YYYY-MM-DD" for a DATE fact, a word for a TEXT fact.
 using FactValue = std::variant<double, bool, std::string>;

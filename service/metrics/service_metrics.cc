@@ -256,6 +256,12 @@ ServiceMetrics::ServiceMetrics(const std::vector<std::string>& full_methods,
                   .Name("trialrules_grades_total")
                   .Help("Observation sets graded by GradeEvents, by decision table, "
                         "version, term and grade (UNKNOWN when observations left it open).")
+                  .Register(*registry_)),
+      trials_(prometheus::BuildCounter()
+                  .Name("trialrules_trial_evaluations_total")
+                  .Help("Trial evaluations by EvaluateTrial, by protocol, version, escalation "
+                        "decision and stopping decision (INDETERMINATE when events pending "
+                        "adjudication could change it).")
                   .Register(*registry_)) {
   for (const std::string& method : full_methods) {
     methods_[method] = std::unique_ptr<MethodCalls>(new MethodCalls(method));
@@ -337,6 +343,16 @@ void ServiceMetrics::RecordGrades(const DecisionTableSet& tables, const Decision
               {"grade", result.output ? ShortestNumber(*result.output) : "UNKNOWN"}})
         .Increment();
   }
+}
+
+void ServiceMetrics::RecordTrial(const RuleSet& rule_set,
+                                 const v1::TrialEvaluation& evaluation) {
+  trials_
+      .Add({{"protocol", SafeLabelValue(rule_set.protocol_id())},
+            {"version", SafeLabelValue(rule_set.version())},
+            {"escalation", SafeLabelValue(evaluation.escalation().decision())},
+            {"stopping", SafeLabelValue(evaluation.stopping().decision())}})
+      .Increment();
 }
 
 void ServiceMetrics::RecordCatalog(const Catalog& catalog) {

@@ -30,6 +30,7 @@
 #include "service/catalog/catalog.h"
 #include "service/engine/decision_table.h"
 #include "service/engine/rule_set.h"
+#include "trialrules/v1/trial.pb.h"
 #include "service/metrics/sharded_counters.h"
 
 namespace trialrules {
@@ -74,6 +75,9 @@ class ServiceMetrics {
   // Grades given by GradeEvents (low volume: one family, no sharding).
   void RecordGrades(const DecisionTableSet& tables, const DecisionTable& table,
                     absl::Span<const TableResult> results);
+  // Trial evaluations (EvaluateTrial), by protocol and the escalation and
+  // stopping decisions.
+  void RecordTrial(const RuleSet& rule_set, const v1::TrialEvaluation& evaluation);
   // After each publish: rule sets in force (info series), files refused.
   void RecordCatalog(const Catalog& catalog);
   // After each read of the rules directory.
@@ -98,6 +102,7 @@ class ServiceMetrics {
   prometheus::Gauge& last_successful_reload_;
   prometheus::Family<prometheus::Gauge>& certificate_expiry_;
   prometheus::Family<prometheus::Counter>& grades_;
+  prometheus::Family<prometheus::Counter>& trials_;
 
   mutable std::mutex mutex_;
   // Every rule set ever seen, by protocol, version and sha256; never

@@ -20,6 +20,11 @@ struct ServiceLimits {
   // completions (decision_table.cc): 0.3 ms for 840 of them, so a call
   // stays under about 40 ms.
   size_t max_observation_sets = 100;
+  // Per EvaluateTrial call: patients, and events over all of them. A phase
+  // 1 trial has tens of patients; 60 with 10 events each take under a
+  // millisecond.
+  size_t max_trial_patients = 2000;
+  size_t max_trial_events = 20000;
   // Calls being handled at once (streams count while open); beyond it a
   // call is refused at once with RESOURCE_EXHAUSTED instead of queueing.
   int max_concurrent_calls = 1000;

@@ -1,5 +1,7 @@
 #include "service/server/trial_rules_service.h"
 
+#include "service/engine/trial.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -345,6 +347,134 @@ grpc::ServerUnaryReactor* TrialRulesService::GradeEvents(grpc::CallbackServerCon
   }
   std::string audit_line;
   const absl::Status status = Grade(*request, response, &audit_line);
+  if (!status.ok()) {
+    Finish(reactor, call, ToGrpcStatus(status));
+    return reactor;
+  }
+  // As for decisions: the answer leaves only once its record is written.
+  audit_->Append(std::move(audit_line), [reactor, call, response](absl::Status written) {
+    if (!written.ok()) response->Clear();
+    Finish(reactor, call, ToGrpcStatus(written));
+  });
+  return reactor;
+}
+
+absl::Status TrialRulesService::CheckTrialLimits(const v1::EvaluateTrialRequest& request) const {
+  const v1::TrialRecords& records = request.records();
+  for (auto [field, value, limit] :
+       {std::tuple{"records.protocol_id", &records.protocol_id(), limits_.max_name_length},
+        std::tuple{"records.as_of_date", &records.as_of_date(), limits_.max_name_length},
+        std::tuple{"records.current_dose_level", &records.current_dose_level(),
+                   limits_.max_reference_length},
+        std::tuple{"version", &request.version(), limits_.max_name_length},
+        std::tuple{"site_id", &request.site_id(), limits_.max_reference_length}}) {
+    if (absl::Status s = CheckLength(field, *value, limit); !s.ok()) return s;
+  }
+  if (static_cast<size_t>(records.patients_size()) > limits_.max_trial_patients) {
+    return absl::InvalidArgumentError(absl::StrCat("records.patients: ", records.patients_size(),
+                                                   " patients; the limit is ",
+                                                   limits_.max_trial_patients));
+  }
+  size_t events = 0;
+  for (int p = 0; p < records.patients_size(); ++p) {
+    const v1::PatientRecord& patient = records.patients(p);
+    const std::string where = absl::StrCat("records.patients[", p, "]");
+    for (auto [field, value, limit] :
+         {std::tuple{"subject_ref", &patient.subject_ref(), limits_.max_reference_length},
+          std::tuple{"dose_level", &patient.dose_level(), limits_.max_reference_length},
+          std::tuple{"infusion_date", &patient.infusion_date(), limits_.max_name_length},
+          std::tuple{"death_date", &patient.death_date(), limits_.max_name_length}}) {
+      if (absl::Status s = CheckLength(absl::StrCat(where, ".", field), *value, limit); !s.ok()) {
+        return s;
+      }
+    }
+    events += patient.events_size();
+    if (events > limits_.max_trial_events) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ".events: more than ", limits_.max_trial_events, " events in the records"));
+    }
+    for (int e = 0; e < patient.events_size(); ++e) {
+      const v1::AdverseEventRecord& event = patient.events(e);
+      const std::string event_where = absl::StrCat(where, ".events[", e, "]");
+      for (auto [field, value] : {std::pair{"term", &event.term()},
+                                  std::pair{"onset_date", &event.onset_date()},
+                                  std::pair{"resolution_date", &event.resolution_date()},
+                                  std::pair{"attribution", &event.attribution()}}) {
+        if (absl::Status s = CheckLength(absl::StrCat(event_where, ".", field), *value,
+                                         limits_.max_name_length);
+            !s.ok()) {
+          return s;
+        }
+      }
+      if (static_cast<size_t>(event.observations_size()) > limits_.max_facts) {
+        return absl::InvalidArgumentError(absl::StrCat(event_where, ".observations: ",
+                                                       event.observations_size(),
+                                                       " observations; the limit is ",
+                                                       limits_.max_facts));
+      }
+      for (const v1::FactValue& observation : event.observations()) {
+        for (auto [field, value] : {std::pair{"observation name", &observation.name()},
+                                    std::pair{"observation unit", &observation.unit()},
+                                    std::pair{"observation text", &observation.text()}}) {
+          if (absl::Status s = CheckLength(absl::StrCat(event_where, " ", field), *value,
+                                           limits_.max_name_length);
+              !s.ok()) {
+            return s;
+          }
+        }
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TrialRulesService::Trial(const v1::EvaluateTrialRequest& request,
+                                      v1::EvaluateTrialResponse* response,
+                                      std::string* audit_line) {
+  if (absl::Status s = CheckTrialLimits(request); !s.ok()) return s;
+  const v1::TrialRecords& records = request.records();
+  if (records.protocol_id().empty()) {
+    return absl::InvalidArgumentError("records.protocol_id is required");
+  }
+  if (records.as_of_date().empty()) {
+    return absl::InvalidArgumentError("records.as_of_date is required");
+  }
+  absl::StatusOr<std::optional<DayNumber>> as_of =
+      ParseAsOfDate("records.as_of_date", records.as_of_date());
+  if (!as_of.ok()) return as_of.status();
+  absl::StatusOr<std::shared_ptr<const Catalog>> catalog = Snapshot();
+  if (!catalog.ok()) return catalog.status();
+  absl::StatusOr<std::shared_ptr<const RuleSet>> rule_set = (*catalog)->Select(
+      {records.protocol_id(), request.version(), *as_of, request.site_id()}, TodayUtc());
+  if (!rule_set.ok()) return rule_set.status();
+  absl::StatusOr<std::vector<std::shared_ptr<const DecisionTableSet>>> tables =
+      (*catalog)->TablesOf(**rule_set);
+  if (!tables.ok()) return tables.status();
+  absl::StatusOr<v1::TrialEvaluation> evaluation = trialrules::EvaluateTrial(**rule_set, *tables, records);
+  if (!evaluation.ok()) return evaluation.status();
+  (*rule_set)->MarkServed();
+
+  if (metrics_ != nullptr) metrics_->RecordTrial(**rule_set, *evaluation);
+  const std::string decision_id = NewDecisionId();
+  *audit_line = audit_->FormatTrial(
+      {decision_id, absl::Now(), rule_set->get(), request.site_id(), &records, &*evaluation});
+  *response->mutable_evaluation() = *std::move(evaluation);
+  response->set_decision_id(decision_id);
+  response->set_site_id(request.site_id());
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* TrialRulesService::EvaluateTrial(
+    grpc::CallbackServerContext* context, const v1::EvaluateTrialRequest* request,
+    v1::EvaluateTrialResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const CallRecord call = StartCall(context, "EvaluateTrial");
+  if (!call.admitted()) {
+    Finish(reactor, call, Overloaded());
+    return reactor;
+  }
+  std::string audit_line;
+  const absl::Status status = Trial(*request, response, &audit_line);
   if (!status.ok()) {
     Finish(reactor, call, ToGrpcStatus(status));
     return reactor;

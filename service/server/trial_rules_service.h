@@ -54,6 +54,9 @@ class TrialRulesService final : public v1::TrialRules::CallbackService {
   grpc::ServerUnaryReactor* GradeEvents(grpc::CallbackServerContext* context,
                                         const v1::GradeRequest* request,
                                         v1::GradeResponse* response) override;
+  grpc::ServerUnaryReactor* EvaluateTrial(grpc::CallbackServerContext* context,
+                                          const v1::EvaluateTrialRequest* request,
+                                          v1::EvaluateTrialResponse* response) override;
   grpc::ServerReadReactor<v1::CompareRequest>* CompareVersions(
       grpc::CallbackServerContext* context, v1::CompareResponse* response) override;
   grpc::ServerUnaryReactor* ValidateRuleSet(
@@ -77,6 +80,12 @@ class TrialRulesService final : public v1::TrialRules::CallbackService {
   // request naming the set and the observation; fills `audit_line`.
   absl::Status Grade(const v1::GradeRequest& request, v1::GradeResponse* response,
                      std::string* audit_line);
+
+  // EvaluateTrial's work: refuses records over the limits, picks the
+  // version in force on their as-of date, evaluates; fills `audit_line`.
+  absl::Status Trial(const v1::EvaluateTrialRequest& request, v1::EvaluateTrialResponse* response,
+                     std::string* audit_line);
+  absl::Status CheckTrialLimits(const v1::EvaluateTrialRequest& request) const;
 
   // The name of the fact whose value is a one-patient request's as-of date.
   static constexpr absl::string_view kAssessmentDateFact = "assessment_date";
