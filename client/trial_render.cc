@@ -256,7 +256,12 @@ std::string RenderTrialText(const v1::TrialEvaluation& evaluation) {
                     ")\n  from ", absl::StrJoin(counts, ", "), "\n");
     std::map<std::string, int> by_decision;
     for (const auto& r : stopping.by_resolution()) ++by_decision[r.decision()];
-    if (by_decision.size() > 1) {
+    if (stopping.pending_size() == 1 && by_decision.size() > 1) {
+      const auto& pending = stopping.pending(0);
+      absl::StrAppend(&out, "  ", stopping.by_resolution(1).decision(), " if ",
+                      pending.subject_ref(), " counts in ", pending.fact(), "; ",
+                      stopping.by_resolution(0).decision(), " otherwise\n");
+    } else if (by_decision.size() > 1) {
       std::vector<std::string> parts;
       for (const auto& [decision, n] : by_decision) {
         parts.push_back(absl::StrCat(decision, " in ", n));

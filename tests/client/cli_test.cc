@@ -367,4 +367,75 @@ TEST(CliTest, DesignBoinUsageErrorsExitTwo) {
   EXPECT_EQ(Cli("design boin --target 0.3 --frobnicate").exit_code, 2);
 }
 
+// The worked example of docs/trial-records.md: P05's grade 3 ICANS, ongoing
+// on its second day, decides between ESCALATE and EXPAND at DL2.
+TEST(CliTest, TrialTextSaysWhatEachResolutionOfAPendingEventDecides) {
+  const CliRun run =
+      Cli("trial --rules rules/ --records tests/data/records/pending_icans.json");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  for (const char* expected :
+       {"P01      DL1   TRUE     TRUE       cytokine_release_syndrome grade 3: no DLT; "
+        "febrile_neutropenia grade 3: DLT (D4)",
+        "P05      DL2   UNKNOWN  TRUE       icans grade 3: pending: not a DLT if it resolves by "
+        "2020-03-31",
+        "DL2         3          3    0            1",
+        "escalation at DL2 (3+3): INDETERMINATE\n"
+        "  ESCALATE if P05's icans resolves by 2020-03-31; EXPAND otherwise\n",
+        "stopping: NOT_TRIGGERED (S1 FALSE, S2 FALSE, S3 FALSE)"}) {
+    EXPECT_NE(run.output.find(expected), std::string::npos) << expected << "\n" << run.output;
+  }
+}
+
+TEST(CliTest, TrialJsonIsTheContractShape) {
+  const CliRun run =
+      Cli("trial --rules rules/ --records tests/data/records/pending_icans.json --json");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  for (const char* expected : {
+           "{\"protocol_id\":\"NCT04094766\",\"version\":\"1.0\",\"sha256\":\"",
+           "\"as_of_date\":\"2020-03-30\",\"patients\":[{\"subject_ref\":\"P01\","
+           "\"dose_level\":\"DL1\",\"dlt\":\"TRUE\",\"evaluable\":\"TRUE\",\"events\":["
+           "{\"term\":\"cytokine_release_syndrome\",\"grade\":3,\"grade_min\":3,\"grade_max\":3,"
+           "\"dlt\":\"FALSE\",\"criterion\":null,\"cleared_if\":[]},",
+           "{\"id\":\"DL2\",\"n_infused\":3,\"n_evaluable\":3,\"n_dlt\":0,\"n_dlt_unknown\":1,",
+           "\"escalation\":{\"design\":\"3+3\",\"dose_level\":\"DL2\",\"decision\":"
+           "\"INDETERMINATE\",\"pending\":[{\"subject_ref\":\"P05\",\"event\":0,\"term\":"
+           "\"icans\",\"cleared_if\":[\"resolves by 2020-03-31\"]}],\"by_resolution\":["
+           "{\"dlt\":[],\"decision\":\"ESCALATE\"},{\"dlt\":[\"P05\"],\"decision\":\"EXPAND\"}]}",
+           "\"stopping\":{\"decision\":\"NOT_TRIGGERED\",\"rules\":{\"S1\":\"FALSE\","
+           "\"S2\":\"FALSE\",\"S3\":\"FALSE\"},"}) {
+    EXPECT_NE(run.output.find(expected), std::string::npos) << expected << "\n" << run.output;
+  }
+}
+
+// A death not yet adjudicated and a grade 5 ICANS of unknown attribution:
+// the DLT, the escalation and the stopping rules all wait on them.
+TEST(CliTest, TrialWithAnUnadjudicatedDeathLeavesStoppingOpen) {
+  const CliRun run =
+      Cli("trial --rules rules/ --records tests/data/records/death_pending_adjudication.json");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  for (const char* expected :
+       {"icans grade 5: pending: not a DLT if it is adjudicated unrelated or unlikely",
+        "  ESCALATE if P01's icans is adjudicated unrelated or unlikely; EXPAND otherwise",
+        "stopping: INDETERMINATE (S1 UNKNOWN, S2 FALSE, S3 FALSE)",
+        "n_treatment_related_deaths 0-1"}) {
+    EXPECT_NE(run.output.find(expected), std::string::npos) << expected << "\n" << run.output;
+  }
+}
+
+TEST(CliTest, TrialRefusesBadRecordsNamingThePatientAndField) {
+  CliRun run = Cli("trial --rules rules/ --records tests/data/records/resolution_before_onset.json");
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_NE(run.output.find("error: patients[0] (P01): events[0].resolution_date \"2020-01-11\" "
+                            "is before the onset_date"),
+            std::string::npos)
+      << run.output;
+  run = Cli("trial --rules rules/ --records tests/data/facts/eligible_patient.json");
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_NE(run.output.find("error: records file: facts: is not a field here (as_of_date, "
+                            "current_dose_level, patients, protocol_id)"),
+            std::string::npos)
+      << run.output;
+  EXPECT_EQ(Cli("trial --rules rules/").exit_code, 2);
+}
+
 }  // namespace

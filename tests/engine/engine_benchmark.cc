@@ -9,10 +9,13 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
 #include "client/population.h"
 #include "service/engine/decision_table.h"
 #include "service/engine/loader.h"
+#include "service/engine/trial.h"
+#include "service/util/dates.h"
 
 namespace trialrules {
 namespace {
@@ -109,6 +112,110 @@ BENCHMARK_CAPTURE(BM_GradeWithObservationChecks, icans, "astct-icans-2019-1.0.ta
                   "icans");
 BENCHMARK_CAPTURE(BM_GradeWithObservationChecks, ctcae_bilirubin,
                   "ctcae-5.0-1.0.table.textproto", "blood_bilirubin_increased");
+
+std::shared_ptr<const DecisionTableSet> LoadTables(const char* file) {
+  std::ifstream in(std::string(TRIALRULES_SOURCE_DIR) + "/rules/" + file);
+  std::stringstream text;
+  text << in.rdbuf();
+  return LoadDecisionTables(text.str(), file).tables;
+}
+
+void AddObservation(v1::AdverseEventRecord* event, const char* name, double number) {
+  v1::FactValue* value = event->add_observations();
+  value->set_name(name);
+  value->set_number(number);
+}
+
+// A phase 1 trial's records: 60 patients over three dose levels, 10 events
+// each: 3 CRS episodes graded from observations by astct-crs-2019, 2
+// bilirubin results graded by ctcae-5.0, 5 events graded by the site; at
+// the current dose DL2, 4 patients with a grade 3 ICANS ongoing on its
+// second day, which 3+3 and the stopping rules enumerate (16 resolutions).
+v1::TrialRecords SixtyPatientTrial() {
+  v1::TrialRecords records;
+  records.set_protocol_id("NCT04094766");
+  records.set_as_of_date("2020-06-30");
+  records.set_current_dose_level("DL2");
+  const DayNumber as_of = *ParseIsoDate("2020-06-30");
+  for (int p = 0; p < 60; ++p) {
+    v1::PatientRecord* patient = records.add_patients();
+    patient->set_subject_ref(absl::StrCat("P", p + 1));
+    patient->set_dose_level(absl::StrCat("DL", p / 20 + 1));
+    const DayNumber infusion = as_of - 40 - p;
+    patient->set_infusion_date(FormatIsoDate(infusion));
+    for (int e = 0; e < 10; ++e) {
+      v1::AdverseEventRecord* event = patient->add_events();
+      event->set_onset_date(FormatIsoDate(infusion + 1 + e));
+      event->set_resolution_date(FormatIsoDate(infusion + 3 + e));
+      event->set_attribution(e % 2 == 0 ? "possible" : "unlikely");
+      if (e < 3) {
+        event->set_term("cytokine_release_syndrome");
+        AddObservation(event, "temp_c", 38.5 + 0.2 * e);
+        event->add_observations()->set_name("fever_other_cause");
+        event->mutable_observations()->rbegin()->set_boolean(false);
+        event->add_observations()->set_name("crs_treated");
+        event->mutable_observations()->rbegin()->set_boolean(false);
+        event->add_observations()->set_name("hypotension");
+        event->mutable_observations()->rbegin()->set_boolean(e == 2);
+        AddObservation(event, "vasopressors", e == 2 ? 1 : 0);
+        event->add_observations()->set_name("o2_device");
+        event->mutable_observations()->rbegin()->set_text("none");
+        event->add_observations()->set_name("crs_death");
+        event->mutable_observations()->rbegin()->set_boolean(false);
+      } else if (e < 5) {
+        event->set_term("blood_bilirubin_increased");
+        AddObservation(event, "value", 1.0 + 0.4 * e);
+        AddObservation(event, "uln", 1.2);
+        event->add_observations()->set_name("baseline_abnormal");
+        event->mutable_observations()->rbegin()->set_boolean(false);
+      } else {
+        event->set_term(e % 2 == 0 ? "febrile_neutropenia" : "nausea");
+        event->set_grade(e == 9 ? 3 : 2);
+      }
+    }
+    if (p >= 20 && p < 24) {
+      v1::AdverseEventRecord* icans = patient->mutable_events(9);
+      icans->set_term("icans");
+      icans->clear_observations();
+      icans->set_grade(3);
+      icans->clear_resolution_date();
+      icans->set_attribution("probable");
+      patient->set_infusion_date(FormatIsoDate(as_of - 21));
+      for (int e = 0; e < 9; ++e) {
+        patient->mutable_events(e)->set_onset_date(FormatIsoDate(as_of - 20 + e));
+        patient->mutable_events(e)->set_resolution_date(FormatIsoDate(as_of - 18 + e));
+      }
+      icans->set_onset_date(FormatIsoDate(as_of - 1));
+    }
+  }
+  return records;
+}
+
+// EvaluateTrial as the RPC runs it, without the transport: 60 patients of
+// 10 events (360 graded by the tables), counts, 3+3 over the 16
+// resolutions of 4 pending patients, the stopping rules. Target: under a
+// millisecond on one core.
+void BM_EvaluateTrialSixtyPatientsFourPending(benchmark::State& state) {
+  const std::vector<std::shared_ptr<const DecisionTableSet>> tables = {
+      LoadTables("astct-crs-2019-1.0.table.textproto"),
+      LoadTables("astct-icans-2019-1.0.table.textproto"),
+      LoadTables("ctcae-5.0-1.0.table.textproto")};
+  const std::shared_ptr<const RuleSet> rules = LoadV1();
+  const v1::TrialRecords records = SixtyPatientTrial();
+  absl::StatusOr<v1::TrialEvaluation> check = EvaluateTrial(*rules, tables, records);
+  if (!check.ok() || check->escalation().by_resolution_size() != 16) {
+    state.SkipWithError(check.ok() ? "expected 4 pending patients" : check.status().ToString().c_str());
+    return;
+  }
+  for (auto _ : state) {
+    absl::StatusOr<v1::TrialEvaluation> evaluation = EvaluateTrial(*rules, tables, records);
+    benchmark::DoNotOptimize(evaluation);
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["resolutions"] = check->escalation().by_resolution_size();
+  state.counters["escalation_indeterminate"] = check->escalation().decision() == "INDETERMINATE";
+}
+BENCHMARK(BM_EvaluateTrialSixtyPatientsFourPending)->Unit(benchmark::kMicrosecond);
 
 // The dearest grading: a CRS grade left open by missing observations, whose
 // range is refined over 840 completions (3 truth values, 21 vasopressor

@@ -24,6 +24,7 @@ def generate_stubs(source, out):
     from grpc_tools import protoc
     protos = [
         (os.path.join(source, "proto"), "trialrules/v1/rule_file.proto"),
+        (os.path.join(source, "proto"), "trialrules/v1/trial.proto"),
         (os.path.join(source, "proto"), "trialrules/v1/service.proto"),
         # Rooted below "grpc/" so that the module is health.v1, not grpc.health.v1
         # (which the installed grpc package would shadow); the wire name is
@@ -238,6 +239,52 @@ class TrialRulesFromPython(unittest.TestCase):
         self.assertEqual(refused.exception.code(), self.grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn('observation "o2_device" = "tent": not an allowed value',
                       refused.exception.details())
+
+    def test_evaluate_trial_from_records(self):
+        # The records of tests/data/records/pending_icans.json, as an
+        # independent client builds them: P05's grade 3 ICANS, 2 days old and
+        # ongoing, decides between ESCALATE and EXPAND at DL2.
+        with open(os.path.join(ARGS.source, "tests/data/records/pending_icans.json")) as f:
+            data = json.load(f)
+        records = self.s.EvaluateTrialRequest().records
+        records.protocol_id = data["protocol_id"]
+        records.as_of_date = data["as_of_date"]
+        records.current_dose_level = data["current_dose_level"]
+        for p in data["patients"]:
+            patient = records.patients.add(subject_ref=p["subject_ref"], dose_level=p["dose_level"],
+                                           infusion_date=p.get("infusion_date") or "")
+            for e in p.get("events") or []:
+                event = patient.events.add(term=e["term"], onset_date=e["onset_date"],
+                                           resolution_date=e.get("resolution_date") or "",
+                                           attribution=e.get("attribution") or "")
+                if e.get("grade") is not None:
+                    event.grade = e["grade"]
+                for name, value in (e.get("observations") or {}).items():
+                    if isinstance(value, bool):
+                        event.observations.add(name=name, boolean=value)
+                    elif isinstance(value, str):
+                        event.observations.add(name=name, text=value)
+                    else:
+                        event.observations.add(name=name, number=value)
+        request = self.s.EvaluateTrialRequest(records=records, site_id="PY-SITE")
+        response = self.stub.EvaluateTrial(request, timeout=5)
+        evaluation = response.evaluation
+        self.assertEqual((evaluation.protocol_id, evaluation.version), ("NCT04094766", "1.0"))
+        self.assertEqual(len(response.decision_id), 32)
+        self.assertEqual([p.subject_ref for p in evaluation.patients if p.dlt == 1], ["P01"])
+        self.assertEqual(evaluation.patients[0].events[1].criterion, "D4")
+        self.assertEqual(evaluation.escalation.decision, "INDETERMINATE")
+        self.assertEqual([(list(r.dlt), r.decision) for r in evaluation.escalation.by_resolution],
+                         [([], "ESCALATE"), (["P05"], "EXPAND")])
+        self.assertEqual(list(evaluation.escalation.pending[0].cleared_if),
+                         ["resolves by 2020-03-31"])
+        self.assertEqual(evaluation.stopping.decision, "NOT_TRIGGERED")
+        records.patients[1].subject_ref = "P01"
+        with self.assertRaises(self.grpc.RpcError) as refused:
+            self.stub.EvaluateTrial(self.s.EvaluateTrialRequest(records=records), timeout=5)
+        self.assertEqual(refused.exception.code(), self.grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertEqual(refused.exception.details(),
+                         "patients[1] (P01): subject_ref is given for two patients")
 
     def test_list_and_get_rule_sets(self):
         listed = self.stub.ListRuleSets(self.s.ListRuleSetsRequest(), timeout=5)

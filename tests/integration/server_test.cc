@@ -10,6 +10,7 @@
 #include "client/client.h"
 #include "client/facts_file.h"
 #include "client/population.h"
+#include "client/records_file.h"
 #include "service/engine/loader.h"
 #include "gtest/gtest.h"
 #include "service/util/sha256.h"
@@ -554,6 +555,127 @@ TEST_F(ServerTest, GradeEventsGradesEachObservationSetAndIsAuditedAndCounted) {
       << metrics;
   EXPECT_NE(metrics.find("trialrules_grades_total{grade=\"UNKNOWN\",table_id=\"astct-crs-2019\""),
             std::string::npos);
+}
+
+// A trial's records over real gRPC: the events graded and judged, the
+// pending ICANS making the 3+3 decision INDETERMINATE with what each
+// resolution decides; the evaluation audited with the records' hash (not
+// the records) and counted by decision.
+TEST_F(ServerTest, EvaluateTrialDecidesFromRecordsOverPendingEventsAndIsAuditedAndCounted) {
+  const std::string text = ReadText(kSource + "/tests/data/records/pending_icans.json");
+  absl::StatusOr<v1::TrialRecords> records = ParseTrialRecordsJson(text);
+  ASSERT_TRUE(records.ok()) << records.status();
+  v1::EvaluateTrialRequest request;
+  *request.mutable_records() = *records;
+  request.set_site_id("SITE-07");
+  const auto response = client_->EvaluateTrial(request);
+  ASSERT_TRUE(response.ok()) << response.status();
+  const v1::TrialEvaluation& evaluation = response->evaluation();
+  EXPECT_EQ(evaluation.version(), "1.0");
+  EXPECT_EQ(evaluation.sha256(),
+            Sha256Hex(ReadText(kSource + "/rules/NCT04094766-v1.0.textproto")));
+  ASSERT_EQ(evaluation.patients_size(), 6);
+  // P01: the CRS graded 3 from its observations (no DLT), the febrile
+  // neutropenia ongoing 70 days at grade 3 a DLT by D4.
+  const v1::PatientAssessment& p01 = evaluation.patients(0);
+  EXPECT_EQ(p01.dlt(), v1::TRUTH_TRUE);
+  ASSERT_EQ(p01.events_size(), 2);
+  EXPECT_EQ(p01.events(0).grade(), 3);
+  EXPECT_EQ(p01.events(0).graded_by(), "astct-crs-2019@1.0");
+  EXPECT_EQ(p01.events(0).dlt(), v1::TRUTH_FALSE);
+  EXPECT_EQ(p01.events(1).criterion(), "D4");
+  const v1::PatientAssessment& p05 = evaluation.patients(4);
+  EXPECT_EQ(p05.dlt(), v1::TRUTH_UNKNOWN);
+  EXPECT_EQ(p05.evaluable(), v1::TRUTH_TRUE);
+  ASSERT_EQ(evaluation.dose_levels_size(), 3);
+  EXPECT_EQ(evaluation.dose_levels(1).n_evaluable(), 3);
+  EXPECT_EQ(evaluation.dose_levels(1).n_dlt(), 0);
+  EXPECT_EQ(evaluation.dose_levels(1).n_dlt_unknown(), 1);
+  EXPECT_EQ(evaluation.dose_levels(2).n_infused(), 0);
+
+  const v1::EscalationOutcome& escalation = evaluation.escalation();
+  EXPECT_EQ(escalation.design(), "3+3");
+  EXPECT_EQ(escalation.decision(), "INDETERMINATE");
+  ASSERT_EQ(escalation.pending_size(), 1);
+  EXPECT_EQ(escalation.pending(0).subject_ref(), "P05");
+  EXPECT_EQ(escalation.pending(0).event(), 0);
+  EXPECT_EQ(std::vector<std::string>(escalation.pending(0).cleared_if().begin(),
+                                     escalation.pending(0).cleared_if().end()),
+            std::vector<std::string>{"resolves by 2020-03-31"});
+  ASSERT_EQ(escalation.by_resolution_size(), 2);
+  EXPECT_EQ(escalation.by_resolution(0).dlt_size(), 0);
+  EXPECT_EQ(escalation.by_resolution(0).decision(), "ESCALATE");
+  EXPECT_EQ(escalation.by_resolution(1).dlt(0), "P05");
+  EXPECT_EQ(escalation.by_resolution(1).decision(), "EXPAND");
+  EXPECT_EQ(evaluation.stopping().decision(), "NOT_TRIGGERED");
+  EXPECT_FALSE(escalation.has_boin());
+
+  std::string line;
+  for (absl::string_view candidate : absl::StrSplit(server_->AuditLog(), '\n')) {
+    if (candidate.find(response->decision_id()) != absl::string_view::npos) {
+      line = std::string(candidate);
+    }
+  }
+  ASSERT_FALSE(line.empty());
+  EXPECT_NE(line.find("\"method\":\"EvaluateTrial\",\"protocol_id\":\"NCT04094766\",\"version\":"
+                      "\"1.0\",\"sha256\":\"" + evaluation.sha256() + "\",\"site_id\":\"SITE-07\""),
+            std::string::npos)
+      << line;
+  EXPECT_NE(line.find("[\"P01\",\"TT\",\"- D4\"]"), std::string::npos) << line;
+  EXPECT_NE(line.find("[\"P05\",\"UT\",\"?\"]"), std::string::npos) << line;
+  EXPECT_NE(line.find("\"escalation\":{\"design\":\"3+3\",\"decision\":\"INDETERMINATE\","
+                      "\"pending\":[\"P05\"]}"),
+            std::string::npos)
+      << line;
+  EXPECT_NE(line.find("\"records_sha256\":\""), std::string::npos) << line;
+  EXPECT_EQ(line.find("febrile_neutropenia"), std::string::npos) << "no records by default";
+
+  const std::string metrics = server_->Scrape();
+  EXPECT_NE(metrics.find("trialrules_trial_evaluations_total{escalation=\"INDETERMINATE\","
+                         "protocol=\"NCT04094766\",stopping=\"NOT_TRIGGERED\",version=\"1.0\"} 1"),
+            std::string::npos)
+      << metrics;
+}
+
+TEST_F(ServerTest, EvaluateTrialRefusesBadRecordsNamingThePatientAndField) {
+  absl::StatusOr<v1::TrialRecords> records =
+      ParseTrialRecordsJson(ReadText(kSource + "/tests/data/records/pending_icans.json"));
+  ASSERT_TRUE(records.ok());
+  auto evaluate = [&](const v1::TrialRecords& r) {
+    v1::EvaluateTrialRequest request;
+    *request.mutable_records() = r;
+    return client_->EvaluateTrial(request).status();
+  };
+  v1::TrialRecords bad = *records;
+  bad.mutable_patients(3)->set_dose_level("DL9");
+  absl::Status status = evaluate(bad);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), "patients[3] (P04): dose_level \"DL9\" is not a dose level of "
+                              "NCT04094766 1.0 (DL1, DL2, DL3)");
+  bad = *records;
+  bad.mutable_patients(4)->mutable_events(0)->set_onset_date("2020-04-02");
+  status = evaluate(bad);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), "patients[4] (P05): events[0].onset_date \"2020-04-02\" is after "
+                              "as_of_date 2020-03-30");
+  bad = *records;
+  bad.mutable_patients(0)->mutable_events(0)->mutable_observations(0)->set_number(80);
+  status = evaluate(bad);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("patients[0] (P01): events[0].observations "), std::string::npos)
+      << status;
+  bad = *records;
+  bad.set_protocol_id("NCT03671460");
+  bad.set_as_of_date("2024-01-01");
+  status = evaluate(bad);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+  bad = *records;
+  bad.mutable_patients(0)->set_subject_ref(std::string(200, 'x'));
+  status = evaluate(bad);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("records.patients[0].subject_ref"), std::string::npos) << status;
+  EXPECT_EQ(server_->AuditLog().find("EvaluateTrial"), std::string::npos)
+      << "nothing is recorded for a refused call";
 }
 
 TEST_F(ServerTest, GradeEventsRefusalsNameTheSetAndTheObservation) {
