@@ -84,6 +84,15 @@ std::string ClearingOf(const v1::EscalationOutcome& escalation, const std::strin
   return absl::StrJoin(events, " and ");
 }
 
+// "DE_ESCALATE", or with BOIN's eliminations "DE_ESCALATE (DL2-DL5 eliminated)".
+std::string ResolutionText(const v1::EscalationOutcome::Resolution& resolution) {
+  if (resolution.eliminated().empty()) return resolution.decision();
+  const std::string& first = resolution.eliminated(0);
+  const std::string& last = *resolution.eliminated().rbegin();
+  return absl::StrCat(resolution.decision(), " (", first == last ? first : absl::StrCat(first, "-", last),
+                      " eliminated)");
+}
+
 }  // namespace
 
 std::string RenderTrialJson(const v1::TrialEvaluation& evaluation) {
@@ -118,7 +127,11 @@ std::string RenderTrialJson(const v1::TrialEvaluation& evaluation) {
   std::vector<std::string> resolutions;
   for (const v1::EscalationOutcome::Resolution& r : escalation.by_resolution()) {
     resolutions.push_back(absl::StrCat("{\"dlt\":", List(r.dlt()),
-                                       ",\"decision\":", Quoted(r.decision()), "}"));
+                                       ",\"decision\":", Quoted(r.decision()),
+                                       escalation.has_boin()
+                                           ? absl::StrCat(",\"eliminated\":", List(r.eliminated()))
+                                           : "",
+                                       "}"));
   }
   std::string out = absl::StrCat(
       "{\"protocol_id\":", Quoted(evaluation.protocol_id()), ",\"version\":",
@@ -206,8 +219,8 @@ std::string RenderTrialText(const v1::TrialEvaluation& evaluation) {
     }
   }
   if (subjects.size() == 1 && escalation.by_resolution_size() == 2) {
-    const std::string& without = escalation.by_resolution(0).decision();
-    const std::string& with = escalation.by_resolution(1).decision();
+    const std::string without = ResolutionText(escalation.by_resolution(0));
+    const std::string with = ResolutionText(escalation.by_resolution(1));
     if (without != with) {
       absl::StrAppend(&out, "  ", without, " if ", ClearingOf(escalation, subjects[0]), "; ",
                       with, " otherwise\n");
@@ -220,7 +233,7 @@ std::string RenderTrialText(const v1::TrialEvaluation& evaluation) {
     }
     for (const v1::EscalationOutcome::Resolution& r : escalation.by_resolution()) {
       absl::StrAppend(&out, "  with a DLT: ", r.dlt().empty() ? "none" : absl::StrJoin(r.dlt(), ", "),
-                      " -> ", r.decision(), "\n");
+                      " -> ", ResolutionText(r), "\n");
     }
   }
   if (escalation.has_boin()) {

@@ -445,20 +445,32 @@ class EscalationDecider {
   bool boin() const { return boin_.has_value(); }
   const BoinDesign& boin_design() const { return *boin_; }
 
-  // The decision for `n` evaluable and `y` with a DLT at the current dose.
-  const std::string& Decide(int n, int y) {
+  // What the design decides with `n` evaluable and `y` with a DLT at the
+  // current dose.
+  struct Verdict {
+    std::string decision;
+    std::vector<std::string> eliminated;  // BOIN: the dose levels eliminated
+  };
+  const Verdict& Decide(int n, int y) {
     auto [it, inserted] = decisions_.try_emplace(std::pair{n, y});
     if (!inserted) return it->second;
     if (boin_) {
       std::vector<BoinDoseCounts> counts = boin_counts_;
       counts[current_] = {n, y};
       absl::StatusOr<BoinDecision> decision = boin_->Decide(counts, current_);
-      it->second = decision.ok() ? std::string(BoinActionName(decision->action)) : "INDETERMINATE";
+      if (!decision.ok()) {
+        it->second.decision = "INDETERMINATE";
+        return it->second;
+      }
+      it->second.decision = std::string(BoinActionName(decision->action));
+      for (int dose : decision->eliminated) {
+        it->second.eliminated.push_back(rules_.definition().dose_levels[dose].id);
+      }
     } else {
       std::vector<std::pair<int, int>> facts;
       if (evaluable_fact_ >= 0) facts.emplace_back(evaluable_fact_, n);
       if (dlt_fact_ >= 0) facts.emplace_back(dlt_fact_, y);
-      it->second = std::string(DecisionName(three_plus_three_.Evaluate(facts).decision));
+      it->second.decision = std::string(DecisionName(three_plus_three_.Evaluate(facts).decision));
     }
     return it->second;
   }
@@ -503,7 +515,7 @@ class EscalationDecider {
   CountEvaluator three_plus_three_;
   std::optional<BoinDesign> boin_;
   std::vector<BoinDoseCounts> boin_counts_;
-  std::map<std::pair<int, int>, std::string> decisions_;
+  std::map<std::pair<int, int>, Verdict> decisions_;
 };
 
 void DecideEscalation(const RuleSet& rules, const std::vector<Patient>& patients, int current,
@@ -532,16 +544,26 @@ void DecideEscalation(const RuleSet& rules, const std::vector<Patient>& patients
   const int y_known = counts.n_dlt();
   if (decider.boin()) decider.FillBoin(n_known, y_known, out->mutable_boin());
   if (pending.empty()) {
-    out->set_decision(decider.Decide(n_known, y_known));
-    return;
-  }
-  if (pending.size() > static_cast<size_t>(kMaxEnumeratedUnknowns)) {
-    out->set_decision("INDETERMINATE");
-    if (decider.boin()) out->mutable_boin()->clear_next_dose_level();
+    out->set_decision(decider.Decide(n_known, y_known).decision);
     return;
   }
   std::set<std::string> decisions;
-  const uint32_t resolutions = 1u << pending.size();
+  if (pending.size() > static_cast<size_t>(kMaxEnumeratedUnknowns)) {
+    // Too many to list, but the design reads only the counts: every
+    // resolution is some number of DLTs among the pending patients whose
+    // window has finished and some among those still in it (who then
+    // become evaluable), so those pairs decide exactly.
+    int finished = 0;
+    for (const Patient* patient : pending) finished += patient->window_finished;
+    const int in_window = static_cast<int>(pending.size()) - finished;
+    for (int a = 0; a <= finished; ++a) {
+      for (int b = 0; b <= in_window; ++b) {
+        decisions.insert(decider.Decide(n_known + b, y_known + a + b).decision);
+      }
+    }
+  }
+  const uint32_t resolutions =
+      pending.size() > static_cast<size_t>(kMaxEnumeratedUnknowns) ? 0 : 1u << pending.size();
   for (uint32_t mask = 0; mask < resolutions; ++mask) {
     int n = n_known;
     int y = y_known;
@@ -553,7 +575,9 @@ void DecideEscalation(const RuleSet& rules, const std::vector<Patient>& patients
       if (!pending[i]->window_finished) ++n;
       resolution->add_dlt(pending[i]->record->subject_ref());
     }
-    resolution->set_decision(decider.Decide(n, y));
+    const EscalationDecider::Verdict& verdict = decider.Decide(n, y);
+    resolution->set_decision(verdict.decision);
+    for (const std::string& level : verdict.eliminated) resolution->add_eliminated(level);
     decisions.insert(resolution->decision());
   }
   if (decisions.size() == 1) {
@@ -615,7 +639,7 @@ void DecideStopping(const RuleSet& rules, const std::vector<Patient>& patients,
     counts.push_back(std::move(c));
   }
   pb::StoppingOutcome* out = evaluation->mutable_stopping();
-  std::vector<std::pair<int, int>> known;  // (count, patient) of unknown memberships
+  std::vector<std::pair<int, int>> unknown;  // (count, patient) of unknown memberships
   std::vector<int> known_counts(counts.size(), 0);
   for (size_t c = 0; c < counts.size(); ++c) {
     pb::StoppingOutcome::Count* count = out->add_counts();
@@ -627,7 +651,7 @@ void DecideStopping(const RuleSet& rules, const std::vector<Patient>& patients,
         count->add_counted(subject);
       } else if (counts[c].members[p] == Outcome::kUnknown) {
         count->add_unknown(subject);
-        known.emplace_back(static_cast<int>(c), static_cast<int>(p));
+        unknown.emplace_back(static_cast<int>(c), static_cast<int>(p));
         pb::StoppingOutcome::Membership* pending = out->add_pending();
         pending->set_subject_ref(subject);
         pending->set_fact(counts[c].name);
@@ -648,22 +672,41 @@ void DecideStopping(const RuleSet& rules, const std::vector<Patient>& patients,
     decisions.insert(e.decision);
   };
   std::vector<std::pair<int, int>> facts;
-  if (known.size() > static_cast<size_t>(kMaxEnumeratedUnknowns)) {
-    // Too many to enumerate: a count with unknown members stays missing,
-    // so the rules that need it are UNKNOWN (Kleene), no narrower.
-    std::vector<bool> open(counts.size(), false);
-    for (const auto& [c, p] : known) open[c] = true;
+  // Too many to list: the rules read only the counts, so each count's
+  // possible values (its certain members plus 0..all of its unknown ones)
+  // are tried instead, when there are few enough combinations.
+  std::vector<int> open(counts.size(), 0);
+  for (const auto& [c, p] : unknown) ++open[c];
+  uint64_t combinations = 1;
+  for (int members : open) combinations = std::min<uint64_t>(combinations * (members + 1), 1u << 20);
+  if (unknown.size() > static_cast<size_t>(kMaxEnumeratedUnknowns) &&
+      combinations <= (1u << kMaxEnumeratedUnknowns)) {
+    std::vector<int> added(counts.size(), 0);
+    for (uint64_t combination = 0; combination < combinations; ++combination) {
+      facts.clear();
+      for (size_t c = 0; c < counts.size(); ++c) {
+        if (counts[c].fact >= 0) facts.emplace_back(counts[c].fact, known_counts[c] + added[c]);
+      }
+      record(evaluator.Evaluate(facts), combination == 0);
+      for (size_t c = 0; c < counts.size(); ++c) {  // the next combination, odometer-wise
+        if (++added[c] <= open[c]) break;
+        added[c] = 0;
+      }
+    }
+  } else if (unknown.size() > static_cast<size_t>(kMaxEnumeratedUnknowns)) {
+    // Still too many: a count with unknown members stays missing, so the
+    // rules that need it are UNKNOWN (Kleene), never narrower.
     for (size_t c = 0; c < counts.size(); ++c) {
-      if (!open[c] && counts[c].fact >= 0) facts.emplace_back(counts[c].fact, known_counts[c]);
+      if (open[c] == 0 && counts[c].fact >= 0) facts.emplace_back(counts[c].fact, known_counts[c]);
     }
     record(evaluator.Evaluate(facts), true);
   } else {
     std::map<std::vector<int>, std::pair<Decision, std::vector<Outcome>>> cache;
-    const uint32_t resolutions = 1u << known.size();
+    const uint32_t resolutions = 1u << unknown.size();
     for (uint32_t mask = 0; mask < resolutions; ++mask) {
       std::vector<int> values = known_counts;
-      for (size_t i = 0; i < known.size(); ++i) {
-        if (mask >> i & 1) ++values[known[i].first];
+      for (size_t i = 0; i < unknown.size(); ++i) {
+        if (mask >> i & 1) ++values[unknown[i].first];
       }
       auto [it, inserted] = cache.try_emplace(values);
       if (inserted) {
@@ -680,13 +723,13 @@ void DecideStopping(const RuleSet& rules, const std::vector<Patient>& patients,
         combined[r] = mask == 0 || combined[r] == outcomes[r] ? outcomes[r] : Outcome::kUnknown;
       }
       decisions.insert(decision);
-      if (known.empty()) break;
+      if (unknown.empty()) break;
       pb::StoppingOutcome::Resolution* resolution = out->add_by_resolution();
-      for (size_t i = 0; i < known.size(); ++i) {
+      for (size_t i = 0; i < unknown.size(); ++i) {
         if ((mask >> i & 1) == 0) continue;
         pb::StoppingOutcome::Membership* counted = resolution->add_counted();
-        counted->set_subject_ref(patients[known[i].second].record->subject_ref());
-        counted->set_fact(counts[known[i].first].name);
+        counted->set_subject_ref(patients[unknown[i].second].record->subject_ref());
+        counted->set_fact(counts[unknown[i].first].name);
       }
       resolution->set_decision(std::string(DecisionName(decision)));
     }
@@ -717,6 +760,16 @@ absl::StatusOr<v1::TrialEvaluation> EvaluateTrial(
   }
   if (!def.boin) {
     if (absl::Status can = rules.CanDecide(EvaluationKind::kEscalation); !can.ok()) return can;
+  }
+  for (const auto& [table_id, version] : def.decision_tables) {
+    const bool loaded = std::any_of(tables.begin(), tables.end(), [&](const auto& set) {
+      return set->table_id() == table_id && set->version() == version;
+    });
+    if (!loaded) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(rules.protocol_id(), " ", rules.version(), " grades with decision table ",
+                       table_id, " ", version, ", which is not loaded"));
+    }
   }
   DayNumber as_of = 0;
   int current = 0;

@@ -26,8 +26,10 @@
 
 namespace trialrules {
 
-// At most this many unknowns are enumerated (2^16 resolutions); beyond,
-// a decision that depends on them is INDETERMINATE without the list.
+// At most this many unknowns are listed resolution by resolution (2^16).
+// Beyond, the decisions are still taken over every count the unknowns could
+// give (which is what the rules read), without the list; only when even
+// those are too many does a count with unknown members stay missing.
 inline constexpr int kMaxEnumeratedUnknowns = 16;
 
 // OK when `design` has parameters BOIN accepts; else InvalidArgument naming

@@ -438,4 +438,33 @@ TEST(CliTest, TrialRefusesBadRecordsNamingThePatientAndField) {
   EXPECT_EQ(Cli("trial --rules rules/").exit_code, 2);
 }
 
+// A protocol on BOIN (target 0.30): 2 of 2 evaluable with a DLT at DL2
+// de-escalate either way; B06's pending colitis decides only whether DL2
+// and above are eliminated (3 of 3).
+TEST(CliTest, TrialOnBoinGivesTheNextDoseAndWhatEachResolutionEliminates) {
+  CliRun run = Cli("trial --rules tests/data/records/boin_protocol/ "
+                   "--records tests/data/records/boin_two_of_three.json");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  for (const char* expected :
+       {"escalation at DL2 (BOIN): DE_ESCALATE\n"
+        "  DE_ESCALATE if B06's colitis is adjudicated unrelated or unlikely, or resolves by "
+        "2020-07-02; DE_ESCALATE (DL2-DL5 eliminated) otherwise\n"
+        "  BOIN target 0.3: escalate if y/n <= 0.2365, de-escalate if y/n > 0.3585\n"
+        "  next dose level: DL1\n"}) {
+    EXPECT_NE(run.output.find(expected), std::string::npos) << expected << "\n" << run.output;
+  }
+  run = Cli("trial --rules tests/data/records/boin_protocol/ "
+            "--records tests/data/records/boin_two_of_three.json --json");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  for (const char* expected :
+       {"\"by_resolution\":[{\"dlt\":[],\"decision\":\"DE_ESCALATE\",\"eliminated\":[]},"
+        "{\"dlt\":[\"B06\"],\"decision\":\"DE_ESCALATE\",\"eliminated\":[\"DL2\",\"DL3\","
+        "\"DL4\",\"DL5\"]}]",
+        "\"boin\":{\"target\":0.3,\"lambda_e\":0.2364906852,\"lambda_d\":0.3585194646,",
+        "{\"n\":3,\"escalate_max\":0,\"deescalate_min\":2,\"eliminate_min\":3}",
+        "\"next_dose_level\":\"DL1\",\"eliminated\":[],\"mtd\":null"}) {
+    EXPECT_NE(run.output.find(expected), std::string::npos) << expected << "\n" << run.output;
+  }
+}
+
 }  // namespace

@@ -886,8 +886,8 @@ TEST(TrialStoppingTest, MoreThanSixteenPendingMembershipsAreNotEnumerated) {
 TEST(TrialStoppingTest, BeyondSixteenRulesNotDependingOnTheUnknownsStillDecide) {
   // 17 unadjudicated grade 4 CRS and one certain treatment-related death:
   // S1 holds whatever the CRS adjudications say (its count has no unknown
-  // member), S2 is open. Reading taken: beyond 16 the rules are evaluated
-  // Kleene-soundly with the counts that have unknown members left missing,
+  // member), S2 is open. Reading taken: beyond 16 the resolutions are not
+  // listed, but the rules are taken over every value the counts could have,
   // so a decision no unknown can change still stands (SAFETY.md 4 says
   // only "beyond that the answer is INDETERMINATE without enumeration").
   std::vector<Patient> patients;
@@ -902,6 +902,41 @@ TEST(TrialStoppingTest, BeyondSixteenRulesNotDependingOnTheUnknownsStillDecide) 
   EXPECT_THAT(StoppingRules(*evaluation),
               ElementsAre(Pair("S1", "TRUE"), Pair("S2", "UNKNOWN"), Pair("S3", "FALSE")));
   EXPECT_EQ(evaluation->stopping().decision(), "TRIGGERED");
+}
+
+TEST(TrialStoppingTest, BeyondSixteenACountsCertainMembersStillDecide) {
+  // 17 unadjudicated deaths and one certain: S1 holds however they resolve.
+  std::vector<Patient> patients = UnadjudicatedDeaths(17);
+  patients.push_back(Clean("DEAD", "DL1").DiedOnDay(10, true));
+  absl::StatusOr<pb::TrialEvaluation> evaluation = Evaluate(Records(40, "DL1", patients));
+  ASSERT_TRUE(evaluation.ok()) << evaluation.status();
+  EXPECT_THAT(evaluation->stopping().by_resolution(), IsEmpty());
+  EXPECT_THAT(StoppingRules(*evaluation),
+              ElementsAre(Pair("S1", "TRUE"), Pair("S2", "FALSE"), Pair("S3", "FALSE")));
+  EXPECT_EQ(evaluation->stopping().decision(), "TRIGGERED");
+}
+
+TEST(TrialEscalationTest, BeyondSixteenPendingPatientsTheDecisionIsStillTakenOverTheCounts) {
+  // 17 evaluable patients at DL2 with a DLT for certain, 17 more pending:
+  // 3+3 de-escalates (n_dlt >= 2) whatever the pending ones resolve to, so
+  // the decision stands though the 2^17 resolutions are not listed.
+  const int as_of = 60;
+  std::vector<Patient> patients;
+  for (int i = 0; i < 2; ++i) patients.push_back(WithCrsDlt(absl::StrCat("D", i + 1), "DL2"));
+  for (int i = 0; i < 17; ++i) {
+    patients.push_back(PendingIcans(absl::StrCat("P", i + 1), "DL2", as_of));
+  }
+  absl::StatusOr<pb::TrialEvaluation> evaluation = Evaluate(Records(as_of, "DL2", patients));
+  ASSERT_TRUE(evaluation.ok()) << evaluation.status();
+  EXPECT_EQ(evaluation->escalation().pending_size(), 17);
+  EXPECT_THAT(evaluation->escalation().by_resolution(), IsEmpty());
+  EXPECT_EQ(evaluation->escalation().decision(), "DE_ESCALATE");
+  // One certain DLT among 18: no DLT among the pending gives 1 of 18, which
+  // no 3+3 rule decides; two or more give DE_ESCALATE: INDETERMINATE.
+  patients.erase(patients.begin());
+  evaluation = Evaluate(Records(as_of, "DL2", patients));
+  ASSERT_TRUE(evaluation.ok()) << evaluation.status();
+  EXPECT_EQ(evaluation->escalation().decision(), "INDETERMINATE");
 }
 
 // ============================================================ 4.2 BOIN
@@ -1129,12 +1164,8 @@ TEST(TrialRefusalTest, AnObservationTheGradingTableRefusesIsRefusedNamingThePati
                 {"P01", "events[0].observations", "age_years"});
 }
 
-// DISAGREEMENT (service/engine/trial.h, not SAFETY.md): EvaluateTrial's
-// header promises "FailedPrecondition when the rule set has no DLT
-// definition or a grading table it needs is not loaded". With none of
-// NCT04094766's tables given, an ungraded CRS is refused InvalidArgument
-// ("no grading table ... grades term ...: give the event's grade"), as if
-// the record were at fault.
+// A table the rule set names but the caller did not load is the server's
+// fault, not the record's.
 TEST(TrialRefusalTest, AGradingTableTheRuleSetNamesButIsNotLoadedIsAFailedPrecondition) {
   absl::StatusOr<pb::TrialEvaluation> evaluation = EvaluateTrial(
       *Nct04094766(), {},
