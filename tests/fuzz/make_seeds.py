@@ -125,7 +125,7 @@ def request_seeds():
     out = fresh("request_fuzzer")
     methods = ["CheckEligibility", "CheckWithdrawal", "EvaluateEscalation", "EvaluateStopping",
                "ListRuleSets", "GetRuleSet", "ValidateRuleSet", "ScreenPatients",
-               "CompareVersions"]
+               "CompareVersions", "GradeEvents", "EvaluateTrial"]
     separator = b"\xff\xff\xff\xff"
 
     def fact_text(name, value):
@@ -209,6 +209,37 @@ def request_seeds():
                                               'patients { subject_ref: "P3" %s }' % some_facts)))
     seeds.append(("CompareVersions-bad", bytes([8]) + protoc_encode(
         "CompareRequest", 'protocol_id: "NCT04094766" base_version: "1.0"')))
+    crs = ('observations { name: "temp_c" number: 39.4 } '
+           'observations { name: "fever_other_cause" boolean: false } '
+           'observations { name: "hypotension" boolean: true } '
+           'observations { name: "vasopressors" number: 1 } '
+           'observations { name: "o2_device" text: "none" }')
+    seeds.append(("GradeEvents-crs", bytes([9]) + protoc_encode(
+        "GradeRequest", 'table_id: "astct-crs-2019" observation_sets { %s } '
+                        'observation_sets { observations { name: "temp_c" number: 38.2 } }' % crs)))
+    seeds.append(("GradeEvents-ctcae", bytes([9]) + protoc_encode(
+        "GradeRequest", 'table_id: "ctcae-5.0" term: "blood_bilirubin_increased" '
+                        'observation_sets { observations { name: "value" number: 1.8 } '
+                        'observations { name: "uln" number: 1.2 } }')))
+    trial = ('records { protocol_id: "NCT04094766" as_of_date: "2020-03-30" '
+             'current_dose_level: "DL2" '
+             'patients { subject_ref: "P01" dose_level: "DL1" infusion_date: "2020-01-10" '
+             'events { term: "cytokine_release_syndrome" onset_date: "2020-01-12" '
+             'resolution_date: "2020-01-15" attribution: "probable" %s } '
+             'events { term: "febrile_neutropenia" grade: 3 onset_date: "2020-01-20" '
+             'attribution: "possible" } } '
+             'patients { subject_ref: "P04" dose_level: "DL2" infusion_date: "2020-02-20" } '
+             'patients { subject_ref: "P05" dose_level: "DL2" infusion_date: "2020-03-02" '
+             'events { term: "icans" grade: 3 onset_date: "2020-03-28" attribution: "probable" } } '
+             'patients { subject_ref: "P06" dose_level: "DL2" infusion_date: "2020-02-25" '
+             'death_date: "2020-03-20" } } site_id: "S"' % crs.replace("observations", "observations"))
+    seeds.append(("EvaluateTrial-pending", bytes([10]) + protoc_encode("EvaluateTrialRequest", trial)))
+    seeds.append(("EvaluateTrial-bad_dates", bytes([10]) + protoc_encode(
+        "EvaluateTrialRequest",
+        'records { protocol_id: "NCT04094766" as_of_date: "2020-03-30" current_dose_level: "DL1" '
+        'patients { subject_ref: "P" dose_level: "DL1" infusion_date: "2020-03-01" '
+        'events { term: "icans" grade: 9 onset_date: "2020-02-01" resolution_date: "9999-12-31" } } }')))
+    seeds.append(("EvaluateTrial-empty", bytes([10]) + protoc_encode("EvaluateTrialRequest", "")))
     # Bytes that are not a valid message of their type.
     seeds.append(("CheckEligibility-garbage", bytes([0]) + b"\x0a\xff\xff\x12"))
     seeds.append(("CheckEligibility-truncated", bytes([0]) + protoc_encode(

@@ -73,6 +73,8 @@ const Method kMethods[] = {
      New<pb::ValidateRuleSetResponse>},
     {"ScreenPatients", true, New<pb::ScreenRequest>, New<pb::ScreenResponse>},
     {"CompareVersions", true, New<pb::CompareRequest>, New<pb::CompareResponse>},
+    {"GradeEvents", false, New<pb::GradeRequest>, New<pb::GradeResponse>},
+    {"EvaluateTrial", false, New<pb::EvaluateTrialRequest>, New<pb::EvaluateTrialResponse>},
 };
 constexpr size_t kMethodCount = sizeof kMethods / sizeof kMethods[0];
 
