@@ -64,7 +64,8 @@ std::string BoinJson(const v1::BoinOutcome& boin) {
       ",\"design_sha256\":", Quoted(boin.design_sha256()),
       ",\"boundaries\":[", absl::StrJoin(rows, ","), "]",
       ",\"next_dose_level\":", QuotedOrNull(boin.next_dose_level()),
-      ",\"eliminated\":", List(boin.eliminated()), ",\"mtd\":", QuotedOrNull(boin.mtd()),
+      ",\"eliminated\":", List(boin.eliminated()),
+      ",\"possibly_eliminated\":", List(boin.possibly_eliminated()), ",\"mtd\":", QuotedOrNull(boin.mtd()),
       ",\"estimates\":[", absl::StrJoin(estimates, ","), "]}");
 }
 
@@ -129,7 +130,10 @@ std::string RenderTrialJson(const v1::TrialEvaluation& evaluation) {
     resolutions.push_back(absl::StrCat("{\"dlt\":", List(r.dlt()),
                                        ",\"decision\":", Quoted(r.decision()),
                                        escalation.has_boin()
-                                           ? absl::StrCat(",\"eliminated\":", List(r.eliminated()))
+                                           ? absl::StrCat(",\"next_dose_level\":",
+                                                          QuotedOrNull(r.next_dose_level()),
+                                                          ",\"eliminated\":", List(r.eliminated()),
+                                                          ",\"mtd\":", QuotedOrNull(r.mtd()))
                                            : "",
                                        "}"));
   }
@@ -140,7 +144,8 @@ std::string RenderTrialJson(const v1::TrialEvaluation& evaluation) {
       absl::StrJoin(patients, ","), "],\"dose_levels\":[", absl::StrJoin(doses, ","),
       "],\"escalation\":{\"design\":", Quoted(escalation.design()),
       ",\"dose_level\":", Quoted(escalation.dose_level()),
-      ",\"decision\":", Quoted(escalation.decision()), ",\"pending\":[",
+      ",\"decision\":", Quoted(escalation.decision()),
+      ",\"resolutions\":", escalation.resolutions(), ",\"pending\":[",
       absl::StrJoin(pending, ","), "],\"by_resolution\":[", absl::StrJoin(resolutions, ","), "]");
   if (escalation.has_boin()) absl::StrAppend(&out, ",\"boin\":", BoinJson(escalation.boin()));
   out += "}";
@@ -168,7 +173,8 @@ std::string RenderTrialJson(const v1::TrialEvaluation& evaluation) {
   absl::StrAppend(&out, ",\"stopping\":{\"decision\":", QuotedOrNull(stopping.decision()),
                   ",\"rules\":{", absl::StrJoin(rules, ","), "},\"counts\":[",
                   absl::StrJoin(counts, ","), "],\"pending\":[", absl::StrJoin(memberships, ","),
-                  "],\"by_resolution\":[", absl::StrJoin(stop_resolutions, ","), "]}}\n");
+                  "],\"resolutions\":", stopping.resolutions(), ",\"by_resolution\":[",
+                  absl::StrJoin(stop_resolutions, ","), "]}}\n");
   return out;
 }
 
@@ -225,7 +231,7 @@ std::string RenderTrialText(const v1::TrialEvaluation& evaluation) {
       absl::StrAppend(&out, "  ", without, " if ", ClearingOf(escalation, subjects[0]), "; ",
                       with, " otherwise\n");
     } else {
-      absl::StrAppend(&out, "  the same whether or not ", subjects[0], " has a DLT\n");
+      absl::StrAppend(&out, "  ", without, " whether or not ", subjects[0], " has a DLT\n");
     }
   } else if (!subjects.empty()) {
     for (const std::string& subject : subjects) {
@@ -234,6 +240,10 @@ std::string RenderTrialText(const v1::TrialEvaluation& evaluation) {
     for (const v1::EscalationOutcome::Resolution& r : escalation.by_resolution()) {
       absl::StrAppend(&out, "  with a DLT: ", r.dlt().empty() ? "none" : absl::StrJoin(r.dlt(), ", "),
                       " -> ", ResolutionText(r), "\n");
+    }
+    if (escalation.by_resolution().empty()) {
+      absl::StrAppend(&out, "  decided over ", escalation.resolutions(),
+                      " resolutions of ", subjects.size(), " pending patients (not listed)\n");
     }
   }
   if (escalation.has_boin()) {
@@ -247,7 +257,11 @@ std::string RenderTrialText(const v1::TrialEvaluation& evaluation) {
     if (!boin.eliminated().empty()) {
       absl::StrAppend(&out, "  eliminated: ", absl::StrJoin(boin.eliminated(), ", "), "\n");
     }
-    if (!boin.estimates().empty()) {
+    if (!boin.possibly_eliminated().empty()) {
+      absl::StrAppend(&out, "  eliminated in some resolutions: ",
+                      absl::StrJoin(boin.possibly_eliminated(), ", "), "\n");
+    }
+    if (escalation.decision() == "STOP_SELECT_MTD") {
       absl::StrAppend(&out, "  MTD: ", boin.mtd().empty() ? "none" : boin.mtd(), "\n");
     }
   }

@@ -42,10 +42,7 @@ absl::StatusOr<v1::TrialEvaluation> EvaluateOffline(const Args& args,
   absl::StatusOr<std::shared_ptr<const RuleSet>> rule_set = catalog->Select(
       {records.protocol_id(), args.Get("version"), *as_of, args.Get("site")}, TodayUtc());
   if (!rule_set.ok()) return rule_set.status();
-  absl::StatusOr<std::vector<std::shared_ptr<const DecisionTableSet>>> tables =
-      catalog->TablesOf(**rule_set);
-  if (!tables.ok()) return tables.status();
-  return EvaluateTrial(**rule_set, *tables, records);
+  return EvaluateTrial(**rule_set, catalog->TablesOf(**rule_set), records);
 }
 
 absl::StatusOr<v1::TrialEvaluation> EvaluateOnServer(const Args& args,

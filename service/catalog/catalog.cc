@@ -151,17 +151,12 @@ absl::StatusOr<std::shared_ptr<const RuleSet>> Catalog::Select(const VersionQuer
   return in_force;
 }
 
-absl::StatusOr<std::vector<std::shared_ptr<const DecisionTableSet>>> Catalog::TablesOf(
+std::vector<std::shared_ptr<const DecisionTableSet>> Catalog::TablesOf(
     const RuleSet& rule_set) const {
   std::vector<std::shared_ptr<const DecisionTableSet>> tables;
   for (const auto& [table_id, version] : rule_set.definition().decision_tables) {
     absl::StatusOr<std::shared_ptr<const DecisionTableSet>> table = SelectTable(table_id, version);
-    if (!table.ok()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          rule_set.protocol_id(), " ", rule_set.version(), " grades with decision table ",
-          table_id, " ", version, ", which is not loaded: ", table.status().message()));
-    }
-    tables.push_back(*std::move(table));
+    if (table.ok()) tables.push_back(*std::move(table));
   }
   return tables;
 }

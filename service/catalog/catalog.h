@@ -64,10 +64,9 @@ class Catalog {
   absl::StatusOr<std::shared_ptr<const DecisionTableSet>> SelectTable(
       absl::string_view table_id, absl::string_view version) const;
 
-  // The decision tables `rule_set` names, as loaded; FailedPrecondition
-  // names one that is not.
-  absl::StatusOr<std::vector<std::shared_ptr<const DecisionTableSet>>> TablesOf(
-      const RuleSet& rule_set) const;
+  // Those of the decision tables `rule_set` names that are loaded (the
+  // engine refuses to answer without one it needs).
+  std::vector<std::shared_ptr<const DecisionTableSet>> TablesOf(const RuleSet& rule_set) const;
 
   // The version that answers `query`, on the as-of date (else `today`):
   //  1. the version named;

@@ -34,6 +34,9 @@ namespace pb = ::trialrules::v1;
 
 constexpr DayNumber kDefaultMinDate = -25567;  // 1900-01-01
 constexpr DayNumber kDefaultMaxDate = 84005;   // 2199-12-31
+// Day counts of a DLT definition (windows, durations): a century is more
+// than any protocol needs, and keeps date arithmetic far from overflow.
+constexpr int kMaxTrialDays = 36500;
 
 bool IsFunctionName(absl::string_view name) {
   return std::find(std::begin(kFunctionNames), std::end(kFunctionNames), name) !=
@@ -509,14 +512,15 @@ class Checker {
     };
     if (file_.has_dlt()) {
       const pb::DltDefinition& dlt = file_.dlt();
-      if (dlt.window_first_day() < 0 || dlt.window_last_day() < dlt.window_first_day()) {
+      if (dlt.window_first_day() < 0 || dlt.window_last_day() < dlt.window_first_day() ||
+          dlt.window_last_day() > kMaxTrialDays) {
         report("dlt", "", absl::StrCat("dlt: window_first_day ", dlt.window_first_day(),
                                        " to window_last_day ", dlt.window_last_day(),
                                        " is not a window of days after the infusion"));
       }
-      if (dlt.evaluation_days() < 0) {
+      if (dlt.evaluation_days() < 0 || dlt.evaluation_days() > kMaxTrialDays) {
         report("dlt", "", absl::StrCat("dlt: evaluation_days ", dlt.evaluation_days(),
-                                       " is negative"));
+                                       " is not from 0 to ", kMaxTrialDays));
       }
       for (const std::string& attribution : dlt.related_attributions()) {
         if (std::find(std::begin(kAttributions), std::end(kAttributions), attribution) ==
@@ -536,10 +540,12 @@ class Checker {
           report("dlt", criterion.id(), absl::StrCat("min_grade ", criterion.min_grade(),
                                                      " is not a grade from 1 to 5"));
         }
-        if (criterion.has_lasting_more_than_days() && criterion.lasting_more_than_days() < 0) {
+        if (criterion.has_lasting_more_than_days() &&
+            (criterion.lasting_more_than_days() < 0 ||
+             criterion.lasting_more_than_days() > kMaxTrialDays)) {
           report("dlt", criterion.id(),
                  absl::StrCat("lasting_more_than_days ", criterion.lasting_more_than_days(),
-                              " is negative"));
+                              " is not from 0 to ", kMaxTrialDays));
         }
       }
       if (file_.dose_levels().empty()) report("dlt", "", "dlt: the file declares no dose_levels");
@@ -573,8 +579,10 @@ class Checker {
           }
           break;
         case pb::RecordCount::kTreatmentRelatedDeaths:
-          if (count.treatment_related_deaths().within_days() < 0) {
-            count_problem("treatment_related_deaths.within_days is negative");
+          if (count.treatment_related_deaths().within_days() < 0 ||
+              count.treatment_related_deaths().within_days() > kMaxTrialDays) {
+            count_problem(absl::StrCat("treatment_related_deaths.within_days is not from 0 to ",
+                                       kMaxTrialDays));
           }
           break;
         case pb::RecordCount::kEvaluableAtCurrentDose:
@@ -587,8 +595,24 @@ class Checker {
     }
     if (file_.has_boin()) {
       if (!file_.has_dlt()) report("boin", "", "boin: needs a dlt definition");
-      if (absl::Status valid = CheckBoinDesign(file_.boin()); !valid.ok()) {
-        report("boin", "", absl::StrCat("boin: ", valid.message()));
+      absl::StatusOr<std::string> sha256 = BoinDesignSha256(file_.boin());
+      if (!sha256.ok()) {
+        report("boin", "", absl::StrCat("boin: ", sha256.status().message()));
+      } else {
+        def->boin_sha256 = *sha256;
+      }
+    }
+    if (file_.has_dlt() && file_.has_boin() && file_.escalation_size() > 0) {
+      report("boin", "", "boin and escalation rules would both decide escalation from trial "
+                         "records: keep one");
+    } else if (file_.has_dlt() && !file_.has_boin() && file_.escalation_size() > 0) {
+      const auto counts = [&](auto has) {
+        return std::any_of(file_.record_counts().begin(), file_.record_counts().end(), has);
+      };
+      if (!counts([](const pb::RecordCount& c) { return c.has_evaluable_at_current_dose(); }) ||
+          !counts([](const pb::RecordCount& c) { return c.has_dlts_at_current_dose(); })) {
+        report("dlt", "", "dlt: the escalation rules decide from the records only with "
+                          "record_counts for evaluable_at_current_dose and dlts_at_current_dose");
       }
     }
     if (problems_->size() != problems_before) return;

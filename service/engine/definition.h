@@ -98,6 +98,8 @@ struct RuleSetDefinition {
   std::optional<v1::DltDefinition> dlt;
   std::vector<v1::RecordCount> record_counts;
   std::optional<v1::BoinDesign> boin;
+  // Of the BOIN design's parameters and boundary table, computed at load.
+  std::string boin_sha256;
   // Per node (derived values, then rules), and the nodes in an order in
   // which every node comes after the nodes it uses.
   std::vector<NodeSpec> nodes;

@@ -122,6 +122,9 @@ class RecordsReader {
       if (!read.ok()) return read;
       read = ReadDate("death_date", record.death_date(), &patient.death);
       if (!read.ok()) return read;
+      if (!patient.death && record.has_death_treatment_related()) {
+        return Refuse("death_treatment_related", "is given without a death_date");
+      }
       if (patient.death && patient.infusion && *patient.death < *patient.infusion) {
         return Refuse("death_date", absl::StrCat("\"", record.death_date(),
                                                  "\" is before the infusion_date"));
@@ -200,6 +203,13 @@ class RecordsReader {
       return refuse("resolution_date", absl::StrCat("\"", record.resolution_date(),
                                                     "\" is before the onset_date"));
     }
+    if (patient.death && event.onset > *patient.death) {
+      return refuse("onset_date", absl::StrCat("\"", record.onset_date(),
+                                               "\" is after the death_date"));
+    }
+    // An event still open at the patient's death lasted until the death:
+    // it can last no longer.
+    if (!event.resolution && patient.death) event.resolution = *patient.death;
     if (record.attribution().empty()) {
       event.related = Outcome::kUnknown;
     } else if (std::find(std::begin(kAttributions), std::end(kAttributions),
@@ -397,16 +407,20 @@ class CountEvaluator {
   CountEvaluator(const RuleSet& rules, EvaluationKind kind)
       : rules_(rules), kind_(kind), facts_(rules.EmptyFacts()) {}
 
-  // `counts`: (fact index, value) pairs; the other facts stay missing.
-  const Evaluation& Evaluate(absl::Span<const std::pair<int, int>> counts) {
+  // `counts`: (fact index, value) pairs; the other facts stay missing. A
+  // count outside the range the rule file declares for its fact is refused
+  // (the records are beyond what the protocol's rules were written for).
+  absl::StatusOr<const Evaluation*> Evaluate(absl::Span<const std::pair<int, int>> counts) {
     rules_.ResetFacts(&facts_);
     for (const auto& [fact, value] : counts) {
-      // The counts are whole and non-negative; a value beyond the fact's
-      // range leaves it missing and its rules UNKNOWN.
-      (void)rules_.BindFactAt(fact, static_cast<double>(value), "", &facts_);
+      absl::Status bound = rules_.BindFactAt(fact, static_cast<double>(value), "", &facts_);
+      if (!bound.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("the records give ", bound.message()));
+      }
     }
     rules_.Evaluate(kind_, facts_, &evaluation_);
-    return evaluation_;
+    return &evaluation_;
   }
 
  private:
@@ -425,86 +439,75 @@ BoinParameters BoinParametersOf(const v1::BoinDesign& design) {
   return parameters;
 }
 
+// Resolutions listed one by one in an answer at most: 2^10. Beyond, up to
+// 2^kMaxEnumeratedUnknowns are still decided, without the list, so that a
+// few kilobytes of records cannot ask for a response of megabytes.
+constexpr int kMaxListedUnknowns = 10;
+// Count combinations tried beyond kMaxEnumeratedUnknowns.
+constexpr uint64_t kMaxCountCombinations = 4096;
+
+// What the escalation design decides for given per-dose counts.
+struct Verdict {
+  std::string decision;
+  // BOIN only.
+  std::string next_dose_level;
+  std::vector<std::string> eliminated;
+  std::string mtd;
+};
+
 class EscalationDecider {
  public:
-  EscalationDecider(const RuleSet& rules, int current, const pb::TrialEvaluation& evaluation)
+  EscalationDecider(const RuleSet& rules, int current)
       : rules_(rules), current_(current), three_plus_three_(rules, EvaluationKind::kEscalation) {
     const RuleSetDefinition& def = rules.definition();
     for (const pb::RecordCount& count : def.record_counts) {
       if (count.has_evaluable_at_current_dose()) evaluable_fact_ = rules.FindFact(count.fact());
       if (count.has_dlts_at_current_dose()) dlt_fact_ = rules.FindFact(count.fact());
     }
-    if (def.boin) {
-      boin_ = *BoinDesign::Create(BoinParametersOf(*def.boin));  // checked at load
-      for (const pb::DoseLevelCounts& level : evaluation.dose_levels()) {
-        boin_counts_.push_back({level.n_evaluable(), level.n_dlt()});
-      }
-    }
+    if (def.boin) boin_ = *BoinDesign::Create(BoinParametersOf(*def.boin));  // checked at load
   }
 
   bool boin() const { return boin_.has_value(); }
-  const BoinDesign& boin_design() const { return *boin_; }
+  const BoinDesign& design() const { return *boin_; }
 
-  // What the design decides with `n` evaluable and `y` with a DLT at the
-  // current dose.
-  struct Verdict {
-    std::string decision;
-    std::vector<std::string> eliminated;  // BOIN: the dose levels eliminated
-  };
-  const Verdict& Decide(int n, int y) {
-    auto [it, inserted] = decisions_.try_emplace(std::pair{n, y});
-    if (!inserted) return it->second;
+  // The verdict for `counts` (per dose: evaluable, with a DLT). 3+3 reads
+  // the current dose only; BOIN every dose (elimination).
+  absl::StatusOr<const Verdict*> Decide(const std::vector<BoinDoseCounts>& counts) {
+    std::vector<std::pair<int, int>> key;
     if (boin_) {
-      std::vector<BoinDoseCounts> counts = boin_counts_;
-      counts[current_] = {n, y};
-      absl::StatusOr<BoinDecision> decision = boin_->Decide(counts, current_);
-      if (!decision.ok()) {
-        it->second.decision = "INDETERMINATE";
-        return it->second;
-      }
-      it->second.decision = std::string(BoinActionName(decision->action));
-      for (int dose : decision->eliminated) {
-        it->second.eliminated.push_back(rules_.definition().dose_levels[dose].id);
-      }
+      for (const BoinDoseCounts& c : counts) key.emplace_back(c.n, c.y);
     } else {
+      key.emplace_back(counts[current_].n, counts[current_].y);
+    }
+    auto [it, inserted] = verdicts_.try_emplace(std::move(key));
+    if (!inserted) return &it->second;
+    Verdict& verdict = it->second;
+    if (!boin_) {
       std::vector<std::pair<int, int>> facts;
-      if (evaluable_fact_ >= 0) facts.emplace_back(evaluable_fact_, n);
-      if (dlt_fact_ >= 0) facts.emplace_back(dlt_fact_, y);
-      it->second.decision = std::string(DecisionName(three_plus_three_.Evaluate(facts).decision));
+      if (evaluable_fact_ >= 0) facts.emplace_back(evaluable_fact_, counts[current_].n);
+      if (dlt_fact_ >= 0) facts.emplace_back(dlt_fact_, counts[current_].y);
+      absl::StatusOr<const Evaluation*> evaluation = three_plus_three_.Evaluate(facts);
+      if (!evaluation.ok()) {
+        verdicts_.erase(it);
+        return evaluation.status();
+      }
+      verdict.decision = std::string(DecisionName((*evaluation)->decision));
+      return &verdict;
     }
-    return it->second;
-  }
-
-  void FillBoin(int n, int y, pb::BoinOutcome* out) const {
-    std::vector<BoinDoseCounts> counts = boin_counts_;
-    counts[current_] = {n, y};
     const std::vector<DoseLevelSpec>& levels = rules_.definition().dose_levels;
-    int max_n = 12;
-    for (const BoinDoseCounts& c : counts) max_n = std::max(max_n, c.n);
-    out->set_target(boin_->phi());
-    out->set_lambda_e(boin_->lambda_e());
-    out->set_lambda_d(boin_->lambda_d());
-    for (const BoinBoundary& row : boin_->Boundaries(max_n)) {
-      pb::BoinBoundaryRow* r = out->add_boundaries();
-      r->set_n(row.n);
-      r->set_escalate_max(row.escalate_max);
-      r->set_deescalate_min(row.deescalate_min);
-      if (row.eliminate_min) r->set_eliminate_min(*row.eliminate_min);
-    }
-    out->set_design_sha256(Sha256Hex(boin_->CanonicalText(max_n)));
     absl::StatusOr<BoinDecision> decision = boin_->Decide(counts, current_);
-    if (!decision.ok()) return;
-    if (decision->next_dose) out->set_next_dose_level(levels[*decision->next_dose].id);
-    for (int dose : decision->eliminated) out->add_eliminated(levels[dose].id);
-    if (decision->action != BoinAction::kStopSelectMtd) return;
-    absl::StatusOr<MtdSelection> mtd = boin_->SelectMtd(counts);
-    if (!mtd.ok()) return;
-    if (mtd->mtd) out->set_mtd(levels[*mtd->mtd].id);
-    for (size_t d = 0; d < mtd->estimates.size(); ++d) {
-      pb::BoinOutcome::Estimate* estimate = out->add_estimates();
-      estimate->set_dose_level(levels[d].id);
-      if (mtd->estimates[d]) estimate->set_estimate(*mtd->estimates[d]);
+    if (!decision.ok()) {
+      verdicts_.erase(it);
+      return decision.status();
     }
+    verdict.decision = std::string(BoinActionName(decision->action));
+    if (decision->next_dose) verdict.next_dose_level = levels[*decision->next_dose].id;
+    for (int dose : decision->eliminated) verdict.eliminated.push_back(levels[dose].id);
+    if (decision->action == BoinAction::kStopSelectMtd) {
+      absl::StatusOr<MtdSelection> mtd = boin_->SelectMtd(counts);
+      if (mtd.ok() && mtd->mtd) verdict.mtd = levels[*mtd->mtd].id;
+    }
+    return &verdict;
   }
 
  private:
@@ -514,21 +517,41 @@ class EscalationDecider {
   int dlt_fact_ = -1;
   CountEvaluator three_plus_three_;
   std::optional<BoinDesign> boin_;
-  std::vector<BoinDoseCounts> boin_counts_;
-  std::map<std::pair<int, int>, Verdict> decisions_;
+  std::map<std::vector<std::pair<int, int>>, Verdict> verdicts_;
 };
 
-void DecideEscalation(const RuleSet& rules, const std::vector<Patient>& patients, int current,
-                      pb::TrialEvaluation* evaluation) {
-  EscalationDecider decider(rules, current, *evaluation);
+void FillBoinDesign(const RuleSet& rules, const BoinDesign& design, int max_n,
+                    pb::BoinOutcome* out) {
+  out->set_target(design.phi());
+  out->set_lambda_e(design.lambda_e());
+  out->set_lambda_d(design.lambda_d());
+  out->set_design_sha256(rules.definition().boin_sha256);
+  for (const BoinBoundary& row : design.Boundaries(std::max(12, max_n))) {
+    pb::BoinBoundaryRow* r = out->add_boundaries();
+    r->set_n(row.n);
+    r->set_escalate_max(row.escalate_max);
+    r->set_deescalate_min(row.deescalate_min);
+    if (row.eliminate_min) r->set_eliminate_min(*row.eliminate_min);
+  }
+}
+
+absl::Status DecideEscalation(const RuleSet& rules, const std::vector<Patient>& patients,
+                              int current, pb::TrialEvaluation* evaluation) {
+  EscalationDecider decider(rules, current);
   pb::EscalationOutcome* out = evaluation->mutable_escalation();
   out->set_design(decider.boin() ? "BOIN" : "3+3");
   out->set_dose_level(rules.definition().dose_levels[current].id);
 
-  const pb::DoseLevelCounts& counts = evaluation->dose_levels(current);
+  // The certain counts, then the patients whose DLT is pending: at the
+  // current dose for 3+3; at every dose for BOIN, whose eliminations read
+  // every dose's counts.
+  std::vector<BoinDoseCounts> known;
+  for (const pb::DoseLevelCounts& level : evaluation->dose_levels()) {
+    known.push_back({level.n_evaluable(), level.n_dlt()});
+  }
   std::vector<const Patient*> pending;
   for (const Patient& patient : patients) {
-    if (patient.dose != current || patient.dlt != Outcome::kUnknown) continue;
+    if (patient.dlt != Outcome::kUnknown || (!decider.boin() && patient.dose != current)) continue;
     pending.push_back(&patient);
     for (size_t e = 0; e < patient.events.size(); ++e) {
       const Event& event = patient.events[e];
@@ -540,52 +563,101 @@ void DecideEscalation(const RuleSet& rules, const std::vector<Patient>& patients
       for (const std::string& clearing : event.cleared_if) p->add_cleared_if(clearing);
     }
   }
-  const int n_known = counts.n_evaluable();
-  const int y_known = counts.n_dlt();
-  if (decider.boin()) decider.FillBoin(n_known, y_known, out->mutable_boin());
-  if (pending.empty()) {
-    out->set_decision(decider.Decide(n_known, y_known).decision);
-    return;
-  }
-  std::set<std::string> decisions;
-  if (pending.size() > static_cast<size_t>(kMaxEnumeratedUnknowns)) {
-    // Too many to list, but the design reads only the counts: every
-    // resolution is some number of DLTs among the pending patients whose
-    // window has finished and some among those still in it (who then
-    // become evaluable), so those pairs decide exactly.
+
+  // Every resolution's verdict, combined.
+  std::set<std::string> decisions, next_doses, mtds;
+  std::map<std::string, int> eliminated_in;  // dose level -> resolutions eliminating it
+  uint64_t resolutions = 0;
+  auto take = [&](const Verdict& verdict) {
+    ++resolutions;
+    decisions.insert(verdict.decision);
+    next_doses.insert(verdict.next_dose_level);
+    mtds.insert(verdict.mtd);
+    for (const std::string& level : verdict.eliminated) ++eliminated_in[level];
+  };
+  bool decided = true;
+  if (pending.size() <= static_cast<size_t>(kMaxEnumeratedUnknowns)) {
+    const bool listed = pending.size() <= static_cast<size_t>(kMaxListedUnknowns);
+    for (uint32_t mask = 0; mask < (1u << pending.size()); ++mask) {
+      std::vector<BoinDoseCounts> counts = known;
+      for (size_t i = 0; i < pending.size(); ++i) {
+        if ((mask >> i & 1) == 0) continue;
+        BoinDoseCounts& c = counts[pending[i]->dose];
+        ++c.y;
+        // A patient whose window has not finished is evaluable only by a DLT.
+        if (!pending[i]->window_finished) ++c.n;
+      }
+      absl::StatusOr<const Verdict*> verdict = decider.Decide(counts);
+      if (!verdict.ok()) return verdict.status();
+      take(**verdict);
+      if (!listed || pending.empty()) continue;
+      pb::EscalationOutcome::Resolution* resolution = out->add_by_resolution();
+      for (size_t i = 0; i < pending.size(); ++i) {
+        if (mask >> i & 1) resolution->add_dlt(pending[i]->record->subject_ref());
+      }
+      resolution->set_decision((*verdict)->decision);
+      resolution->set_next_dose_level((*verdict)->next_dose_level);
+      for (const std::string& level : (*verdict)->eliminated) resolution->add_eliminated(level);
+      resolution->set_mtd((*verdict)->mtd);
+    }
+  } else {
+    // Too many to enumerate one by one. When all are at the current dose,
+    // a resolution is some number of DLTs among those whose window has
+    // finished and some among those still in it (who then become
+    // evaluable): those pairs decide exactly, if few enough.
     int finished = 0;
-    for (const Patient* patient : pending) finished += patient->window_finished;
+    bool all_current = true;
+    for (const Patient* patient : pending) {
+      finished += patient->window_finished;
+      all_current = all_current && patient->dose == current;
+    }
     const int in_window = static_cast<int>(pending.size()) - finished;
-    for (int a = 0; a <= finished; ++a) {
+    decided = all_current &&
+              static_cast<uint64_t>(finished + 1) * (in_window + 1) <= kMaxCountCombinations;
+    for (int a = 0; decided && a <= finished; ++a) {
       for (int b = 0; b <= in_window; ++b) {
-        decisions.insert(decider.Decide(n_known + b, y_known + a + b).decision);
+        std::vector<BoinDoseCounts> counts = known;
+        counts[current].n += b;
+        counts[current].y += a + b;
+        absl::StatusOr<const Verdict*> verdict = decider.Decide(counts);
+        if (!verdict.ok()) return verdict.status();
+        take(**verdict);
       }
     }
   }
-  const uint32_t resolutions =
-      pending.size() > static_cast<size_t>(kMaxEnumeratedUnknowns) ? 0 : 1u << pending.size();
-  for (uint32_t mask = 0; mask < resolutions; ++mask) {
-    int n = n_known;
-    int y = y_known;
-    pb::EscalationOutcome::Resolution* resolution = out->add_by_resolution();
-    for (size_t i = 0; i < pending.size(); ++i) {
-      if ((mask >> i & 1) == 0) continue;
-      ++y;
-      // A patient whose window has not finished is evaluable only by a DLT.
-      if (!pending[i]->window_finished) ++n;
-      resolution->add_dlt(pending[i]->record->subject_ref());
+  out->set_resolutions(resolutions);
+  out->set_decision(decided && decisions.size() == 1 ? *decisions.begin() : "INDETERMINATE");
+  if (!decider.boin()) return absl::OkStatus();
+
+  int max_n = 0;
+  for (const BoinDoseCounts& c : known) max_n = std::max(max_n, c.n);
+  pb::BoinOutcome* boin = out->mutable_boin();
+  FillBoinDesign(rules, decider.design(), max_n + static_cast<int>(pending.size()), boin);
+  if (!decided) return absl::OkStatus();
+  // What every resolution agrees on is said plainly; a dose some
+  // resolutions eliminate and others not is only possibly eliminated.
+  if (next_doses.size() == 1) boin->set_next_dose_level(*next_doses.begin());
+  if (mtds.size() == 1) boin->set_mtd(*mtds.begin());
+  for (const DoseLevelSpec& level : rules.definition().dose_levels) {
+    const auto it = eliminated_in.find(level.id);
+    if (it == eliminated_in.end()) continue;
+    if (static_cast<uint64_t>(it->second) == resolutions) {
+      boin->add_eliminated(level.id);
+    } else {
+      boin->add_possibly_eliminated(level.id);
     }
-    const EscalationDecider::Verdict& verdict = decider.Decide(n, y);
-    resolution->set_decision(verdict.decision);
-    for (const std::string& level : verdict.eliminated) resolution->add_eliminated(level);
-    decisions.insert(resolution->decision());
   }
-  if (decisions.size() == 1) {
-    out->set_decision(*decisions.begin());
-  } else {
-    out->set_decision("INDETERMINATE");
-    if (decider.boin()) out->mutable_boin()->clear_next_dose_level();
+  if (pending.empty() && *decisions.begin() == BoinActionName(BoinAction::kStopSelectMtd)) {
+    absl::StatusOr<MtdSelection> mtd = decider.design().SelectMtd(known);
+    if (mtd.ok()) {
+      for (size_t d = 0; d < mtd->estimates.size(); ++d) {
+        pb::BoinOutcome::Estimate* estimate = boin->add_estimates();
+        estimate->set_dose_level(rules.definition().dose_levels[d].id);
+        if (mtd->estimates[d]) estimate->set_estimate(*mtd->estimates[d]);
+      }
+    }
   }
+  return absl::OkStatus();
 }
 
 // One stopping count's membership per patient.
@@ -626,8 +698,8 @@ Outcome Membership(const pb::RecordCount& count, const pb::DltDefinition* dlt,
   }
 }
 
-void DecideStopping(const RuleSet& rules, const std::vector<Patient>& patients,
-                    pb::TrialEvaluation* evaluation) {
+absl::Status DecideStopping(const RuleSet& rules, const std::vector<Patient>& patients,
+                            pb::TrialEvaluation* evaluation) {
   const RuleSetDefinition& def = rules.definition();
   std::vector<StoppingCount> counts;
   for (const pb::RecordCount& count : def.record_counts) {
@@ -664,7 +736,9 @@ void DecideStopping(const RuleSet& rules, const std::vector<Patient>& patients,
   const std::vector<int>& rule_indices = rules.RulesFor(EvaluationKind::kStopping);
   std::vector<Outcome> combined(rule_indices.size(), Outcome::kUnknown);
   std::set<Decision> decisions;
+  uint64_t resolutions = 0;
   auto record = [&](const Evaluation& e, bool first) {
+    ++resolutions;
     for (size_t r = 0; r < e.rules.size(); ++r) {
       combined[r] = first || combined[r] == e.rules[r].outcome ? e.rules[r].outcome
                                                                 : Outcome::kUnknown;
@@ -687,7 +761,9 @@ void DecideStopping(const RuleSet& rules, const std::vector<Patient>& patients,
       for (size_t c = 0; c < counts.size(); ++c) {
         if (counts[c].fact >= 0) facts.emplace_back(counts[c].fact, known_counts[c] + added[c]);
       }
-      record(evaluator.Evaluate(facts), combination == 0);
+      absl::StatusOr<const Evaluation*> e = evaluator.Evaluate(facts);
+      if (!e.ok()) return e.status();
+      record(**e, combination == 0);
       for (size_t c = 0; c < counts.size(); ++c) {  // the next combination, odometer-wise
         if (++added[c] <= open[c]) break;
         added[c] = 0;
@@ -699,11 +775,13 @@ void DecideStopping(const RuleSet& rules, const std::vector<Patient>& patients,
     for (size_t c = 0; c < counts.size(); ++c) {
       if (open[c] == 0 && counts[c].fact >= 0) facts.emplace_back(counts[c].fact, known_counts[c]);
     }
-    record(evaluator.Evaluate(facts), true);
+    absl::StatusOr<const Evaluation*> e = evaluator.Evaluate(facts);
+    if (!e.ok()) return e.status();
+    record(**e, true);
   } else {
     std::map<std::vector<int>, std::pair<Decision, std::vector<Outcome>>> cache;
-    const uint32_t resolutions = 1u << unknown.size();
-    for (uint32_t mask = 0; mask < resolutions; ++mask) {
+    const uint32_t masks = 1u << unknown.size();
+    for (uint32_t mask = 0; mask < masks; ++mask) {
       std::vector<int> values = known_counts;
       for (size_t i = 0; i < unknown.size(); ++i) {
         if (mask >> i & 1) ++values[unknown[i].first];
@@ -714,16 +792,18 @@ void DecideStopping(const RuleSet& rules, const std::vector<Patient>& patients,
         for (size_t c = 0; c < counts.size(); ++c) {
           if (counts[c].fact >= 0) facts.emplace_back(counts[c].fact, values[c]);
         }
-        const Evaluation& e = evaluator.Evaluate(facts);
-        it->second.first = e.decision;
-        for (const RuleResult& r : e.rules) it->second.second.push_back(r.outcome);
+        absl::StatusOr<const Evaluation*> e = evaluator.Evaluate(facts);
+        if (!e.ok()) return e.status();
+        it->second.first = (*e)->decision;
+        for (const RuleResult& r : (*e)->rules) it->second.second.push_back(r.outcome);
       }
       const auto& [decision, outcomes] = it->second;
       for (size_t r = 0; r < outcomes.size(); ++r) {
         combined[r] = mask == 0 || combined[r] == outcomes[r] ? outcomes[r] : Outcome::kUnknown;
       }
       decisions.insert(decision);
-      if (unknown.empty()) break;
+      ++resolutions;
+      if (unknown.empty() || unknown.size() > static_cast<size_t>(kMaxListedUnknowns)) continue;
       pb::StoppingOutcome::Resolution* resolution = out->add_by_resolution();
       for (size_t i = 0; i < unknown.size(); ++i) {
         if ((mask >> i & 1) == 0) continue;
@@ -734,6 +814,7 @@ void DecideStopping(const RuleSet& rules, const std::vector<Patient>& patients,
       resolution->set_decision(std::string(DecisionName(decision)));
     }
   }
+  out->set_resolutions(resolutions);
   out->set_decision(decisions.size() == 1 ? std::string(DecisionName(*decisions.begin()))
                                           : "INDETERMINATE");
   for (size_t r = 0; r < rule_indices.size(); ++r) {
@@ -741,12 +822,19 @@ void DecideStopping(const RuleSet& rules, const std::vector<Patient>& patients,
     rule->set_id(rules.rules()[rule_indices[r]].id);
     rule->set_outcome(ToTruth(combined[r]));
   }
+  return absl::OkStatus();
 }
 
 }  // namespace
 
-absl::Status CheckBoinDesign(const v1::BoinDesign& design) {
-  return BoinDesign::Create(BoinParametersOf(design)).status();
+absl::StatusOr<std::string> BoinDesignSha256(const v1::BoinDesign& design) {
+  if (design.has_n_earlystop() && design.n_earlystop() > kMaxBoinEarlyStop) {
+    return absl::InvalidArgumentError(absl::StrCat("n_earlystop ", design.n_earlystop(),
+                                                   " is more than ", kMaxBoinEarlyStop));
+  }
+  absl::StatusOr<BoinDesign> boin = BoinDesign::Create(BoinParametersOf(design));
+  if (!boin.ok()) return boin.status();
+  return Sha256Hex(boin->CanonicalText(boin->n_earlystop()));
 }
 
 absl::StatusOr<v1::TrialEvaluation> EvaluateTrial(
@@ -787,9 +875,9 @@ absl::StatusOr<v1::TrialEvaluation> EvaluateTrial(
     FillPatient(rules, patient, evaluation.add_patients());
   }
   FillDoseCounts(rules, patients, &evaluation);
-  DecideEscalation(rules, patients, current, &evaluation);
+  if (absl::Status s = DecideEscalation(rules, patients, current, &evaluation); !s.ok()) return s;
   if (rules.CanDecide(EvaluationKind::kStopping).ok()) {
-    DecideStopping(rules, patients, &evaluation);
+    if (absl::Status s = DecideStopping(rules, patients, &evaluation); !s.ok()) return s;
   }
   return evaluation;
 }

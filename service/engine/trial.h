@@ -32,9 +32,14 @@ namespace trialrules {
 // those are too many does a count with unknown members stay missing.
 inline constexpr int kMaxEnumeratedUnknowns = 16;
 
-// OK when `design` has parameters BOIN accepts; else InvalidArgument naming
-// the parameter and its value.
-absl::Status CheckBoinDesign(const v1::BoinDesign& design);
+// The patients per dose a BOIN design may ask for before it stops.
+inline constexpr int kMaxBoinEarlyStop = 1000;
+
+// When `design` has parameters BOIN accepts: the SHA-256 (hex) of its
+// parameters and boundary table for n = 1 to max(12, n_earlystop), which
+// the rule version carries. Else InvalidArgument naming the parameter and
+// its value.
+absl::StatusOr<std::string> BoinDesignSha256(const v1::BoinDesign& design);
 
 // Evaluates `records` under `rules` (the version in force on their
 // as_of_date, chosen by the caller), grading ungraded events with `tables`

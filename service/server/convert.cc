@@ -108,6 +108,11 @@ void FillRuleSetInfo(const RuleSet& rule_set, bool full, v1::RuleSetInfo* out) {
     table->set_table_id(table_id);
     table->set_version(version);
   }
+  if (def.dlt) out->set_trial_design(def.boin ? "BOIN" : "3+3");
+  if (def.boin) {
+    *out->mutable_boin() = *def.boin;
+    out->set_boin_sha256(def.boin_sha256);
+  }
   if (!full) return;
   for (const FactSpec& spec : def.facts) FillFact(spec, out->add_facts());
   for (const RuleSpec& spec : def.rules) {

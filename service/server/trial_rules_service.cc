@@ -347,16 +347,22 @@ grpc::ServerUnaryReactor* TrialRulesService::GradeEvents(grpc::CallbackServerCon
   }
   std::string audit_line;
   const absl::Status status = Grade(*request, response, &audit_line);
+  FinishAudited(reactor, call, status, std::move(audit_line), response);
+  return reactor;
+}
+
+void TrialRulesService::FinishAudited(grpc::ServerUnaryReactor* reactor, const CallRecord& call,
+                                      const absl::Status& status, std::string audit_line,
+                                      google::protobuf::Message* response) {
   if (!status.ok()) {
     Finish(reactor, call, ToGrpcStatus(status));
-    return reactor;
+    return;
   }
   // As for decisions: the answer leaves only once its record is written.
   audit_->Append(std::move(audit_line), [reactor, call, response](absl::Status written) {
     if (!written.ok()) response->Clear();
     Finish(reactor, call, ToGrpcStatus(written));
   });
-  return reactor;
 }
 
 absl::Status TrialRulesService::CheckTrialLimits(const v1::EvaluateTrialRequest& request) const {
@@ -447,10 +453,8 @@ absl::Status TrialRulesService::Trial(const v1::EvaluateTrialRequest& request,
   absl::StatusOr<std::shared_ptr<const RuleSet>> rule_set = (*catalog)->Select(
       {records.protocol_id(), request.version(), *as_of, request.site_id()}, TodayUtc());
   if (!rule_set.ok()) return rule_set.status();
-  absl::StatusOr<std::vector<std::shared_ptr<const DecisionTableSet>>> tables =
-      (*catalog)->TablesOf(**rule_set);
-  if (!tables.ok()) return tables.status();
-  absl::StatusOr<v1::TrialEvaluation> evaluation = trialrules::EvaluateTrial(**rule_set, *tables, records);
+  absl::StatusOr<v1::TrialEvaluation> evaluation =
+      trialrules::EvaluateTrial(**rule_set, (*catalog)->TablesOf(**rule_set), records);
   if (!evaluation.ok()) return evaluation.status();
   (*rule_set)->MarkServed();
 
@@ -475,15 +479,7 @@ grpc::ServerUnaryReactor* TrialRulesService::EvaluateTrial(
   }
   std::string audit_line;
   const absl::Status status = Trial(*request, response, &audit_line);
-  if (!status.ok()) {
-    Finish(reactor, call, ToGrpcStatus(status));
-    return reactor;
-  }
-  // As for decisions: the answer leaves only once its record is written.
-  audit_->Append(std::move(audit_line), [reactor, call, response](absl::Status written) {
-    if (!written.ok()) response->Clear();
-    Finish(reactor, call, ToGrpcStatus(written));
-  });
+  FinishAudited(reactor, call, status, std::move(audit_line), response);
   return reactor;
 }
 

@@ -76,6 +76,13 @@ class TrialRulesService final : public v1::TrialRules::CallbackService {
   static void Finish(grpc::ServerUnaryReactor* reactor, const CallRecord& call,
                      const grpc::Status& status);
 
+  // Finishes a unary call whose work gave `status` and, when OK, its audit
+  // record: the answer leaves only once the record is written (else the
+  // call fails UNAVAILABLE with `response` cleared).
+  void FinishAudited(grpc::ServerUnaryReactor* reactor, const CallRecord& call,
+                     const absl::Status& status, std::string audit_line,
+                     google::protobuf::Message* response);
+
   // GradeEvents' work: grades every observation set, or refuses the
   // request naming the set and the observation; fills `audit_line`.
   absl::Status Grade(const v1::GradeRequest& request, v1::GradeResponse* response,

@@ -398,7 +398,7 @@ TEST(CliTest, TrialJsonIsTheContractShape) {
            "\"dlt\":\"FALSE\",\"criterion\":null,\"cleared_if\":[]},",
            "{\"id\":\"DL2\",\"n_infused\":3,\"n_evaluable\":3,\"n_dlt\":0,\"n_dlt_unknown\":1,",
            "\"escalation\":{\"design\":\"3+3\",\"dose_level\":\"DL2\",\"decision\":"
-           "\"INDETERMINATE\",\"pending\":[{\"subject_ref\":\"P05\",\"event\":0,\"term\":"
+           "\"INDETERMINATE\",\"resolutions\":2,\"pending\":[{\"subject_ref\":\"P05\",\"event\":0,\"term\":"
            "\"icans\",\"cleared_if\":[\"resolves by 2020-03-31\"]}],\"by_resolution\":["
            "{\"dlt\":[],\"decision\":\"ESCALATE\"},{\"dlt\":[\"P05\"],\"decision\":\"EXPAND\"}]}",
            "\"stopping\":{\"decision\":\"NOT_TRIGGERED\",\"rules\":{\"S1\":\"FALSE\","
@@ -450,19 +450,22 @@ TEST(CliTest, TrialOnBoinGivesTheNextDoseAndWhatEachResolutionEliminates) {
         "  DE_ESCALATE if B06's colitis is adjudicated unrelated or unlikely, or resolves by "
         "2020-07-02; DE_ESCALATE (DL2-DL5 eliminated) otherwise\n"
         "  BOIN target 0.3: escalate if y/n <= 0.2365, de-escalate if y/n > 0.3585\n"
-        "  next dose level: DL1\n"}) {
+        "  next dose level: DL1\n"
+        "  eliminated in some resolutions: DL2, DL3, DL4, DL5\n"}) {
     EXPECT_NE(run.output.find(expected), std::string::npos) << expected << "\n" << run.output;
   }
   run = Cli("trial --rules tests/data/records/boin_protocol/ "
             "--records tests/data/records/boin_two_of_three.json --json");
   EXPECT_EQ(run.exit_code, 0) << run.output;
   for (const char* expected :
-       {"\"by_resolution\":[{\"dlt\":[],\"decision\":\"DE_ESCALATE\",\"eliminated\":[]},"
-        "{\"dlt\":[\"B06\"],\"decision\":\"DE_ESCALATE\",\"eliminated\":[\"DL2\",\"DL3\","
-        "\"DL4\",\"DL5\"]}]",
+       {"\"by_resolution\":[{\"dlt\":[],\"decision\":\"DE_ESCALATE\",\"next_dose_level\":"
+        "\"DL1\",\"eliminated\":[],\"mtd\":null},{\"dlt\":[\"B06\"],\"decision\":"
+        "\"DE_ESCALATE\",\"next_dose_level\":\"DL1\",\"eliminated\":[\"DL2\",\"DL3\","
+        "\"DL4\",\"DL5\"],\"mtd\":null}]",
         "\"boin\":{\"target\":0.3,\"lambda_e\":0.2364906852,\"lambda_d\":0.3585194646,",
         "{\"n\":3,\"escalate_max\":0,\"deescalate_min\":2,\"eliminate_min\":3}",
-        "\"next_dose_level\":\"DL1\",\"eliminated\":[],\"mtd\":null"}) {
+        "\"next_dose_level\":\"DL1\",\"eliminated\":[],\"possibly_eliminated\":[\"DL2\","
+        "\"DL3\",\"DL4\",\"DL5\"],\"mtd\":null"}) {
     EXPECT_NE(run.output.find(expected), std::string::npos) << expected << "\n" << run.output;
   }
 }

@@ -861,12 +861,19 @@ std::vector<Patient> UnadjudicatedDeaths(int count) {
   return patients;
 }
 
-TEST(TrialStoppingTest, SixteenPendingMembershipsAreEnumerated) {
+// 2^16 resolutions are decided; only up to 2^10 are listed, so that a few
+// kilobytes of records cannot ask for a response of megabytes.
+TEST(TrialStoppingTest, SixteenPendingMembershipsAreEnumeratedButNotListed) {
   absl::StatusOr<pb::TrialEvaluation> evaluation =
       Evaluate(Records(40, "DL1", UnadjudicatedDeaths(16)));
   ASSERT_TRUE(evaluation.ok()) << evaluation.status();
   EXPECT_EQ(evaluation->stopping().pending_size(), 16);
-  EXPECT_EQ(evaluation->stopping().by_resolution_size(), 1 << 16);
+  EXPECT_EQ(evaluation->stopping().resolutions(), 1u << 16);
+  EXPECT_EQ(evaluation->stopping().by_resolution_size(), 0);
+  evaluation = Evaluate(Records(40, "DL1", UnadjudicatedDeaths(10)));
+  ASSERT_TRUE(evaluation.ok()) << evaluation.status();
+  EXPECT_EQ(evaluation->stopping().by_resolution_size(), 1 << 10);
+  evaluation = Evaluate(Records(40, "DL1", UnadjudicatedDeaths(16)));
   EXPECT_EQ(evaluation->stopping().decision(), "INDETERMINATE");
   EXPECT_EQ(StoppingRules(*evaluation)["S1"], "UNKNOWN");
 }
@@ -958,6 +965,25 @@ std::vector<Patient> BoinCohorts(std::vector<int> n, std::vector<int> y) {
 TEST(TrialBoinTest, TheInlineBoinRuleFileLoads) {
   ASSERT_NE(BoinRules(), nullptr);
   EXPECT_TRUE(BoinRules()->definition().boin.has_value());
+}
+
+// The design's boundary table is computed at load and hashed with its
+// parameters: the version carries the hash, and every answer repeats it.
+TEST(TrialBoinTest, TheDesignHashIsComputedAtLoadAndRepeatedInTheAnswer) {
+  ASSERT_NE(BoinRules(), nullptr);
+  const std::string& sha256 = BoinRules()->definition().boin_sha256;
+  EXPECT_EQ(sha256.size(), 64u);
+  pb::BoinDesign design;
+  design.set_target(0.3);
+  EXPECT_EQ(*BoinDesignSha256(design), sha256);
+  design.set_target(0.25);
+  EXPECT_NE(*BoinDesignSha256(design), sha256);
+  absl::StatusOr<pb::TrialEvaluation> evaluation =
+      EvaluateBoin(Records(100, "DL1", BoinCohorts({3, 0, 0}, {0, 0, 0}), "T"));
+  ASSERT_TRUE(evaluation.ok()) << evaluation.status();
+  EXPECT_EQ(evaluation->escalation().boin().design_sha256(), sha256);
+  design.set_n_earlystop(1001);
+  EXPECT_EQ(BoinDesignSha256(design).status().message(), "n_earlystop 1001 is more than 1000");
 }
 
 TEST(TrialBoinTest, ContractExample0Of3EscalatesToDose2) {
@@ -1242,6 +1268,78 @@ TEST(TrialCheckTest, ABoinTargetOutsideFivePercentTo60PercentIsRefused) {
                                "record_counts { fact: \"n_infused\" infused {} }\n"
                                "boin { target: 0.9 }"),
               AllOf(HasSubstr("boin"), HasSubstr("0.9")));
+}
+
+TEST(TrialCheckTest, EscalationRulesWithoutTheirCountsAreRefused) {
+  EXPECT_THAT(ProblemsOfEdited("record_counts { fact: \"n_treated\" evaluable_at_current_dose {} }",
+                               ""),
+              HasSubstr("record_counts for evaluable_at_current_dose and dlts_at_current_dose"));
+}
+
+TEST(TrialCheckTest, BoinBesideEscalationRulesIsRefused) {
+  EXPECT_THAT(ProblemsOfEdited("record_counts { fact: \"n_infused\" infused {} }",
+                               "record_counts { fact: \"n_infused\" infused {} }\n"
+                               "boin { target: 0.3 }"),
+              HasSubstr("boin and escalation rules would both decide escalation"));
+}
+
+// An event still open when the patient died lasted until the death.
+TEST(TrialDltTest, AnEventOpenAtDeathLastedUntilTheDeath) {
+  absl::StatusOr<pb::TrialEvaluation> evaluation = Evaluate(Records(
+      100, "DL1", {Patient("P01", "DL1").InfusedOn(0).DiedOnDay(7, false).With(
+                      Event("icans").Grade(3).OnsetDay(5).Attribution("probable"))}));
+  ASSERT_TRUE(evaluation.ok()) << evaluation.status();
+  EXPECT_EQ(evaluation->patients(0).events(0).dlt(), pb::TRUTH_FALSE) << "2 days, not more than 3";
+  evaluation = Evaluate(Records(
+      100, "DL1", {Patient("P01", "DL1").InfusedOn(0).DiedOnDay(9, false).With(
+                      Event("icans").Grade(3).OnsetDay(5).Attribution("probable"))}));
+  ASSERT_TRUE(evaluation.ok()) << evaluation.status();
+  EXPECT_EQ(evaluation->patients(0).events(0).criterion(), "D3");
+}
+
+TEST(TrialRefusalTest, DeathRelatednessWithoutADeathAndEventsAfterDeathAreRefused) {
+  pb::TrialRecords records =
+      Records(100, "DL1", {Patient("P01", "DL1").InfusedOn(0).DiedOnDay(9, true)});
+  records.mutable_patients(0)->clear_death_date();
+  ExpectRefused(records, {"P01", "death_treatment_related", "without a death_date"});
+  ExpectRefused(Records(100, "DL1", {Patient("P01", "DL1").InfusedOn(0).DiedOnDay(9, true).With(
+                                        Event("nausea").Grade(2).OnsetDay(12))}),
+                {"P01", "events[0].onset_date", "after the death_date"});
+}
+
+// BOIN eliminates from every dose's counts: a DLT pending at DL2 decides
+// whether DL1 may escalate (DL2 at 3 of 3 is eliminated), though the
+// current dose has nothing pending.
+TEST(TrialBoinTest, APendingDltAtAnotherDoseLeavesTheDecisionOpen) {
+  std::vector<Patient> patients = BoinCohorts({3, 2, 0}, {0, 2, 0});
+  patients.push_back(Patient("X", "DL2").InfusedOn(0).With(
+      Event("cytokine_release_syndrome").Grade(4).OnsetDay(3).LastedDays(2).Unadjudicated()));
+  absl::StatusOr<pb::TrialEvaluation> evaluation =
+      EvaluateBoin(Records(100, "DL1", patients, "T"));
+  ASSERT_TRUE(evaluation.ok()) << evaluation.status();
+  EXPECT_EQ(evaluation->escalation().pending_size(), 1);
+  EXPECT_EQ(evaluation->escalation().decision(), "INDETERMINATE");
+  ASSERT_EQ(evaluation->escalation().by_resolution_size(), 2);
+  EXPECT_EQ(evaluation->escalation().by_resolution(0).decision(), "ESCALATE");
+  EXPECT_EQ(evaluation->escalation().by_resolution(1).decision(), "STAY");
+  EXPECT_EQ(evaluation->escalation().boin().next_dose_level(), "");
+  EXPECT_THAT(evaluation->escalation().boin().possibly_eliminated(), ElementsAre("DL2", "DL3"));
+}
+
+// Thousands of pending patients cost a bounded amount of work: beyond
+// 4,096 count combinations the decision is left INDETERMINATE.
+TEST(TrialEscalationTest, ThousandsOfPendingPatientsAreBounded) {
+  const int as_of = 100;
+  std::vector<Patient> patients;
+  for (int i = 0; i < 2000; ++i) {
+    patients.push_back(PendingIcans(absl::StrCat("P", i), "DL2", as_of,
+                                    /*window_day=*/i % 2 == 0 ? 10 : 30));
+  }
+  absl::StatusOr<pb::TrialEvaluation> evaluation = Evaluate(Records(as_of, "DL2", patients));
+  ASSERT_TRUE(evaluation.ok()) << evaluation.status();
+  EXPECT_EQ(evaluation->escalation().decision(), "INDETERMINATE");
+  EXPECT_EQ(evaluation->escalation().resolutions(), 0u);
+  EXPECT_THAT(evaluation->escalation().by_resolution(), IsEmpty());
 }
 
 }  // namespace
