@@ -1,7 +1,8 @@
 // The audit log's cost per decision, in pieces: canonical facts, their
 // SHA-256, a decision id, one unary decision's line and one bulk-screening
 // patient's share of a batch line. Every answered decision pays these before
-// its answer leaves.
+// its answer leaves. Then the Merkle tree over the log: what the writer pays
+// per record and what an auditor pays for a million records.
 //   build/tests/audit_benchmark --benchmark_min_time=1
 #include <fstream>
 #include <sstream>
@@ -11,6 +12,7 @@
 #include "client/population.h"
 #include "service/audit/audit_log.h"
 #include "service/audit/canonical_facts.h"
+#include "service/audit/merkle.h"
 #include "service/engine/loader.h"
 #include "service/util/sha256.h"
 
@@ -103,6 +105,57 @@ void BM_ScreenBatchLine(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kBatch);
 }
 BENCHMARK(BM_ScreenBatchLine);
+
+std::vector<Hash> MillionLeafHashes() {
+  std::vector<Hash> leaves;
+  leaves.reserve(1 << 20);
+  for (int i = 0; i < 1 << 20; ++i) leaves.push_back(LeafHash(std::to_string(i)));
+  return leaves;
+}
+
+// The writer's share per record: one leaf into the frontier.
+void BM_MerkleCompactAppend(benchmark::State& state) {
+  CompactTree tree;
+  const Hash leaf = LeafHash("record");
+  for (auto _ : state) tree.Append(leaf);
+  benchmark::DoNotOptimize(tree.Root());
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_MerkleCompactAppend);
+
+// An auditor checking a published root against 2^20 records' leaf hashes;
+// items are leaves.
+void BM_MerkleRootOfMillion(benchmark::State& state) {
+  const std::vector<Hash> leaves = MillionLeafHashes();
+  for (auto _ : state) benchmark::DoNotOptimize(RootOf(leaves));
+  state.SetItemsProcessed(state.iterations() * leaves.size());
+}
+BENCHMARK(BM_MerkleRootOfMillion)->Unit(benchmark::kMillisecond);
+
+// Building every level of a 2^20-leaf tree once, for many proofs.
+void BM_MerkleTreeBuildMillion(benchmark::State& state) {
+  const std::vector<Hash> leaves = MillionLeafHashes();
+  for (auto _ : state) benchmark::DoNotOptimize(MerkleTree(leaves).size());
+  state.SetItemsProcessed(state.iterations() * leaves.size());
+}
+BENCHMARK(BM_MerkleTreeBuildMillion)->Unit(benchmark::kMillisecond);
+
+// One inclusion proof from a built 2^20-leaf tree, for a size that is not a
+// power of two, and its verification.
+void BM_MerkleInclusionProveAndVerify(benchmark::State& state) {
+  const std::vector<Hash> leaves = MillionLeafHashes();
+  const MerkleTree tree(leaves);
+  const uint64_t size = leaves.size() - 12345;
+  const Hash root = *tree.Root(size);
+  uint64_t index = 0;
+  for (auto _ : state) {
+    index = (index + 7919) % size;
+    const std::vector<Hash> proof = *tree.InclusionProof(index, size);
+    benchmark::DoNotOptimize(VerifyInclusion(leaves[index], index, size, proof, root));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_MerkleInclusionProveAndVerify);
 
 }  // namespace
 }  // namespace trialrules
