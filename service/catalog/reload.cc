@@ -111,12 +111,12 @@ std::shared_ptr<const DecisionTableSet> LoadedOf(Loaded&& loaded) {
   return std::move(loaded.tables);
 }
 
-Loaded LoadBytes(absl::string_view bytes, const std::string& path) {
+Loaded LoadBytes(absl::string_view bytes, const std::string& path, KeepGoing keep_going) {
   if (absl::EndsWith(path, kTableFileExtension)) {
-    TableLoadResult result = LoadDecisionTables(bytes, path);
+    TableLoadResult result = LoadDecisionTables(bytes, path, keep_going);
     return {nullptr, std::move(result.tables), std::move(result.problems)};
   }
-  LoadResult result = LoadRuleSet(bytes, path);
+  LoadResult result = LoadRuleSet(bytes, path, keep_going);
   return {std::move(result.rule_set), nullptr, std::move(result.problems)};
 }
 
@@ -207,7 +207,7 @@ std::vector<std::shared_ptr<const T>> ReloadFiles(
       }
       memory->unsettled.erase(candidate->path);
     }
-    Loaded result = LoadBytes(candidate->bytes, candidate->path);
+    Loaded result = LoadBytes(candidate->bytes, candidate->path, options.keep_going);
     std::shared_ptr<const T> item = LoadedOf<T>(std::move(result));
     if (item == nullptr) {
       if (memory != nullptr) {

@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "service/catalog/catalog.h"
+#include "service/engine/keep_going.h"
 #include "service/engine/decision_table.h"
 #include "service/engine/loader.h"
 
@@ -76,6 +77,10 @@ struct ReloadOptions {
   // for this long (with a ReloadMemory, and not at the first read): a file
   // still being copied or saved is never loaded half-written.
   absl::Duration settle = absl::ZeroDuration();
+  // Asked while files load: a status other than OK stops the reload (a
+  // server shutting down does not wait for a rule file's self-test). The
+  // catalog of a stopped reload must not be published.
+  KeepGoing keep_going = AlwaysKeepGoing;
 };
 
 // What reading a rules directory again did to the catalog in force.

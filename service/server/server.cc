@@ -165,8 +165,15 @@ TrialRulesServer::~TrialRulesServer() {
 int TrialRulesServer::Reload() {
   std::lock_guard<std::mutex> one_at_a_time(reload_mutex_);
   const std::shared_ptr<const Catalog> previous = catalog_.Snapshot();
+  auto keep_going = [this] {
+    return stop_reloading_.load() ? absl::CancelledError("the server is shutting down")
+                                  : absl::OkStatus();
+  };
   CatalogReload reload = ReloadCatalog(options_.rules_dir, previous.get(), &reload_memory_,
-                                       {absl::Now(), options_.rules_settle});
+                                       {absl::Now(), options_.rules_settle, keep_going});
+  if (stop_reloading_.load()) {
+    return previous != nullptr ? static_cast<int>(previous->rule_sets().size()) : 0;
+  }
   for (const std::string& file : reload.unsettled) {
     std::cerr << "rules: " << file << " changed; waiting for it to settle\n";
   }
@@ -296,6 +303,7 @@ void TrialRulesServer::Shutdown(absl::Duration drain) {
     serving_ = false;
     SetReadiness(false);  // liveness stays SERVING while calls drain
   }
+  stop_reloading_.store(true);
   stop_.notify_all();
   if (health_watcher_.joinable()) health_watcher_.join();
   if (reloader_.joinable()) reloader_.join();

@@ -6,6 +6,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -116,6 +117,8 @@ class TrialRulesServer {
   std::thread health_watcher_;
   std::thread reloader_;
   std::mutex reload_mutex_;  // one reload at a time
+  // Set at shutdown: a reload in progress stops at its next step, unpublished.
+  std::atomic<bool> stop_reloading_{false};
   ReloadMemory reload_memory_;  // guarded by reload_mutex_
   // Used by Start, then by the health watcher alone.
   absl::Time certificate_not_after_ = absl::InfinitePast();

@@ -1110,7 +1110,7 @@ TEST(ReloadUnderLoadTest, ConfigMapSwapsAlternatingGoodAndBadNeverFailACall) {
   EXPECT_EQ(out_of_window.load(), 0);
   EXPECT_GT(calls.load(), 1000);
   server.Signal(SIGTERM);
-  EXPECT_EQ(server.WaitForExit(), 0);
+  EXPECT_EQ(server.WaitForExit(), 0) << server.Stderr();
 }
 
 }  // namespace
