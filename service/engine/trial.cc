@@ -849,14 +849,14 @@ absl::StatusOr<v1::TrialEvaluation> EvaluateTrial(
   if (!def.boin) {
     if (absl::Status can = rules.CanDecide(EvaluationKind::kEscalation); !can.ok()) return can;
   }
-  for (const auto& [table_id, version] : def.decision_tables) {
+  for (const std::pair<std::string, std::string>& named : def.decision_tables) {
     const bool loaded = std::any_of(tables.begin(), tables.end(), [&](const auto& set) {
-      return set->table_id() == table_id && set->version() == version;
+      return set->table_id() == named.first && set->version() == named.second;
     });
     if (!loaded) {
       return absl::FailedPreconditionError(
           absl::StrCat(rules.protocol_id(), " ", rules.version(), " grades with decision table ",
-                       table_id, " ", version, ", which is not loaded"));
+                       named.first, " ", named.second, ", which is not loaded"));
     }
   }
   DayNumber as_of = 0;
