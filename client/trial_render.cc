@@ -21,8 +21,6 @@ std::string TruthName(v1::Truth truth) {
   }
 }
 
-std::string Quoted(const std::string& text) { return JsonQuote(text); }
-
 std::string QuotedOrNull(const std::string& text) {
   return text.empty() ? "null" : JsonQuote(text);
 }
@@ -36,10 +34,10 @@ std::string Number(double value) { return ShortestNumber(value); }
 
 std::string EventJson(const v1::EventAssessment& event) {
   return absl::StrCat(
-      "{\"term\":", Quoted(event.term()),
+      "{\"term\":", JsonQuote(event.term()),
       ",\"grade\":", event.grade_known() ? absl::StrCat(event.grade()) : "null",
       ",\"grade_min\":", event.grade_min(), ",\"grade_max\":", event.grade_max(),
-      ",\"dlt\":", Quoted(TruthName(event.dlt())), ",\"criterion\":", QuotedOrNull(event.criterion()),
+      ",\"dlt\":", JsonQuote(TruthName(event.dlt())), ",\"criterion\":", QuotedOrNull(event.criterion()),
       ",\"cleared_if\":", List(event.cleared_if()), "}");
 }
 
@@ -53,7 +51,7 @@ std::string BoinJson(const v1::BoinOutcome& boin) {
   }
   std::vector<std::string> estimates;
   for (const v1::BoinOutcome::Estimate& estimate : boin.estimates()) {
-    estimates.push_back(absl::StrCat("{\"dose_level\":", Quoted(estimate.dose_level()),
+    estimates.push_back(absl::StrCat("{\"dose_level\":", JsonQuote(estimate.dose_level()),
                                      ",\"estimate\":",
                                      estimate.has_estimate() ? Number(estimate.estimate()) : "null",
                                      "}"));
@@ -61,7 +59,7 @@ std::string BoinJson(const v1::BoinOutcome& boin) {
   return absl::StrCat(
       "{\"target\":", Number(boin.target()), ",\"lambda_e\":", absl::StrFormat("%.10f", boin.lambda_e()),
       ",\"lambda_d\":", absl::StrFormat("%.10f", boin.lambda_d()),
-      ",\"design_sha256\":", Quoted(boin.design_sha256()),
+      ",\"design_sha256\":", JsonQuote(boin.design_sha256()),
       ",\"boundaries\":[", absl::StrJoin(rows, ","), "]",
       ",\"next_dose_level\":", QuotedOrNull(boin.next_dose_level()),
       ",\"eliminated\":", List(boin.eliminated()),
@@ -70,7 +68,7 @@ std::string BoinJson(const v1::BoinOutcome& boin) {
 }
 
 std::string MembershipJson(const v1::StoppingOutcome::Membership& m) {
-  return absl::StrCat("{\"subject_ref\":", Quoted(m.subject_ref()), ",\"fact\":", Quoted(m.fact()),
+  return absl::StrCat("{\"subject_ref\":", JsonQuote(m.subject_ref()), ",\"fact\":", JsonQuote(m.fact()),
                       "}");
 }
 
@@ -100,9 +98,9 @@ std::string RenderTrialJson(const v1::TrialEvaluation& evaluation) {
   std::vector<std::string> patients;
   for (const v1::PatientAssessment& patient : evaluation.patients()) {
     patients.push_back(absl::StrCat(
-        "{\"subject_ref\":", Quoted(patient.subject_ref()),
-        ",\"dose_level\":", Quoted(patient.dose_level()), ",\"dlt\":", Quoted(TruthName(patient.dlt())),
-        ",\"evaluable\":", Quoted(TruthName(patient.evaluable())), ",\"events\":["));
+        "{\"subject_ref\":", JsonQuote(patient.subject_ref()),
+        ",\"dose_level\":", JsonQuote(patient.dose_level()), ",\"dlt\":", JsonQuote(TruthName(patient.dlt())),
+        ",\"evaluable\":", JsonQuote(TruthName(patient.evaluable())), ",\"events\":["));
     std::vector<std::string> events;
     for (const v1::EventAssessment& event : patient.events()) {
       events.push_back(EventJson(event));
@@ -112,7 +110,7 @@ std::string RenderTrialJson(const v1::TrialEvaluation& evaluation) {
   std::vector<std::string> doses;
   for (const v1::DoseLevelCounts& dose : evaluation.dose_levels()) {
     doses.push_back(absl::StrCat(
-        "{\"id\":", Quoted(dose.id()), ",\"n_infused\":", dose.n_infused(),
+        "{\"id\":", JsonQuote(dose.id()), ",\"n_infused\":", dose.n_infused(),
         ",\"n_evaluable\":", dose.n_evaluable(), ",\"n_dlt\":", dose.n_dlt(),
         ",\"n_dlt_unknown\":", dose.n_dlt_unknown(), ",\"infused\":", List(dose.infused()),
         ",\"evaluable\":", List(dose.evaluable()), ",\"dlt\":", List(dose.with_dlt()),
@@ -121,14 +119,14 @@ std::string RenderTrialJson(const v1::TrialEvaluation& evaluation) {
   const v1::EscalationOutcome& escalation = evaluation.escalation();
   std::vector<std::string> pending;
   for (const v1::PendingEvent& p : escalation.pending()) {
-    pending.push_back(absl::StrCat("{\"subject_ref\":", Quoted(p.subject_ref()),
-                                   ",\"event\":", p.event(), ",\"term\":", Quoted(p.term()),
+    pending.push_back(absl::StrCat("{\"subject_ref\":", JsonQuote(p.subject_ref()),
+                                   ",\"event\":", p.event(), ",\"term\":", JsonQuote(p.term()),
                                    ",\"cleared_if\":", List(p.cleared_if()), "}"));
   }
   std::vector<std::string> resolutions;
   for (const v1::EscalationOutcome::Resolution& r : escalation.by_resolution()) {
     resolutions.push_back(absl::StrCat("{\"dlt\":", List(r.dlt()),
-                                       ",\"decision\":", Quoted(r.decision()),
+                                       ",\"decision\":", JsonQuote(r.decision()),
                                        escalation.has_boin()
                                            ? absl::StrCat(",\"next_dose_level\":",
                                                           QuotedOrNull(r.next_dose_level()),
@@ -138,13 +136,13 @@ std::string RenderTrialJson(const v1::TrialEvaluation& evaluation) {
                                        "}"));
   }
   std::string out = absl::StrCat(
-      "{\"protocol_id\":", Quoted(evaluation.protocol_id()), ",\"version\":",
-      Quoted(evaluation.version()), ",\"sha256\":", Quoted(evaluation.sha256()),
-      ",\"as_of_date\":", Quoted(evaluation.as_of_date()), ",\"patients\":[",
+      "{\"protocol_id\":", JsonQuote(evaluation.protocol_id()), ",\"version\":",
+      JsonQuote(evaluation.version()), ",\"sha256\":", JsonQuote(evaluation.sha256()),
+      ",\"as_of_date\":", JsonQuote(evaluation.as_of_date()), ",\"patients\":[",
       absl::StrJoin(patients, ","), "],\"dose_levels\":[", absl::StrJoin(doses, ","),
-      "],\"escalation\":{\"design\":", Quoted(escalation.design()),
-      ",\"dose_level\":", Quoted(escalation.dose_level()),
-      ",\"decision\":", Quoted(escalation.decision()),
+      "],\"escalation\":{\"design\":", JsonQuote(escalation.design()),
+      ",\"dose_level\":", JsonQuote(escalation.dose_level()),
+      ",\"decision\":", JsonQuote(escalation.decision()),
       ",\"resolutions\":", escalation.resolutions(), ",\"pending\":[",
       absl::StrJoin(pending, ","), "],\"by_resolution\":[", absl::StrJoin(resolutions, ","), "]");
   if (escalation.has_boin()) absl::StrAppend(&out, ",\"boin\":", BoinJson(escalation.boin()));
@@ -153,11 +151,11 @@ std::string RenderTrialJson(const v1::TrialEvaluation& evaluation) {
   const v1::StoppingOutcome& stopping = evaluation.stopping();
   std::vector<std::string> rules;
   for (const v1::StoppingOutcome::RuleTruth& rule : stopping.rules()) {
-    rules.push_back(absl::StrCat(Quoted(rule.id()), ":", Quoted(TruthName(rule.outcome()))));
+    rules.push_back(absl::StrCat(JsonQuote(rule.id()), ":", JsonQuote(TruthName(rule.outcome()))));
   }
   std::vector<std::string> counts;
   for (const v1::StoppingOutcome::Count& count : stopping.counts()) {
-    counts.push_back(absl::StrCat("{\"fact\":", Quoted(count.fact()), ",\"known\":", count.known(),
+    counts.push_back(absl::StrCat("{\"fact\":", JsonQuote(count.fact()), ",\"known\":", count.known(),
                                   ",\"counted\":", List(count.counted()),
                                   ",\"unknown\":", List(count.unknown()), "}"));
   }
@@ -168,7 +166,7 @@ std::string RenderTrialJson(const v1::TrialEvaluation& evaluation) {
     std::vector<std::string> counted;
     for (const auto& m : r.counted()) counted.push_back(MembershipJson(m));
     stop_resolutions.push_back(absl::StrCat("{\"counted\":[", absl::StrJoin(counted, ","),
-                                            "],\"decision\":", Quoted(r.decision()), "}"));
+                                            "],\"decision\":", JsonQuote(r.decision()), "}"));
   }
   absl::StrAppend(&out, ",\"stopping\":{\"decision\":", QuotedOrNull(stopping.decision()),
                   ",\"rules\":{", absl::StrJoin(rules, ","), "},\"counts\":[",
