@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev libmuparser-dev prometheus-cpp-dev libboost-dev libssl-dev
+  libabsl-dev libmuparser-dev prometheus-cpp-dev libboost-dev libssl-dev libsimdjson-dev
 )
 if [ "${1:-}" != "--build-only" ]; then
   packages+=(
