@@ -2,7 +2,8 @@
 // SHA-256, a decision id, one unary decision's line and one bulk-screening
 // patient's share of a batch line. Every answered decision pays these before
 // its answer leaves. Then the Merkle tree over the log: what the writer pays
-// per record and what an auditor pays for a million records.
+// per record and what an auditor pays for a million records. Then RFC 8785
+// canonical JSON of one record, what the writer and the verifier pay each.
 //   build/tests/audit_benchmark --benchmark_min_time=1
 #include <fstream>
 #include <sstream>
@@ -12,6 +13,7 @@
 #include "client/population.h"
 #include "service/audit/audit_log.h"
 #include "service/audit/canonical_facts.h"
+#include "service/audit/jcs.h"
 #include "service/audit/merkle.h"
 #include "service/engine/loader.h"
 #include "service/util/sha256.h"
@@ -156,6 +158,20 @@ void BM_MerkleInclusionProveAndVerify(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_MerkleInclusionProveAndVerify);
+
+// A decision record of about 250 bytes in the order the log writes its
+// fields, not yet canonical.
+void BM_CanonicalJsonOfAuditRecord(benchmark::State& state) {
+  const std::string record =
+      R"({"decision_id":"0190f3c2-7d4e-7a1b-9c3d-5e6f7a8b9c0d",)"
+      R"("time":"2024-07-01T12:00:00.123456Z","method":"CheckEligibility",)"
+      R"("protocol_id":"NCT04094766","subject_ref":"SUBJECT-0001","decision":"ELIGIBLE",)"
+      R"("rules":{"I1":"MET","I2":"MET","E1":"NOT_MET"},"egfr":62.5})";
+  for (auto _ : state) benchmark::DoNotOptimize(CanonicalJson(record));
+  state.SetItemsProcessed(state.iterations());
+  state.counters["bytes"] = static_cast<double>(record.size());
+}
+BENCHMARK(BM_CanonicalJsonOfAuditRecord);
 
 }  // namespace
 }  // namespace trialrules
