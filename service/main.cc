@@ -3,6 +3,7 @@
 // handler: shutdown runs as ordinary code.
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -48,6 +49,12 @@ std::vector<Flag> DefaultFlags() {
       {"metrics-address", "TRIALRULES_METRICS_ADDRESS", "127.0.0.1:9464", "Prometheus /metrics address (\":PORT\" for every interface; empty: no metrics)"},
       {"audit-log", "TRIALRULES_AUDIT_LOG", "trialrules-audit.jsonl", "decision audit log (JSON lines, appended); \"-\": standard output"},
       {"audit-include-facts", "TRIALRULES_AUDIT_INCLUDE_FACTS", "false", "also write the canonical facts (patient data) to the audit log", true},
+      {"audit-signing-key", "TRIALRULES_AUDIT_SIGNING_KEY", "", "Ed25519 private key (PKCS#8 PEM): the log becomes a Merkle tree with signed checkpoints; empty: not provable"},
+      {"audit-log-origin", "TRIALRULES_AUDIT_LOG_ORIGIN", "", "the log's name in its checkpoints, one per replica (default trialrules/HOSTNAME)"},
+      {"audit-checkpoints", "TRIALRULES_AUDIT_CHECKPOINTS", "", "signed checkpoints file (default: the audit log's path + .checkpoints)"},
+      {"audit-checkpoint-records", "TRIALRULES_AUDIT_CHECKPOINT_RECORDS", "1000", "a checkpoint after this many records"},
+      {"audit-checkpoint-seconds", "TRIALRULES_AUDIT_CHECKPOINT_SECONDS", "10", "a checkpoint after this long with records not in one (and at shutdown)"},
+      {"audit-log-max-bytes", "TRIALRULES_AUDIT_LOG_MAX_BYTES", "268435456", "rotate the audit log file at this size (the tree goes on); 0: never"},
       {"drain-seconds", "TRIALRULES_DRAIN_SECONDS", "20", "on SIGTERM, time for calls in flight to finish"},
       {"max-message-bytes", "TRIALRULES_MAX_MESSAGE_BYTES", "16777216", "largest request or response"},
       {"max-facts", "TRIALRULES_MAX_FACTS", "1000", "facts per request, columns per screen"},
@@ -137,6 +144,14 @@ int main(int argc, char** argv) {
     }
   }
   options.audit_include_facts = get("audit-include-facts") == "true";
+  options.audit_signing_key_path = get("audit-signing-key");
+  options.audit_log_origin = get("audit-log-origin");
+  if (options.audit_log_origin.empty()) {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    options.audit_log_origin = absl::StrCat("trialrules/", host);
+  }
+  options.audit_checkpoints_path = get("audit-checkpoints");
   options.plaintext = get("plaintext") == "true";
   options.tls.cert_path = get("tls-cert");
   options.tls.key_path = get("tls-key");
@@ -165,6 +180,15 @@ int main(int argc, char** argv) {
   options.limits.max_call_duration = absl::Seconds(number("max-call-seconds", 1));
   options.limits.validation_threads = number("validation-threads", 1);
   options.limits.validation_queue = 4 * options.limits.validation_threads;
+  options.audit_checkpoint_records = number("audit-checkpoint-records", 1);
+  options.audit_checkpoint_interval = absl::Seconds(number("audit-checkpoint-seconds", 1));
+  if (uint64_t max_bytes = 0; absl::SimpleAtoi(get("audit-log-max-bytes"), &max_bytes)) {
+    options.audit_log_max_bytes = max_bytes;
+  } else {
+    std::cerr << "--audit-log-max-bytes takes a whole number, not \""
+              << get("audit-log-max-bytes") << "\"\n";
+    numbers_ok = false;
+  }
   if (!numbers_ok) return 2;
 
   // Block the shutdown signals in every thread (gRPC's threads inherit the

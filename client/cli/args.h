@@ -77,6 +77,8 @@ int RunGrade(const std::vector<std::string>& argv);
 int RunTrial(const std::vector<std::string>& argv);
 int RunScreen(const std::vector<std::string>& argv);
 int RunDesign(const std::vector<std::string>& argv);
+int RunAudit(const std::vector<std::string>& argv);
+int RunReplay(const std::vector<std::string>& argv);
 
 }  // namespace trialrules::cli
 

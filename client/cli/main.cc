@@ -32,6 +32,12 @@ constexpr char kUsage[] =
     "  design boin --target PHI [--phi1 X] [--phi2 Y] [--n-earlystop N]\n"
     "       [--n N1,N2,... --y Y1,Y2,... --current DOSE [--select-mtd]] [--max-n N] [--json]\n"
     "                          a BOIN design's boundaries, next dose and MTD selection\n"
+    "  audit verify LOG --public-key KEY | audit prove LOG DECISION_ID |\n"
+    "  audit check-proof PROOF --public-key KEY\n"
+    "                          a signed audit log: verify it whole, prove one decision's\n"
+    "                          record, check such a proof (offline)\n"
+    "  replay --audit LOG --archive DIR --decision ID [--facts F.json]\n"
+    "                          re-evaluate a recorded decision under its archived rule file\n"
     "  bench --server HOST:PORT [--method CheckEligibility|ScreenPatients] ...\n"
     "                          load generator (trialrules bench --help)\n"
     "HOST:PORT may be dns:///NAME:PORT (round-robin over its addresses)\n"
@@ -54,6 +60,8 @@ int main(int argc, char** argv) {
   if (command == "screen") return trialrules::cli::RunScreen(rest);
   if (command == "design") return trialrules::cli::RunDesign(rest);
   if (command == "trial") return trialrules::cli::RunTrial(rest);
+  if (command == "audit") return trialrules::cli::RunAudit(rest);
+  if (command == "replay") return trialrules::cli::RunReplay(rest);
   if (command == "help" || command == "--help" || command == "-h") {
     std::cout << kUsage;
     return trialrules::cli::kExitOk;

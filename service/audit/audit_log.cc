@@ -1,4 +1,3 @@
-#include "service/util/number_text.h"
 #include "service/audit/audit_log.h"
 
 #include <sys/stat.h>
@@ -7,17 +6,22 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <iostream>
 #include <limits>
+#include <optional>
 #include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "service/audit/canonical_facts.h"
-#include "service/util/sha256.h"
+#include "service/audit/jcs.h"
+#include "service/audit/log_files.h"
+#include "service/util/file.h"
 #include "service/util/json.h"
+#include "service/util/sha256.h"
 
 namespace trialrules {
 
@@ -61,8 +65,119 @@ std::string NewDecisionId() {
   return id;
 }
 
+std::string RotatedLogPath(const std::string& path, uint64_t first_index) {
+  return absl::StrFormat("%s.%020u", path, first_index);
+}
+
 absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path,
                                                          bool include_facts) {
+  AuditLogOptions options;
+  options.path = path;
+  options.include_facts = include_facts;
+  return Open(std::move(options));
+}
+
+absl::StatusOr<AuditLog::TreeState> AuditLog::Resume(const AuditLogOptions& options,
+                                                     uint64_t* file_first_index) {
+  TreeState state;
+  *file_first_index = 0;
+  if (options.path == "-") return state;
+  const bool indexed = options.signer != nullptr;
+  // The tree of the last checkpoint, to be found again in the files.
+  std::optional<Checkpoint> last;
+  if (indexed) {
+    absl::StatusOr<std::string> text = ReadFileBytes(options.checkpoints_path);
+    if (text.ok()) {
+      const std::vector<std::string> notes = SplitNotes(*text);
+      if (!notes.empty()) {
+        absl::StatusOr<NoteVerifier> verifier =
+            NoteVerifier::FromVerifierKey(options.signer->VerifierKey());
+        if (!verifier.ok()) return verifier.status();
+        absl::StatusOr<Checkpoint> checkpoint = verifier->Open(notes.back());
+        if (!checkpoint.ok()) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "audit checkpoints ", options.checkpoints_path,
+              ": the last checkpoint does not verify with this signing key (",
+              checkpoint.status().message(), "); run trialrules audit verify"));
+        }
+        last = *std::move(checkpoint);
+      }
+    }
+  }
+  bool matched_last = !last.has_value() || last->size == 0;
+  uint64_t live_records = 0;  // in the file at options.path
+  absl::Status scanned = ForEachLogLine(options.path, [&](const LogLine& line) -> absl::Status {
+    const auto where = [&] { return absl::StrCat(*line.file, ":", line.line_number); };
+    const bool live = *line.file == options.path;
+    if (!indexed) {
+      if (line.ends_with_newline) {
+        ++state.size;
+        live_records += live;
+      }
+      return absl::OkStatus();
+    }
+    absl::StatusOr<LogEnvelope> envelope = ParseLogLine(line.text);
+    if (!envelope.ok() || !envelope->indexed) {
+      // A torn line is kept as it is; a later torn_tail record accounts for it.
+      return absl::OkStatus();
+    }
+    live_records += live;
+    if (envelope->leaf_index != state.size ||
+        envelope->prev_leaf_hash != (state.size == 0 ? "" : HexOf(state.last_leaf_hash))) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          where(), ": leaf ", envelope->leaf_index, " does not follow leaf ",
+          state.size == 0 ? "(none)" : absl::StrCat(state.size - 1),
+          "; the log's files were changed or belong to another log"));
+    }
+    state.last_leaf_hash = LeafHash(line.text);
+    state.tree.Append(state.last_leaf_hash);
+    ++state.size;
+    absl::Time time;
+    std::string error;
+    if (absl::ParseTime(absl::RFC3339_full, envelope->time, &time, &error)) {
+      state.last_micros = absl::ToUnixMicros(time);
+    }
+    if (last.has_value() && state.size == last->size) {
+      if (state.tree.Root() != last->root) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "the first ", last->size, " records of the audit log do not have the root of "
+            "its last checkpoint; run trialrules audit verify"));
+      }
+      matched_last = true;
+      state.checkpointed_size = last->size;
+    }
+    return absl::OkStatus();
+  });
+  if (absl::IsNotFound(scanned)) scanned = absl::OkStatus();  // a new log
+  *file_first_index = state.size - live_records;
+  if (!scanned.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("audit log ", options.path, ": ", scanned.message()));
+  }
+  if (!matched_last) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "audit log ", options.path, " has ", state.size, " records but its last checkpoint ",
+        "covers ", last->size, ": records were removed; run trialrules audit verify"));
+  }
+  return state;
+}
+
+absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(AuditLogOptions options) {
+  if (options.signer != nullptr && options.checkpoints_path.empty()) {
+    if (options.path == "-") {
+      return absl::InvalidArgumentError(
+          "a signed audit log on standard output needs a checkpoints file (--audit-checkpoints)");
+    }
+    options.checkpoints_path = options.path + ".checkpoints";
+  }
+  const std::string& path = options.path;
+  if (path != "-") {
+    // A fresh volume has no directories yet: make those the path names.
+    for (size_t slash = path.find('/', 1); slash != std::string::npos;
+         slash = path.find('/', slash + 1)) {
+      ::mkdir(path.substr(0, slash).c_str(), 0750);
+    }
+  }
   // Read and write: a torn last line is found by reading it. "-": the
   // standard output the process was given. Not by opening
   // /dev/stdout: in a container that is a pipe or FIFO owned by the
@@ -76,6 +191,7 @@ absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path
   struct stat file {};
   const bool regular = ::fstat(fd, &file) == 0 && S_ISREG(file.st_mode);
   uint64_t torn_tails = 0;
+  std::string first_record;
   char last = '\n';
   if (regular && file.st_size > 0 && ::pread(fd, &last, 1, file.st_size - 1) == 1 &&
       last != '\n') {
@@ -91,18 +207,64 @@ absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path
     torn_tails = 1;
     std::cerr << "audit log " << path << ": its last line was cut short (no newline at byte "
               << file.st_size << "); it is kept as it is and records go on from the next line\n";
+    if (options.signer != nullptr) {
+      // The fragment is no leaf; this record accounts for it, so that a
+      // verifier tells a torn write from an edit.
+      absl::StatusOr<std::string> bytes = ReadFileBytes(path);
+      if (bytes.ok()) {
+        absl::string_view text = *bytes;
+        text.remove_suffix(1);  // the newline just written
+        const size_t start = text.rfind('\n');
+        const absl::string_view fragment =
+            start == absl::string_view::npos ? text : text.substr(start + 1);
+        first_record = absl::StrCat("{\"torn_tail\":{\"bytes\":", fragment.size(),
+                                    ",\"sha256\":\"", Sha256Hex(fragment), "\"}}");
+      }
+    }
   }
-  return std::unique_ptr<AuditLog>(new AuditLog(path, fd, include_facts, regular, torn_tails));
+  uint64_t file_first_index = 0;
+  absl::StatusOr<TreeState> state = Resume(options, &file_first_index);
+  if (!state.ok()) {
+    ::close(fd);
+    return state.status();
+  }
+  if (options.signer == nullptr) {
+    std::cerr << "audit log " << path
+              << ": no signing key (--audit-signing-key); decisions are recorded but the log "
+                 "cannot prove itself complete and unaltered\n";
+  } else {
+    std::cerr << "audit log " << path << ": signed as " << options.origin << " ("
+              << options.signer->VerifierKey() << "), " << state->size
+              << " records so far, checkpoints in " << options.checkpoints_path << "\n";
+  }
+  std::unique_ptr<AuditLog> log(new AuditLog(std::move(options), fd, regular, torn_tails,
+                                             *std::move(state), file_first_index,
+                                             std::move(first_record)));
+  log->file_bytes_ = regular ? static_cast<uint64_t>(::lseek(fd, 0, SEEK_END)) : 0;
+  return log;
 }
 
-AuditLog::AuditLog(std::string path, int fd, bool include_facts, bool sync,
-                   uint64_t torn_tails)
-    : path_(std::move(path)),
-      include_facts_(include_facts),
+AuditLog::AuditLog(AuditLogOptions options, int fd, bool sync, uint64_t torn_tails,
+                   TreeState state, uint64_t file_first_index, std::string first_record)
+    : options_(std::move(options)),
       fd_(fd),
       sync_(sync),
-      torn_tails_(torn_tails) {
-  if (sync_) writer_ = std::thread([this] { WriterLoop(); });
+      torn_tails_(torn_tails),
+      state_(std::move(state)),
+      file_first_index_(file_first_index) {
+  size_ = state_.size;
+  checkpointed_size_ = state_.checkpointed_size;
+  unchecked_records_ = state_.size - state_.checkpointed_size;
+  if (!first_record.empty()) {
+    queued_records_.push_back(std::move(first_record));
+    queued_done_.push_back([](absl::Status) {});
+  }
+  if (sync_ || signed_log()) {
+    writer_ = std::thread([this] { WriterLoop(); });
+  } else if (!queued_records_.empty()) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    WriteQueued(lock);
+  }
 }
 
 AuditLog::~AuditLog() {
@@ -112,16 +274,16 @@ AuditLog::~AuditLog() {
       closing_ = true;
     }
     queued_.notify_all();
-    writer_.join();  // writes what was queued first
+    writer_.join();  // writes what was queued, and the last checkpoint, first
   }
   ::close(fd_);
 }
 
-void AuditLog::Append(std::string lines, Done done) {
+void AuditLog::Append(std::string record, Done done) {
   std::unique_lock<std::mutex> lock(mutex_);
-  queued_bytes_ += lines;
+  queued_records_.push_back(std::move(record));
   queued_done_.push_back(std::move(done));
-  if (sync_) {
+  if (writer_.joinable()) {
     lock.unlock();
     queued_.notify_one();
     return;
@@ -130,159 +292,195 @@ void AuditLog::Append(std::string lines, Done done) {
   WriteQueued(lock);
 }
 
+void AuditLog::CheckpointNow(std::function<void(absl::StatusOr<std::string>)> done) {
+  if (!signed_log()) {
+    done(absl::FailedPreconditionError(
+        "the audit log is not signed (the server has no --audit-signing-key)"));
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    checkpoint_waiters_.push_back(std::move(done));
+  }
+  queued_.notify_one();
+}
+
+std::string AuditLog::Seal(const std::vector<std::string>& records, TreeState* state) const {
+  std::string bytes;
+  size_t length = 0;
+  for (const std::string& record : records) length += record.size() + 192;
+  bytes.reserve(length);
+  // Never earlier than the line before: records are ordered by leaf index,
+  // and a clock stepped back must not make them look reordered.
+  state->last_micros = std::max(state->last_micros, absl::ToUnixMicros(absl::Now()));
+  const absl::Time time = absl::FromUnixMicros(state->last_micros);
+  for (const std::string& record : records) {
+    const size_t start = bytes.size();
+    if (signed_log()) {
+      absl::StrAppend(&bytes, "{\"leaf_index\":", state->size, ",\"prev_leaf_hash\":\"",
+                      state->size == 0 ? "" : HexOf(state->last_leaf_hash), "\",\"record\":");
+    } else {
+      bytes.append("{\"record\":");
+    }
+    bytes.append(record);
+    bytes.append(",\"time\":\"");
+    AppendRecordTime(time, &bytes);
+    bytes.append("\"}");
+    if (signed_log()) {
+      state->last_leaf_hash = LeafHash(absl::string_view(bytes).substr(start));
+      state->tree.Append(state->last_leaf_hash);
+    }
+    ++state->size;
+    bytes.push_back('\n');
+  }
+  return bytes;
+}
+
 void AuditLog::WriteQueued(std::unique_lock<std::mutex>& lock) {
   writing_ = true;
-  std::string bytes;
+  std::vector<std::string> records;
   std::vector<Done> callbacks;
   while (!queued_done_.empty()) {
-    bytes.swap(queued_bytes_);
+    records.swap(queued_records_);
     callbacks.swap(queued_done_);
     lock.unlock();
-    const absl::Status status = Write(bytes);
+    TreeState sealed = state_;
+    const std::string bytes = Seal(records, &sealed);
+    absl::Status status = Write(bytes);
+    if (status.ok()) {
+      state_ = std::move(sealed);
+      size_ = state_.size;
+      file_bytes_ += bytes.size();
+      AfterWrite(records.size());
+    }
     for (Done& callback : callbacks) callback(status);
-    bytes.clear();
+    records.clear();
     callbacks.clear();
     lock.lock();
   }
   writing_ = false;
 }
 
+void AuditLog::AfterWrite(uint64_t records) {
+  if (options_.max_file_bytes > 0 && sync_ && file_bytes_ >= options_.max_file_bytes) {
+    if (absl::Status s = RotateFile(); !s.ok()) {
+      std::cerr << "audit log " << options_.path << ": " << s.message() << "\n";
+    }
+  }
+  if (!signed_log()) return;
+  unchecked_records_ += records;
+  if (unchecked_records_ >= options_.checkpoint_records) (void)WriteCheckpoint();
+}
+
+absl::Status AuditLog::RotateFile() {
+  const std::string rotated = RotatedLogPath(options_.path, file_first_index_);
+  if (struct stat taken {}; ::stat(rotated.c_str(), &taken) == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot rotate to ", rotated, ": it exists already; the file goes on"));
+  }
+  if (::rename(options_.path.c_str(), rotated.c_str()) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot rotate to ", rotated, ": ",
+                                               std::strerror(errno), "; the file goes on"));
+  }
+  const int fd = ::open(options_.path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0) {
+    // Go on in the renamed file rather than lose records.
+    ::rename(rotated.c_str(), options_.path.c_str());
+    return absl::UnavailableError(absl::StrCat("cannot start a new file: ",
+                                               std::strerror(errno), "; the file goes on"));
+  }
+  // The rename and the new name are made durable with the directory.
+  const size_t slash = options_.path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : options_.path.substr(0, slash + 1);
+  if (const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
+  }
+  const int old = fd_;
+  fd_ = fd;
+  ::close(old);
+  file_first_index_ = state_.size;
+  file_bytes_ = 0;
+  std::cerr << "audit log " << options_.path << ": rotated to " << rotated << "\n";
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> AuditLog::WriteCheckpoint() {
+  absl::StatusOr<std::string> signed_note = options_.signer->Sign(
+      CheckpointBody({options_.origin, state_.size, state_.tree.Root(), {}}));
+  if (!signed_note.ok()) {
+    std::cerr << "audit checkpoints: cannot sign: " << signed_note.status().message() << "\n";
+    return signed_note.status();
+  }
+  const std::string& note = *signed_note;
+  const int fd = ::open(options_.checkpoints_path.c_str(),
+                        O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  bool written = fd >= 0 && ::write(fd, note.data(), note.size()) ==
+                                static_cast<ssize_t>(note.size());
+  int error = errno;
+  if (written && ::fdatasync(fd) != 0) {
+    written = false;
+    error = errno;
+  }
+  if (fd >= 0) ::close(fd);
+  if (!written) {
+    // The records are written; only their proof is late. The next
+    // checkpoint covers them.
+    const absl::Status status = absl::UnavailableError(
+        absl::StrCat("audit checkpoints ", options_.checkpoints_path,
+                     ": cannot write a checkpoint: ", std::strerror(error)));
+    std::cerr << status.message() << "\n";
+    return status;
+  }
+  unchecked_records_ = 0;
+  last_note_ = note;
+  last_checkpoint_ = absl::Now();
+  checkpointed_size_ = state_.size;
+  return note;
+}
+
 void AuditLog::WriterLoop() {
+  const auto interval = std::chrono::milliseconds(
+      std::max<int64_t>(10, absl::ToInt64Milliseconds(options_.checkpoint_interval)));
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
-    queued_.wait(lock, [this] { return closing_ || !queued_done_.empty(); });
-    if (queued_done_.empty()) return;  // closing, nothing left
-    WriteQueued(lock);
-  }
-}
-
-
-
-void AuditLog::AppendFactsFields(const DecisionRecord& record, std::string* out) const {
-  AppendFactsFields(*record.rule_set, *record.facts, out);
-}
-
-void AuditLog::AppendFactsFields(const RuleSet& rule_set, const FactValues& facts,
-                                 std::string* out) const {
-  // The canonical facts go into a per-thread buffer, whose capacity stays.
-  thread_local std::string canonical_facts;
-  canonical_facts.clear();
-  AppendCanonicalFacts(rule_set, facts, &canonical_facts);
-  out->append(",\"facts_sha256\":\"");
-  AppendSha256Hex(canonical_facts, out);
-  out->push_back('"');
-  if (include_facts_) {
-    out->append(",\"facts\":");
-    out->append(canonical_facts);
-  }
-}
-
-// Ids, versions and protocol ids are identifiers (checked at load): nothing
-// in them needs escaping. Subject and site references come from callers.
-void AuditLog::AppendLine(const DecisionRecord& record, std::string* out) const {
-  const RuleSet& rule_set = *record.rule_set;
-  absl::StrAppend(out, "{\"decision_id\":\"", record.decision_id, "\",\"time\":\"");
-  AppendRecordTime(record.time, out);
-  absl::StrAppend(out, "\",\"method\":\"", record.method, "\",\"protocol_id\":\"",
-                  rule_set.protocol_id(), "\",\"version\":\"", rule_set.version(),
-                  "\",\"sha256\":\"", rule_set.sha256(), "\",\"subject_ref\":");
-  AppendJsonQuoted(record.subject_ref, out);
-  out->append(",\"site_id\":");
-  AppendJsonQuoted(record.site_id, out);
-  absl::StrAppend(out, ",\"decision\":\"", DecisionName(record.evaluation->decision),
-                  "\",\"rules\":{");
-  bool first = true;
-  for (const RuleResult& result : record.evaluation->rules) {
-    absl::StrAppend(out, first ? "\"" : ",\"", rule_set.rules()[result.rule].id,
-                    "\":\"", OutcomeName(result.outcome), "\"");
-    first = false;
-  }
-  out->push_back('}');
-  AppendFactsFields(record, out);
-  out->append("}\n");
-}
-
-std::string AuditLog::FormatLines(const std::vector<DecisionRecord>& records) const {
-  std::string bytes;
-  bytes.reserve(records.size() * 700);
-  for (const DecisionRecord& record : records) AppendLine(record, &bytes);
-  return bytes;
-}
-
-std::string AuditLog::FormatBatch(const std::vector<DecisionRecord>& records) const {
-  if (records.empty()) return "";
-  const DecisionRecord& first = records.front();
-  const RuleSet& rule_set = *first.rule_set;
-  std::string bytes;
-  bytes.reserve(256 + records.size() * (include_facts_ ? 1200 : 200));
-  bytes.append("{\"time\":\"");
-  AppendRecordTime(first.time, &bytes);
-  absl::StrAppend(&bytes, "\",\"method\":\"", first.method, "\",\"protocol_id\":\"",
-                  rule_set.protocol_id(), "\",\"version\":\"", rule_set.version(),
-                  "\",\"sha256\":\"", rule_set.sha256(), "\",\"site_id\":");
-  AppendJsonQuoted(first.site_id, &bytes);
-  bytes.append(",\"rule_ids\":[");
-  bool first_rule = true;
-  for (const RuleResult& result : first.evaluation->rules) {
-    absl::StrAppend(&bytes, first_rule ? "\"" : ",\"", rule_set.rules()[result.rule].id,
-                    "\"");
-    first_rule = false;
-  }
-  bytes += "],\"decisions\":[";
-  for (size_t i = 0; i < records.size(); ++i) {
-    const DecisionRecord& record = records[i];
-    absl::StrAppend(&bytes, i == 0 ? "" : ",", "{\"decision_id\":\"", record.decision_id,
-                    "\",\"subject_ref\":");
-    AppendJsonQuoted(record.subject_ref, &bytes);
-    absl::StrAppend(&bytes, ",\"decision\":\"", DecisionName(record.evaluation->decision),
-                    "\",\"outcomes\":\"");
-    for (const RuleResult& result : record.evaluation->rules) {
-      bytes += OutcomeName(result.outcome)[0];
+    queued_.wait_for(lock, interval, [&] {
+      return closing_ || !queued_done_.empty() || !checkpoint_waiters_.empty();
+    });
+    if (!queued_done_.empty()) WriteQueued(lock);
+    if (!signed_log()) {
+      if (closing_ && queued_done_.empty()) return;
+      continue;
     }
-    bytes += '"';
-    AppendFactsFields(record, &bytes);
-    bytes += '}';
-  }
-  bytes += "]}\n";
-  return bytes;
-}
-
-std::string AuditLog::FormatGrading(const GradingRecord& record) const {
-  const DecisionTableSet& tables = *record.tables;
-  const DecisionTable& table = *record.table;
-  std::string out;
-  absl::StrAppend(&out, "{\"decision_id\":\"", record.decision_id, "\",\"time\":\"");
-  AppendRecordTime(record.time, &out);
-  absl::StrAppend(&out, "\",\"method\":\"GradeEvents\",\"table_id\":\"", tables.table_id(),
-                  "\",\"version\":\"", tables.version(), "\",\"sha256\":\"", tables.sha256(),
-                  "\",\"term\":\"", table.term, "\",\"subject_ref\":");
-  AppendJsonQuoted(record.subject_ref, &out);
-  out.append(",\"site_id\":");
-  AppendJsonQuoted(record.site_id, &out);
-  out.append(",\"gradings\":[");
-  for (size_t i = 0; i < record.results.size(); ++i) {
-    const TableResult& result = record.results[i];
-    out.append(i == 0 ? "{" : ",{");
-    if (result.output) {
-      absl::StrAppend(&out, "\"grade\":", ShortestNumber(*result.output));
-    } else {
-      absl::StrAppend(&out, "\"grade\":null,\"grade_min\":", ShortestNumber(result.min),
-                      ",\"grade_max\":", ShortestNumber(result.max));
+    std::vector<std::function<void(absl::StatusOr<std::string>)>> waiters;
+    waiters.swap(checkpoint_waiters_);
+    const bool due = unchecked_records_ > 0 &&
+                     (closing_ || !waiters.empty() ||
+                      absl::Now() - last_checkpoint_ >= options_.checkpoint_interval);
+    if (due || !waiters.empty()) {
+      lock.unlock();
+      absl::StatusOr<std::string> note =
+          due || last_note_.empty() ? WriteCheckpoint() : absl::StatusOr<std::string>(last_note_);
+      for (auto& waiter : waiters) waiter(note);
+      lock.lock();
     }
-    out.append(",\"rows\":{");
-    for (size_t r = 0; r < result.rows.size(); ++r) {
-      absl::StrAppend(&out, r == 0 ? "\"" : ",\"", table.rows[result.rows[r].rule].id, "\":\"",
-                      OutcomeName(result.rows[r].outcome), "\"");
-    }
-    out.push_back('}');
-    AppendFactsFields(*table.rules, result.inputs, &out);
-    out.push_back('}');
+    if (closing_ && queued_done_.empty()) return;
   }
-  out.append("]}\n");
-  return out;
 }
 
 namespace {
+
+// Members of a canonical (RFC 8785) object come sorted by name: rule ids
+// are written in id order, not the file's. Per thread, capacity kept.
+const std::vector<int>& ByRuleId(const RuleSet& rule_set, const std::vector<RuleResult>& rules) {
+  thread_local std::vector<int> order;
+  order.resize(rules.size());
+  for (size_t i = 0; i < rules.size(); ++i) order[i] = static_cast<int>(i);
+  std::sort(order.begin(), order.end(), [&](int a, int b) {
+    return rule_set.rules()[rules[a].rule].id < rule_set.rules()[rules[b].rule].id;
+  });
+  return order;
+}
 
 absl::string_view TruthLetter(v1::Truth truth) {
   return truth == v1::TRUTH_TRUE ? "T" : truth == v1::TRUTH_FALSE ? "F" : "U";
@@ -290,23 +488,154 @@ absl::string_view TruthLetter(v1::Truth truth) {
 
 }  // namespace
 
+void AuditLog::AppendFactsFields(const RuleSet& rule_set, const FactValues& facts,
+                                 std::string* out) const {
+  // The canonical facts go into a per-thread buffer, whose capacity stays.
+  thread_local std::string canonical_facts;
+  canonical_facts.clear();
+  AppendCanonicalFacts(rule_set, facts, &canonical_facts);
+  if (include_facts()) {
+    out->append("\"facts\":");
+    out->append(canonical_facts);
+    out->push_back(',');
+  }
+  out->append("\"facts_sha256\":\"");
+  AppendSha256Hex(canonical_facts, out);
+  out->push_back('"');
+}
+
+// Ids, versions, protocol ids and dose levels are identifiers (checked at
+// load): nothing in them needs escaping. Subject and site references come
+// from callers.
+std::string AuditLog::FormatDecision(const DecisionRecord& record) const {
+  const RuleSet& rule_set = *record.rule_set;
+  std::string out;
+  out.reserve(700);
+  absl::StrAppend(&out, "{\"as_of_date\":\"", FormatIsoDate(record.as_of), "\",\"decision\":\"",
+                  DecisionName(record.evaluation->decision), "\",\"decision_id\":\"",
+                  record.decision_id, "\",");
+  if (!record.dose_level.empty()) {
+    out.append("\"dose_level\":");
+    AppendJsonQuoted(record.dose_level, &out);
+    out.push_back(',');
+  }
+  AppendFactsFields(rule_set, *record.facts, &out);
+  absl::StrAppend(&out, ",\"method\":\"", record.method, "\",\"protocol_id\":\"",
+                  rule_set.protocol_id(), "\",\"rules\":{");
+  const std::vector<RuleResult>& rules = record.evaluation->rules;
+  bool first = true;
+  for (int i : ByRuleId(rule_set, rules)) {
+    absl::StrAppend(&out, first ? "\"" : ",\"", rule_set.rules()[rules[i].rule].id, "\":\"",
+                    OutcomeName(rules[i].outcome), "\"");
+    first = false;
+  }
+  absl::StrAppend(&out, "},\"sha256\":\"", rule_set.sha256(), "\",\"site_id\":");
+  AppendJsonQuoted(record.site_id, &out);
+  out.append(",\"subject_ref\":");
+  AppendJsonQuoted(record.subject_ref, &out);
+  absl::StrAppend(&out, ",\"version\":\"", rule_set.version(), "\"}");
+  return out;
+}
+
+std::string AuditLog::FormatBatch(const std::vector<DecisionRecord>& records) const {
+  if (records.empty()) return "";
+  const DecisionRecord& first = records.front();
+  const RuleSet& rule_set = *first.rule_set;
+  std::string bytes;
+  bytes.reserve(256 + records.size() * (include_facts() ? 1200 : 200));
+  absl::StrAppend(&bytes, "{\"as_of_date\":\"", FormatIsoDate(first.as_of),
+                  "\",\"decisions\":[");
+  for (size_t i = 0; i < records.size(); ++i) {
+    const DecisionRecord& record = records[i];
+    absl::StrAppend(&bytes, i == 0 ? "" : ",", "{\"decision\":\"",
+                    DecisionName(record.evaluation->decision), "\",\"decision_id\":\"",
+                    record.decision_id, "\",");
+    AppendFactsFields(rule_set, *record.facts, &bytes);
+    bytes.append(",\"outcomes\":\"");
+    for (const RuleResult& result : record.evaluation->rules) {
+      bytes += OutcomeName(result.outcome)[0];
+    }
+    bytes.append("\",\"subject_ref\":");
+    AppendJsonQuoted(record.subject_ref, &bytes);
+    bytes += '}';
+  }
+  absl::StrAppend(&bytes, "],\"method\":\"", first.method, "\",\"protocol_id\":\"",
+                  rule_set.protocol_id(), "\",\"rule_ids\":[");
+  bool first_rule = true;
+  for (const RuleResult& result : first.evaluation->rules) {
+    absl::StrAppend(&bytes, first_rule ? "\"" : ",\"", rule_set.rules()[result.rule].id,
+                    "\"");
+    first_rule = false;
+  }
+  absl::StrAppend(&bytes, "],\"sha256\":\"", rule_set.sha256(), "\",\"site_id\":");
+  AppendJsonQuoted(first.site_id, &bytes);
+  absl::StrAppend(&bytes, ",\"version\":\"", rule_set.version(), "\"}");
+  return bytes;
+}
+
+std::string AuditLog::FormatGrading(const GradingRecord& record) const {
+  const DecisionTableSet& tables = *record.tables;
+  const DecisionTable& table = *record.table;
+  std::string out;
+  absl::StrAppend(&out, "{\"decision_id\":\"", record.decision_id, "\",\"gradings\":[");
+  for (size_t i = 0; i < record.results.size(); ++i) {
+    const TableResult& result = record.results[i];
+    out.append(i == 0 ? "{" : ",{");
+    AppendFactsFields(*table.rules, result.inputs, &out);
+    if (result.output) {
+      out.append(",\"grade\":");
+      AppendJcsNumber(*result.output, &out);
+    } else {
+      out.append(",\"grade\":null,\"grade_max\":");
+      AppendJcsNumber(result.max, &out);
+      out.append(",\"grade_min\":");
+      AppendJcsNumber(result.min, &out);
+    }
+    out.append(",\"rows\":{");
+    std::vector<size_t> rows(result.rows.size());
+    for (size_t r = 0; r < rows.size(); ++r) rows[r] = r;
+    std::sort(rows.begin(), rows.end(), [&](size_t a, size_t b) {
+      return table.rows[result.rows[a].rule].id < table.rows[result.rows[b].rule].id;
+    });
+    for (size_t r = 0; r < rows.size(); ++r) {
+      absl::StrAppend(&out, r == 0 ? "\"" : ",\"", table.rows[result.rows[rows[r]].rule].id,
+                      "\":\"", OutcomeName(result.rows[rows[r]].outcome), "\"");
+    }
+    out.append("}}");
+  }
+  absl::StrAppend(&out, "],\"method\":\"GradeEvents\",\"sha256\":\"", tables.sha256(),
+                  "\",\"site_id\":");
+  AppendJsonQuoted(record.site_id, &out);
+  out.append(",\"subject_ref\":");
+  AppendJsonQuoted(record.subject_ref, &out);
+  absl::StrAppend(&out, ",\"table_id\":\"", tables.table_id(), "\",\"term\":\"", table.term,
+                  "\",\"version\":\"", tables.version(), "\"}");
+  return out;
+}
+
 std::string AuditLog::FormatTrial(const TrialRecord& record) const {
   const RuleSet& rule_set = *record.rule_set;
   const v1::TrialEvaluation& evaluation = *record.evaluation;
   const std::string records = CanonicalRecords(*record.records);
   std::string out;
-  absl::StrAppend(&out, "{\"decision_id\":\"", record.decision_id, "\",\"time\":\"");
-  AppendRecordTime(record.time, &out);
-  absl::StrAppend(&out, "\",\"method\":\"EvaluateTrial\",\"protocol_id\":\"",
-                  rule_set.protocol_id(), "\",\"version\":\"", rule_set.version(),
-                  "\",\"sha256\":\"", rule_set.sha256(), "\",\"site_id\":");
-  AppendJsonQuoted(record.site_id, &out);
-  absl::StrAppend(&out, ",\"as_of_date\":\"", evaluation.as_of_date(),
+  absl::StrAppend(&out, "{\"as_of_date\":\"", evaluation.as_of_date(),
                   "\",\"current_dose_level\":");
   AppendJsonQuoted(evaluation.escalation().dose_level(), &out);
+  const v1::EscalationOutcome& escalation = evaluation.escalation();
+  absl::StrAppend(&out, ",\"decision_id\":\"", record.decision_id,
+                  "\",\"escalation\":{\"decision\":\"", escalation.decision(),
+                  "\",\"design\":\"", escalation.design(), "\",");
+  if (escalation.has_boin()) {
+    absl::StrAppend(&out, "\"design_sha256\":\"", escalation.boin().design_sha256(), "\",");
+  }
+  out.append("\"pending\":[");
+  for (int i = 0; i < escalation.pending_size(); ++i) {
+    if (i > 0) out.push_back(',');
+    AppendJsonQuoted(escalation.pending(i).subject_ref(), &out);
+  }
+  absl::StrAppend(&out, "]},\"method\":\"EvaluateTrial\",\"patients\":[");
   // Per patient: DLT and evaluable as T/F/U, then each event's criterion
   // ("D2"), "-" for no DLT or "?" for pending, in record order.
-  out.append(",\"patients\":[");
   for (int p = 0; p < evaluation.patients_size(); ++p) {
     const v1::PatientAssessment& patient = evaluation.patients(p);
     out.append(p == 0 ? "[" : ",[");
@@ -322,28 +651,36 @@ std::string AuditLog::FormatTrial(const TrialRecord& record) const {
     }
     out.append("\"]");
   }
-  const v1::EscalationOutcome& escalation = evaluation.escalation();
-  absl::StrAppend(&out, "],\"escalation\":{\"design\":\"", escalation.design(),
-                  "\",\"decision\":\"", escalation.decision(), "\",\"pending\":[");
-  for (int i = 0; i < escalation.pending_size(); ++i) {
-    if (i > 0) out.push_back(',');
-    AppendJsonQuoted(escalation.pending(i).subject_ref(), &out);
-  }
-  out.append("]");
-  if (escalation.has_boin()) {
-    absl::StrAppend(&out, ",\"design_sha256\":\"", escalation.boin().design_sha256(), "\"");
-  }
-  const v1::StoppingOutcome& stopping = evaluation.stopping();
-  absl::StrAppend(&out, "},\"stopping\":{\"decision\":\"", stopping.decision(), "\",\"rules\":{");
-  for (int r = 0; r < stopping.rules_size(); ++r) {
-    absl::StrAppend(&out, r == 0 ? "\"" : ",\"", stopping.rules(r).id(), "\":\"",
-                    TruthLetter(stopping.rules(r).outcome()), "\"");
-  }
-  absl::StrAppend(&out, "}},\"records_sha256\":\"");
+  absl::StrAppend(&out, "],\"protocol_id\":\"", rule_set.protocol_id(), "\",");
+  if (include_facts()) absl::StrAppend(&out, "\"records\":", records, ",");
+  out.append("\"records_sha256\":\"");
   AppendSha256Hex(records, &out);
-  out.push_back('"');
-  if (include_facts_) absl::StrAppend(&out, ",\"records\":", records);
-  out.append("}\n");
+  absl::StrAppend(&out, "\",\"sha256\":\"", rule_set.sha256(), "\",\"site_id\":");
+  AppendJsonQuoted(record.site_id, &out);
+  const v1::StoppingOutcome& stopping = evaluation.stopping();
+  absl::StrAppend(&out, ",\"stopping\":{\"decision\":\"", stopping.decision(), "\",\"rules\":{");
+  std::vector<int> order(stopping.rules_size());
+  for (int r = 0; r < stopping.rules_size(); ++r) order[r] = r;
+  std::sort(order.begin(), order.end(),
+            [&](int a, int b) { return stopping.rules(a).id() < stopping.rules(b).id(); });
+  for (size_t r = 0; r < order.size(); ++r) {
+    absl::StrAppend(&out, r == 0 ? "\"" : ",\"", stopping.rules(order[r]).id(), "\":\"",
+                    TruthLetter(stopping.rules(order[r]).outcome()), "\"");
+  }
+  absl::StrAppend(&out, "}},\"version\":\"", rule_set.version(), "\"}");
+  return out;
+}
+
+std::string AuditLog::FormatUndelivered(absl::Span<const std::string> decision_ids,
+                                        absl::string_view reason) {
+  std::string out = "{\"decision_ids\":[";
+  for (size_t i = 0; i < decision_ids.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    AppendJsonQuoted(decision_ids[i], &out);
+  }
+  out.append("],\"delivery\":\"failed\",\"reason\":");
+  AppendJsonQuoted(reason, &out);
+  out.push_back('}');
   return out;
 }
 
@@ -379,7 +716,7 @@ absl::Status AuditLog::Write(const std::string& bytes) {
     if (synced != 0) return Failed("sync", errno);
   }
   if (!healthy_.exchange(true)) {
-    std::cerr << "audit log " << path_ << ": writing again\n";
+    std::cerr << "audit log " << options_.path << ": writing again\n";
   }
   return absl::OkStatus();
 }
@@ -389,7 +726,7 @@ absl::Status AuditLog::Failed(absl::string_view step, int error) {
   last_errno_ = error;
   ++failures_;
   if (healthy_.exchange(false)) {
-    std::cerr << "audit log " << path_ << ": " << step << " failed (" << reason
+    std::cerr << "audit log " << options_.path << ": " << step << " failed (" << reason
               << "); refusing decisions until it can be written\n";
   }
   return absl::UnavailableError(
@@ -409,7 +746,7 @@ void AuditLog::Probe() {
   if (::fstatvfs(fd_, &space) == 0 &&
       static_cast<uint64_t>(space.f_bavail) * space.f_frsize >= kEnough &&
       !healthy_.exchange(true)) {
-    std::cerr << "audit log " << path_ << ": space available again; accepting decisions\n";
+    std::cerr << "audit log " << options_.path << ": space available again; accepting decisions\n";
   }
 }
 

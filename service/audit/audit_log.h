@@ -1,5 +1,6 @@
 // The decision audit log: one JSON line per answered decision, written
-// before the answer leaves (fail closed). An observer: it receives finished
+// before the answer leaves (fail closed), and with a signing key a
+// tamper-evident one (docs/audit.md). An observer: it receives finished
 // decisions and changes nothing.
 #ifndef TRIALRULES_SERVICE_AUDIT_AUDIT_LOG_H_
 #define TRIALRULES_SERVICE_AUDIT_AUDIT_LOG_H_
@@ -16,8 +17,11 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "service/audit/checkpoint.h"
+#include "service/audit/merkle.h"
 #include "service/engine/decision_table.h"
 #include "service/engine/rule_set.h"
+#include "service/util/dates.h"
 #include "trialrules/v1/trial.pb.h"
 
 namespace trialrules {
@@ -25,11 +29,12 @@ namespace trialrules {
 // One answered decision, as the audit log and metrics see it.
 struct DecisionRecord {
   absl::string_view decision_id;
-  absl::Time time;
   absl::string_view method;  // e.g. "CheckEligibility"
   const RuleSet* rule_set = nullptr;
+  DayNumber as_of = 0;  // the date the rule set was selected for
   absl::string_view subject_ref;
   absl::string_view site_id;
+  absl::string_view dose_level;  // escalation decisions
   const Evaluation* evaluation = nullptr;
   const FactValues* facts = nullptr;
 };
@@ -38,7 +43,6 @@ struct DecisionRecord {
 // One answered grading call, as the audit log sees it.
 struct GradingRecord {
   absl::string_view decision_id;
-  absl::Time time;
   const DecisionTableSet* tables = nullptr;
   const DecisionTable* table = nullptr;
   absl::string_view subject_ref;
@@ -49,64 +53,92 @@ struct GradingRecord {
 // One answered trial evaluation (EvaluateTrial), as the audit log sees it.
 struct TrialRecord {
   absl::string_view decision_id;
-  absl::Time time;
   const RuleSet* rule_set = nullptr;
   absl::string_view site_id;
   const v1::TrialRecords* records = nullptr;
   const v1::TrialEvaluation* evaluation = nullptr;
 };
 
-// Thread-safe. Group commit: records queued while a batch is being written
-// go together into the next write(2). An answer is sent only once its
-// record is written (and, for a regular file, synced), and a gRPC handler
-// never waits for another's write:
-//  - a regular file is written and fdatasync'ed by the log's own writer
-//    thread, which then tells each caller how its write went: a sync takes
-//    a disk's time, during which the handlers' threads go on deciding;
-//  - a pipe (which cannot be synced) is written by the caller that finds
-//    no write in progress, with what others queued meanwhile: a lone call
-//    pays no thread hand-off.
+// Where the log goes and, with a signing key, how it is made provable.
+struct AuditLogOptions {
+  // A file (created, appended) or "-" for standard output.
+  std::string path = "trialrules-audit.jsonl";
+  // Each record also carries the canonical facts (patient data); by default
+  // only their SHA-256.
+  bool include_facts = false;
+  // With a signer the log is an RFC 6962 Merkle tree: each line carries its
+  // leaf index and the previous line's leaf hash, and signed checkpoints of
+  // the tree are appended to `checkpoints_path`. Without one, lines carry
+  // only the record and its time: the log cannot prove itself complete.
+  std::shared_ptr<const NoteSigner> signer;
+  // The log's name in its checkpoints (and the key's name), e.g.
+  // "trialrules.example/trialrules-0": one per replica.
+  std::string origin = "trialrules/audit";
+  // Empty: `path` + ".checkpoints" (required when `path` is "-").
+  std::string checkpoints_path;
+  // A checkpoint after this many records, after this long with records not
+  // yet checkpointed, and at close.
+  uint64_t checkpoint_records = 1000;
+  absl::Duration checkpoint_interval = absl::Seconds(10);
+  // A file that reaches this size is renamed RotatedLogPath(path, its first
+  // leaf index) and a new one started; the tree goes on across files.
+  // 0: never.
+  uint64_t max_file_bytes = 0;
+};
+
+// Thread-safe. Each record is one line, written by the log's own writer
+// thread (or, for an unsigned pipe, by the caller that finds no write in
+// progress) in the order the log receives them; the writer gives each its
+// time (never earlier than the line before) and, when signed, its leaf index
+// and the previous leaf's hash. Group commit: records queued while a batch
+// is being written go together into the next write(2), and a regular file
+// is fdatasync'ed before any caller hears that its record is written, so an
+// answer leaves only once its record would survive a power loss.
 class AuditLog {
  public:
   using Done = std::function<void(absl::Status)>;
 
-  // Opens (creating, appending) `path`, or takes standard output for "-".
-  // A regular file whose last line was cut short (a power loss, a full disk
-  // outside the server's control) keeps that fragment as it is for the
-  // auditor; the first record starts on a new line, and the fragment is
-  // logged and counted (torn_tails()).
-  // With `include_facts` each line also
-  // carries the canonical facts; by default only their SHA-256, so that no
-  // patient data reaches the log.
+  // Opens (creating, appending) the log. A regular file whose last line was
+  // cut short (a power loss, a full disk outside the server's control)
+  // keeps that fragment as it is for the auditor; the first record starts
+  // on a new line, and the fragment is logged and counted (torn_tails())
+  // and, when signed, named by a "torn_tail" record (its length and hash).
+  // A signed log resumes its tree from every file of the log and refuses to
+  // open (FAILED_PRECONDITION) when the files do not chain or do not match
+  // the last checkpoint: run `trialrules audit verify` on them.
+  static absl::StatusOr<std::unique_ptr<AuditLog>> Open(AuditLogOptions options);
   static absl::StatusOr<std::unique_ptr<AuditLog>> Open(const std::string& path,
                                                         bool include_facts);
+  // Writes what is queued and, when signed, a last checkpoint.
   ~AuditLog();
 
-  // One line per record.
-  std::string FormatLines(const std::vector<DecisionRecord>& records) const;
-  // One line for a batch of bulk-screening decisions that share method, rule
-  // set, site and time: those are written once, then per patient its
-  // decision id, subject, decision, outcomes (one letter per rule, T/F/U, in
-  // the order of "rule_ids") and facts hash. The same facts as one line per
-  // decision at a quarter of the bytes: bulk screening runs at hundreds of
-  // thousands of patients a second.
+  // The record of one decision: canonical JSON (RFC 8785), no newline.
+  std::string FormatDecision(const DecisionRecord& record) const;
+  // One record for a batch of bulk-screening decisions that share method,
+  // rule set, site and as-of date: those are written once, then per patient
+  // its decision id, subject, decision, outcomes (one letter per rule, T/F/U,
+  // in the order of "rule_ids") and facts hash. The same facts as one
+  // record per decision at a quarter of the bytes: bulk screening runs at
+  // hundreds of thousands of patients a second.
   std::string FormatBatch(const std::vector<DecisionRecord>& records) const;
-
-  // One line for a grading call: the table's id, version, hash and term,
+  // One record for a grading call: the table's id, version, hash and term,
   // then per observation set its grade (or range), each row's outcome and
   // the observations' hash (and, with `include_facts`, the observations).
   std::string FormatGrading(const GradingRecord& record) const;
-
-  // One line for a trial evaluation: the rule set, the as-of date and the
+  // One record for a trial evaluation: the rule set, the as-of date and the
   // records' hash (and, with `include_facts`, the records), each patient's
   // DLT and evaluability with its events' DLT criteria, the escalation and
   // stopping decisions with each rule's outcome and the pending patients.
   std::string FormatTrial(const TrialRecord& record) const;
+  // The follow-up record of answers recorded but not delivered (the
+  // caller's deadline passed, it cancelled, the connection dropped).
+  static std::string FormatUndelivered(absl::Span<const std::string> decision_ids,
+                                       absl::string_view reason);
 
-  // Writes `lines` (now, or with the write in progress) and then calls
-  // `done`, on this thread or the writing one: OK, or UNAVAILABLE when they
+  // Writes `record` (a Format* result) as the next line and then calls
+  // `done`, on this thread or the writing one: OK, or UNAVAILABLE when it
   // could not be written, in which case the caller must not answer.
-  void Append(std::string lines, Done done);
+  void Append(std::string record, Done done);
 
   // False after a failed write, until a write succeeds again or Probe()
   // finds the space that was missing.
@@ -118,30 +150,67 @@ class AuditLog {
   uint64_t failures() const { return failures_.load(); }
   // 1 when the log's last line was found cut short at open (and kept).
   uint64_t torn_tails() const { return torn_tails_; }
-  const std::string& path() const { return path_; }
+  // Records written (the tree's size when signed), across every file.
+  uint64_t size() const { return size_.load(); }
+  // The tree size of the last checkpoint written; 0 before the first.
+  uint64_t checkpointed_size() const { return checkpointed_size_.load(); }
+  bool signed_log() const { return options_.signer != nullptr; }
+  const std::string& path() const { return options_.path; }
+  const std::string& checkpoints_path() const { return options_.checkpoints_path; }
+  const AuditLogOptions& options() const { return options_; }
+
+  // Signs a checkpoint of every record written so far (when any is not yet
+  // in one) and then calls `done` with the signed note, on the writer's
+  // thread. FAILED_PRECONDITION for a log without a signer.
+  void CheckpointNow(std::function<void(absl::StatusOr<std::string>)> done);
 
  private:
-  AuditLog(std::string path, int fd, bool include_facts, bool sync, uint64_t torn_tails);
-  void AppendLine(const DecisionRecord& record, std::string* out) const;
-  // ,"facts_sha256":"…" (and with include_facts_, ,"facts":{…}).
-  void AppendFactsFields(const DecisionRecord& record, std::string* out) const;
+  struct TreeState {
+    uint64_t size = 0;
+    CompactTree tree;
+    Hash last_leaf_hash{};
+    int64_t last_micros = 0;  // time of the last line
+    uint64_t checkpointed_size = 0;  // of the last checkpoint found
+  };
+  AuditLog(AuditLogOptions options, int fd, bool sync, uint64_t torn_tails, TreeState state,
+           uint64_t file_first_index, std::string first_record);
+  // Resumes the tree (signed) or the count (unsigned) from the log's files.
+  static absl::StatusOr<TreeState> Resume(const AuditLogOptions& options,
+                                          uint64_t* file_first_index);
+
+  bool include_facts() const { return options_.include_facts; }
+  // "facts":{…}, (with include_facts) and "facts_sha256":"…".
   void AppendFactsFields(const RuleSet& rule_set, const FactValues& facts,
                          std::string* out) const;
+  // The lines of `records`, advancing `state`.
+  std::string Seal(const std::vector<std::string>& records, TreeState* state) const;
   absl::Status Write(const std::string& bytes);
+  // After a successful write: rotation, and a checkpoint when one is due.
+  void AfterWrite(uint64_t records);
+  absl::Status RotateFile();
+  absl::StatusOr<std::string> WriteCheckpoint();
   // A failed write or sync: counted, logged when health turns, and the
   // UNAVAILABLE the waiting calls get.
   absl::Status Failed(absl::string_view step, int error);
 
-  const std::string path_;
-  const bool include_facts_;
-  const int fd_;
-  // A regular file is synced (fdatasync) after each batch: an answer leaves
-  // only once its record would survive a power loss. A pipe cannot be.
+  const AuditLogOptions options_;
+  int fd_;  // replaced at rotation, by the writer only
+  // A regular file is synced (fdatasync) after each batch. A pipe cannot be.
   const bool sync_;
   const uint64_t torn_tails_;
   std::atomic<bool> healthy_{true};
   std::atomic<int> last_errno_{0};
   std::atomic<uint64_t> failures_{0};
+  std::atomic<uint64_t> size_{0};
+  std::atomic<uint64_t> checkpointed_size_{0};
+
+  // Written by one writer at a time (writing_).
+  TreeState state_;
+  uint64_t file_first_index_ = 0;
+  uint64_t file_bytes_ = 0;
+  uint64_t unchecked_records_ = 0;  // written since the last checkpoint
+  absl::Time last_checkpoint_ = absl::Now();
+  std::string last_note_;
 
   // Writes what is queued until nothing is; called with `lock` held.
   void WriteQueued(std::unique_lock<std::mutex>& lock);
@@ -149,12 +218,18 @@ class AuditLog {
 
   std::mutex mutex_;
   std::condition_variable queued_;
-  std::string queued_bytes_;      // guarded by mutex_
-  std::vector<Done> queued_done_;  // guarded by mutex_
-  bool writing_ = false;           // guarded by mutex_
-  bool closing_ = false;           // guarded by mutex_
-  std::thread writer_;             // synced logs only
+  std::vector<std::string> queued_records_;  // guarded by mutex_
+  std::vector<Done> queued_done_;            // guarded by mutex_
+  std::vector<std::function<void(absl::StatusOr<std::string>)>>
+      checkpoint_waiters_;                   // guarded by mutex_
+  bool writing_ = false;                     // guarded by mutex_
+  bool closing_ = false;                     // guarded by mutex_
+  std::thread writer_;                       // synced or signed logs only
 };
+
+// The name a log file takes when the file is rotated: `path` and the leaf
+// index of its first record in 20 digits, so that names sort as the tree.
+std::string RotatedLogPath(const std::string& path, uint64_t first_index);
 
 // A decision id unique across processes: a random 64-bit process prefix and
 // a counter, as 32 hex digits.

@@ -31,18 +31,26 @@ constexpr size_t kFirstBucket = kStarted + 1;
 size_t LatencySumIndex() { return kFirstBucket + ServiceMetrics::LatencyBuckets().size() + 1; }
 
 // A counter whose value is read at scrape time from its owner.
-class CounterFunction final : public prometheus::Collectable {
+// A counter or gauge whose value is read from its owner at scrape time.
+class ValueFunction final : public prometheus::Collectable {
  public:
-  CounterFunction(std::string name, std::string help, std::function<uint64_t()> read)
-      : name_(std::move(name)), help_(std::move(help)), read_(std::move(read)) {}
+  ValueFunction(std::string name, std::string help, prometheus::MetricType type,
+                std::function<uint64_t()> read)
+      : name_(std::move(name)), help_(std::move(help)), type_(type), read_(std::move(read)) {}
   std::vector<prometheus::MetricFamily> Collect() const override {
     prometheus::ClientMetric metric;
-    metric.counter.value = static_cast<double>(read_());
-    return {{name_, help_, prometheus::MetricType::Counter, {metric}}};
+    const double value = static_cast<double>(read_());
+    if (type_ == prometheus::MetricType::Counter) {
+      metric.counter.value = value;
+    } else {
+      metric.gauge.value = value;
+    }
+    return {{name_, help_, type_, {metric}}};
   }
 
  private:
   std::string name_, help_;
+  prometheus::MetricType type_;
   std::function<uint64_t()> read_;
 };
 
@@ -215,8 +223,7 @@ void ServiceMetrics::MethodCalls::Finished(Clock::time_point started, int grpc_c
 }
 
 ServiceMetrics::ServiceMetrics(const std::vector<std::string>& full_methods,
-                               std::function<uint64_t()> audit_failures,
-                               std::function<uint64_t()> audit_torn_tails)
+                               AuditReadings audit)
     : id_(next_instance_id.fetch_add(1)),
       registry_(std::make_shared<prometheus::Registry>()),
       rule_set_info_(prometheus::BuildGauge()
@@ -270,16 +277,26 @@ ServiceMetrics::ServiceMetrics(const std::vector<std::string>& full_methods,
   reloads_.Add({{"result", "rejected"}});
   scrape_time_.push_back(std::make_shared<RequestPathCollector>(this));
   scrape_time_.push_back(std::make_shared<ProcessCollector>());
-  scrape_time_.push_back(std::make_shared<CounterFunction>(
+  scrape_time_.push_back(std::make_shared<ValueFunction>(
       "trialrules_audit_write_failures_total",
       "Writes to the decision audit log that failed; the calls waiting on them were "
       "answered UNAVAILABLE.",
-      std::move(audit_failures)));
-  scrape_time_.push_back(std::make_shared<CounterFunction>(
+      prometheus::MetricType::Counter, std::move(audit.failures)));
+  scrape_time_.push_back(std::make_shared<ValueFunction>(
       "trialrules_audit_torn_tails_total",
       "Audit logs found at start with their last line cut short (a power loss, a full "
       "disk): the fragment is kept and records go on from the next line.",
-      std::move(audit_torn_tails)));
+      prometheus::MetricType::Counter, std::move(audit.torn_tails)));
+  scrape_time_.push_back(std::make_shared<ValueFunction>(
+      "trialrules_audit_tree_size",
+      "Records in the decision audit log, across its files (with a signing key, the "
+      "size of its Merkle tree).",
+      prometheus::MetricType::Gauge, std::move(audit.tree_size)));
+  scrape_time_.push_back(std::make_shared<ValueFunction>(
+      "trialrules_audit_checkpoint_tree_size",
+      "Tree size of the audit log's last signed checkpoint; records beyond it are not yet "
+      "provable (0 without a signing key).",
+      prometheus::MetricType::Gauge, std::move(audit.checkpointed_size)));
 }
 
 ServiceMetrics::~ServiceMetrics() = default;

@@ -40,12 +40,16 @@ class ServiceMetrics {
   // Latency buckets, in seconds: 50 µs to 1 s.
   static const std::vector<double>& LatencyBuckets();
 
+  // What the audit log tells, read at scrape time.
+  struct AuditReadings {
+    std::function<uint64_t()> failures;
+    std::function<uint64_t()> torn_tails;
+    std::function<uint64_t()> tree_size;          // records written
+    std::function<uint64_t()> checkpointed_size;  // tree size of the last checkpoint
+  };
   // `full_methods` ("/package.Service/Method") are the methods whose calls
-  // are recorded. `audit_failures` and `audit_torn_tails` are read at
-  // scrape time.
-  ServiceMetrics(const std::vector<std::string>& full_methods,
-                 std::function<uint64_t()> audit_failures,
-                 std::function<uint64_t()> audit_torn_tails);
+  // are recorded.
+  ServiceMetrics(const std::vector<std::string>& full_methods, AuditReadings audit);
   ~ServiceMetrics();
 
   // Everything to expose: the registry, request-path counters, process

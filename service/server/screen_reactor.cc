@@ -62,6 +62,16 @@ class TrialRulesService::ScreenReactor
 
   void OnWriteDone(bool ok) override {
     if (!ok) {
+      // The batch's records are written; its answers did not leave.
+      std::vector<std::string> undelivered;
+      for (const v1::ScreenResult& result : response_->results()) {
+        if (!result.decision_id().empty()) undelivered.push_back(result.decision_id());
+      }
+      if (!undelivered.empty()) {
+        service_->audit_->Append(
+            AuditLog::FormatUndelivered(undelivered, "the stream's caller went away"),
+            [](absl::Status) {});
+      }
       End(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
       return;
     }
@@ -103,7 +113,6 @@ class TrialRulesService::ScreenReactor
     std::vector<FactValues>& facts = facts_;
     records_.clear();
     std::vector<DecisionRecord>& records = records_;
-    const absl::Time now = absl::Now();
     for (int p = 0; p < request_->patients_size(); ++p) {
       const v1::ScreenPatient& patient = request_->patients(p);
       v1::ScreenResult* result = response_->add_results();
@@ -124,8 +133,8 @@ class TrialRulesService::ScreenReactor
         result->add_outcomes(ToProto(rule.outcome));
       }
       for (int f : evaluation.missing_facts) result->add_missing_fact_indexes(f);
-      records.push_back({result->decision_id(), now, "ScreenPatients", rule_set_.get(),
-                         patient.subject_ref(), site_id_, &evaluation, &facts[p]});
+      records.push_back({result->decision_id(), "ScreenPatients", rule_set_.get(), as_of_,
+                         patient.subject_ref(), site_id_, "", &evaluation, &facts[p]});
     }
     if (service_->metrics_ != nullptr) {
       evaluated_.clear();
@@ -169,6 +178,7 @@ class TrialRulesService::ScreenReactor
     }
     rule_set_ = *rule_set;
     site_id_ = header.site_id();
+    as_of_ = as_of->value_or(TodayUtc());
     std::set<int> seen;
     for (int c = 0; c < header.fact_names_size(); ++c) {
       const std::string& name = header.fact_names(c);
@@ -278,6 +288,7 @@ class TrialRulesService::ScreenReactor
   v1::ScreenResponse* response_ = nullptr;
   std::shared_ptr<const RuleSet> rule_set_;
   std::string site_id_;
+  DayNumber as_of_ = 0;  // the date rule_set_ was selected for
   std::vector<int> columns_;  // fact index per column, -1 when ignored
   std::vector<ValueType> column_types_;  // kNumber for ignored columns
   int date_columns_ = 0;

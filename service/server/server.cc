@@ -8,6 +8,9 @@
 
 #include <google/protobuf/descriptor.h>
 
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
@@ -67,13 +70,48 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
 
 }  // namespace
 
+namespace {
+
+absl::StatusOr<AuditLogOptions> AuditOptions(const ServerOptions& options) {
+  AuditLogOptions audit;
+  audit.path = options.audit_log_path;
+  audit.include_facts = options.audit_include_facts;
+  audit.origin = options.audit_log_origin;
+  audit.checkpoints_path = options.audit_checkpoints_path;
+  audit.checkpoint_records = options.audit_checkpoint_records;
+  audit.checkpoint_interval = options.audit_checkpoint_interval;
+  audit.max_file_bytes = options.audit_log_max_bytes;
+  const std::string& key = options.audit_signing_key_path;
+  if (key.empty()) return audit;
+  // A key that is configured but absent (an optional Secret not created)
+  // leaves the log unsigned, said loudly; a key that is there but cannot be
+  // used stops the start.
+  if (struct stat file {}; ::stat(key.c_str(), &file) != 0 && errno == ENOENT) {
+    std::cerr << "audit log: the signing key " << key
+              << " does not exist; the log is NOT signed and decisions are not provable\n";
+    return audit;
+  }
+  if (audit.path == "-" && audit.checkpoints_path.empty()) {
+    std::cerr << "audit log: on standard output the signed checkpoints need a file of their "
+                 "own (--audit-checkpoints); the log is NOT signed\n";
+    return audit;
+  }
+  absl::StatusOr<NoteSigner> signer = NoteSigner::FromPemFile(key, options.audit_log_origin);
+  if (!signer.ok()) return signer.status();
+  audit.signer = std::make_shared<const NoteSigner>(*std::move(signer));
+  return audit;
+}
+
+}  // namespace
+
 TrialRulesServer::TrialRulesServer(ServerOptions options) : options_(std::move(options)) {}
 
 absl::StatusOr<std::unique_ptr<TrialRulesServer>> TrialRulesServer::Start(
     ServerOptions options) {
   std::unique_ptr<TrialRulesServer> server(new TrialRulesServer(std::move(options)));
-  absl::StatusOr<std::unique_ptr<AuditLog>> audit =
-      AuditLog::Open(server->options_.audit_log_path, server->options_.audit_include_facts);
+  absl::StatusOr<AuditLogOptions> audit_options = AuditOptions(server->options_);
+  if (!audit_options.ok()) return audit_options.status();
+  absl::StatusOr<std::unique_ptr<AuditLog>> audit = AuditLog::Open(*std::move(audit_options));
   if (!audit.ok()) return audit.status();
   server->audit_ = *std::move(audit);
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
@@ -81,8 +119,12 @@ absl::StatusOr<std::unique_ptr<TrialRulesServer>> TrialRulesServer::Start(
   if (!credentials.ok()) return credentials.status();
   if (!server->options_.metrics_address.empty()) {
     server->metrics_ = std::make_unique<ServiceMetrics>(
-        TrialRulesService::MethodNames(), [audit = server->audit_.get()] { return audit->failures(); },
-        [audit = server->audit_.get()] { return audit->torn_tails(); });
+        TrialRulesService::MethodNames(),
+        ServiceMetrics::AuditReadings{
+            [audit = server->audit_.get()] { return audit->failures(); },
+            [audit = server->audit_.get()] { return audit->torn_tails(); },
+            [audit = server->audit_.get()] { return audit->size(); },
+            [audit = server->audit_.get()] { return audit->checkpointed_size(); }});
     absl::StatusOr<MetricsEndpoint> endpoint = ExposeMetrics(
         server->options_.metrics_address, server->metrics_->collectables());
     if (!endpoint.ok()) return endpoint.status();

@@ -55,6 +55,13 @@ struct ServerOptions {
   std::string metrics_address = "127.0.0.1:9464";
   std::string audit_log_path = "trialrules-audit.jsonl";
   bool audit_include_facts = false;
+  // Ed25519 PKCS#8 PEM; set: the log is signed (AuditLogOptions).
+  std::string audit_signing_key_path;
+  std::string audit_log_origin = "trialrules/audit";
+  std::string audit_checkpoints_path;  // empty: the log's path + ".checkpoints"
+  uint64_t audit_checkpoint_records = 1000;
+  absl::Duration audit_checkpoint_interval = absl::Seconds(10);
+  uint64_t audit_log_max_bytes = 256 << 20;  // 0: no rotation
   int max_message_bytes = 16 << 20;
   // HTTP/2 streams one connection may have open at once.
   int max_concurrent_streams = 100;

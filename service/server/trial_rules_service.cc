@@ -5,11 +5,15 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <future>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/descriptor.h"
+#include "service/audit/log_audit.h"
+#include "service/server/audited_reactor.h"
+#include "service/util/json.h"
 #include "service/server/convert.h"
 
 namespace trialrules {
@@ -184,17 +188,17 @@ absl::Status TrialRulesService::Answer(EvaluationKind kind, absl::string_view me
     metrics_->RecordDecisions(*selected, {&evaluated, 1});
   }
   const std::string decision_id = NewDecisionId();
-  const DecisionRecord record{decision_id, absl::Now(),          method,
-                              &rule_set,   request.subject_ref(), request.site_id(),
-                              &evaluation, &facts};
-  *audit_lines = audit_->FormatLines({record});
+  const DayNumber as_of_date = as_of->value_or(today);
+  *audit_lines = audit_->FormatDecision({decision_id, method, &rule_set, as_of_date,
+                                         request.subject_ref(), request.site_id(),
+                                         request.dose_level(), &evaluation, &facts});
 
   FillEvaluation(rule_set, evaluation, response);
   response->set_decision_id(decision_id);
   response->set_subject_ref(request.subject_ref());
   response->set_site_id(request.site_id());
   response->set_dose_level(request.dose_level());
-  response->set_as_of_date(FormatIsoDate(as_of->value_or(today)));
+  response->set_as_of_date(FormatIsoDate(as_of_date));
   for (std::string& name : ignored) response->add_ignored_facts(std::move(name));
   return absl::OkStatus();
 }
@@ -202,7 +206,7 @@ absl::Status TrialRulesService::Answer(EvaluationKind kind, absl::string_view me
 grpc::ServerUnaryReactor* TrialRulesService::Evaluate(
     EvaluationKind kind, absl::string_view method, grpc::CallbackServerContext* context,
     const v1::EvaluateRequest& request, v1::EvaluateResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto* reactor = new AuditedReactor(context, audit_);
   const CallRecord call = StartCall(context, method);
   if (!call.admitted()) {
     Finish(reactor, call, Overloaded());
@@ -221,7 +225,11 @@ grpc::ServerUnaryReactor* TrialRulesService::Evaluate(
   }
   // The answer leaves only once its record is written (fail closed).
   audit_->Append(std::move(audit_lines), [reactor, call, response](absl::Status written) {
-    if (!written.ok()) response->Clear();
+    if (written.ok()) {
+      reactor->Recorded(response->decision_id());
+    } else {
+      response->Clear();
+    }
     Finish(reactor, call, ToGrpcStatus(written));
   });
   return reactor;
@@ -319,7 +327,7 @@ absl::Status TrialRulesService::Grade(const v1::GradeRequest& request,
 
   if (metrics_ != nullptr) metrics_->RecordGrades(**tables, **table, results);
   const std::string decision_id = NewDecisionId();
-  *audit_line = audit_->FormatGrading({decision_id, absl::Now(), tables->get(), *table,
+  *audit_line = audit_->FormatGrading({decision_id, tables->get(), *table,
                                        request.subject_ref(), request.site_id(), results});
 
   v1::TableRef* ref = response->mutable_table();
@@ -339,7 +347,7 @@ absl::Status TrialRulesService::Grade(const v1::GradeRequest& request,
 grpc::ServerUnaryReactor* TrialRulesService::GradeEvents(grpc::CallbackServerContext* context,
                                                          const v1::GradeRequest* request,
                                                          v1::GradeResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto* reactor = new AuditedReactor(context, audit_);
   const CallRecord call = StartCall(context, "GradeEvents");
   if (!call.admitted()) {
     Finish(reactor, call, Overloaded());
@@ -347,20 +355,27 @@ grpc::ServerUnaryReactor* TrialRulesService::GradeEvents(grpc::CallbackServerCon
   }
   std::string audit_line;
   const absl::Status status = Grade(*request, response, &audit_line);
-  FinishAudited(reactor, call, status, std::move(audit_line), response);
+  FinishAudited(reactor, call, status, std::move(audit_line), response->decision_id(),
+                response);
   return reactor;
 }
 
-void TrialRulesService::FinishAudited(grpc::ServerUnaryReactor* reactor, const CallRecord& call,
+void TrialRulesService::FinishAudited(AuditedReactor* reactor, const CallRecord& call,
                                       const absl::Status& status, std::string audit_line,
+                                      std::string decision_id,
                                       google::protobuf::Message* response) {
   if (!status.ok()) {
     Finish(reactor, call, ToGrpcStatus(status));
     return;
   }
   // As for decisions: the answer leaves only once its record is written.
-  audit_->Append(std::move(audit_line), [reactor, call, response](absl::Status written) {
-    if (!written.ok()) response->Clear();
+  audit_->Append(std::move(audit_line), [reactor, call, response,
+                                         id = std::move(decision_id)](absl::Status written) {
+    if (written.ok()) {
+      reactor->Recorded(id);
+    } else {
+      response->Clear();
+    }
     Finish(reactor, call, ToGrpcStatus(written));
   });
 }
@@ -461,7 +476,7 @@ absl::Status TrialRulesService::Trial(const v1::EvaluateTrialRequest& request,
   if (metrics_ != nullptr) metrics_->RecordTrial(**rule_set, *evaluation);
   const std::string decision_id = NewDecisionId();
   *audit_line = audit_->FormatTrial(
-      {decision_id, absl::Now(), rule_set->get(), request.site_id(), &records, &*evaluation});
+      {decision_id, rule_set->get(), request.site_id(), &records, &*evaluation});
   *response->mutable_evaluation() = *std::move(evaluation);
   response->set_decision_id(decision_id);
   response->set_site_id(request.site_id());
@@ -471,7 +486,7 @@ absl::Status TrialRulesService::Trial(const v1::EvaluateTrialRequest& request,
 grpc::ServerUnaryReactor* TrialRulesService::EvaluateTrial(
     grpc::CallbackServerContext* context, const v1::EvaluateTrialRequest* request,
     v1::EvaluateTrialResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto* reactor = new AuditedReactor(context, audit_);
   const CallRecord call = StartCall(context, "EvaluateTrial");
   if (!call.admitted()) {
     Finish(reactor, call, Overloaded());
@@ -479,7 +494,75 @@ grpc::ServerUnaryReactor* TrialRulesService::EvaluateTrial(
   }
   std::string audit_line;
   const absl::Status status = Trial(*request, response, &audit_line);
-  FinishAudited(reactor, call, status, std::move(audit_line), response);
+  FinishAudited(reactor, call, status, std::move(audit_line), response->decision_id(),
+                response);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TrialRulesService::GetDecisionProof(
+    grpc::CallbackServerContext* context, const v1::GetDecisionProofRequest* request,
+    v1::GetDecisionProofResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const CallRecord call = StartCall(context, "GetDecisionProof");
+  if (!call.admitted()) {
+    Finish(reactor, call, Overloaded());
+    return reactor;
+  }
+  const std::string& id = request->decision_id();
+  if (id.size() != 32 || !std::all_of(id.begin(), id.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+      })) {
+    Finish(reactor, call,
+           grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("decision_id ", JsonQuote(id.substr(0, 64)),
+                                     " is not a decision id (32 lowercase hex digits)")));
+    return reactor;
+  }
+  if (!audit_->signed_log() || audit_->path() == "-") {
+    Finish(reactor, call,
+           grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        audit_->signed_log()
+                            ? "the audit log goes to standard output: this replica cannot "
+                              "read it back to prove a decision"
+                            : "the audit log is not signed (the server runs without "
+                              "--audit-signing-key): decisions cannot be proven"));
+    return reactor;
+  }
+  // Reading the log takes a while: off the threads that answer decisions.
+  const bool queued = validation_worker_.TrySubmit([this, reactor, call, id, response] {
+    absl::StatusOr<DecisionProof> proof =
+        ProveDecision(audit_->path(), audit_->checkpoints_path(), id);
+    if (absl::IsFailedPrecondition(proof.status())) {
+      // Written but in no checkpoint yet: sign one now, then prove.
+      std::promise<absl::StatusOr<std::string>> signed_note;
+      audit_->CheckpointNow([&](absl::StatusOr<std::string> note) {
+        signed_note.set_value(std::move(note));
+      });
+      if (absl::StatusOr<std::string> note = signed_note.get_future().get(); !note.ok()) {
+        proof = note.status();
+      } else {
+        proof = ProveDecision(audit_->path(), audit_->checkpoints_path(), id);
+      }
+    }
+    if (!proof.ok()) {
+      Finish(reactor, call, ToGrpcStatus(proof.status()));
+      return;
+    }
+    response->set_record(proof->line);
+    response->set_leaf_index(proof->index);
+    for (const Hash& hash : proof->proof) {
+      response->add_inclusion_proof(reinterpret_cast<const char*>(hash.data()), hash.size());
+    }
+    response->set_tree_size(proof->tree_size);
+    response->set_checkpoint(proof->checkpoint);
+    response->set_tlog_proof(proof->Text());
+    Finish(reactor, call, grpc::Status::OK);
+  });
+  if (!queued) {
+    Finish(reactor, call,
+           grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        "too many proofs and validations are being worked on; retry shortly"));
+  }
   return reactor;
 }
 

@@ -9,6 +9,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "service/audit/audit_log.h"
+#include "service/server/audited_reactor.h"
 #include "service/metrics/service_metrics.h"
 #include "service/catalog/catalog.h"
 #include "service/server/arena_allocator.h"
@@ -57,6 +58,9 @@ class TrialRulesService final : public v1::TrialRules::CallbackService {
   grpc::ServerUnaryReactor* EvaluateTrial(grpc::CallbackServerContext* context,
                                           const v1::EvaluateTrialRequest* request,
                                           v1::EvaluateTrialResponse* response) override;
+  grpc::ServerUnaryReactor* GetDecisionProof(grpc::CallbackServerContext* context,
+                                             const v1::GetDecisionProofRequest* request,
+                                             v1::GetDecisionProofResponse* response) override;
   grpc::ServerReadReactor<v1::CompareRequest>* CompareVersions(
       grpc::CallbackServerContext* context, v1::CompareResponse* response) override;
   grpc::ServerUnaryReactor* ValidateRuleSet(
@@ -79,9 +83,9 @@ class TrialRulesService final : public v1::TrialRules::CallbackService {
   // Finishes a unary call whose work gave `status` and, when OK, its audit
   // record: the answer leaves only once the record is written (else the
   // call fails UNAVAILABLE with `response` cleared).
-  void FinishAudited(grpc::ServerUnaryReactor* reactor, const CallRecord& call,
+  void FinishAudited(AuditedReactor* reactor, const CallRecord& call,
                      const absl::Status& status, std::string audit_line,
-                     google::protobuf::Message* response);
+                     std::string decision_id, google::protobuf::Message* response);
 
   // GradeEvents' work: grades every observation set, or refuses the
   // request naming the set and the observation; fills `audit_line`.

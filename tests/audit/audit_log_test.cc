@@ -1,6 +1,7 @@
 // The audit log's record text and its fail-closed writes, in-process.
 #include "service/audit/audit_log.h"
 #include "service/audit/canonical_facts.h"
+#include "service/audit/jcs.h"
 
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <algorithm>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -48,9 +50,10 @@ class AuditLogTest : public ::testing::Test {
     for (const char* name : {"/log", "/stdout"}) ::unlink((dir_ + name).c_str());
     ::rmdir(dir_.c_str());
   }
-  DecisionRecord Record(absl::string_view id, absl::Time time) const {
-    return {id, time, "CheckEligibility", rule_set_.get(), "SUBJECT-1", "SITE \"A\"",
-            &evaluation_, &facts_};
+  DecisionRecord Record(absl::string_view id) const {
+    return {id,          "CheckEligibility", rule_set_.get(), *ParseIsoDate("2020-01-15"),
+            "SUBJECT-1", "SITE \"A\"",       "",               &evaluation_,
+            &facts_};
   }
   // The value of "field":"..." in a record line.
   static std::string Field(const std::string& line, const std::string& field) {
@@ -67,35 +70,50 @@ class AuditLogTest : public ::testing::Test {
   std::string dir_;
 };
 
-// The time is cached per second: it must read as Abseil formats it, in the
-// same second, across a second and before 1970.
-TEST_F(AuditLogTest, RecordTimeIsUtcWithMicroseconds) {
-  std::unique_ptr<AuditLog> log = *AuditLog::Open(dir_ + "/log", false);
-  const absl::Time base = absl::FromUnixMicros(1700000000123456);
-  for (absl::Time time :
-       {base, base + absl::Microseconds(1), base + absl::Microseconds(876543),
-        base + absl::Microseconds(876544), base - absl::Hours(24 * 365 * 60) + absl::Microseconds(7),
-        absl::FromUnixMicros(-1), absl::FromUnixMicros(0), base}) {
-    const std::string line = log->FormatLines({Record("id", time)});
-    EXPECT_EQ(Field(line, "time"),
-              absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", time, absl::UTCTimeZone()))
-        << absl::ToUnixMicros(time);
+// The time is the writer's, cached per second: it must read as Abseil
+// formats it, UTC with microseconds, and never go backwards.
+TEST_F(AuditLogTest, LinesCarryTheirWriteTimeInUtcMicroseconds) {
+  const std::string path = dir_ + "/log";
+  std::unique_ptr<AuditLog> log = *AuditLog::Open(path, false);
+  const absl::Time before = absl::Now();
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(AppendAndWait(*log, log->FormatDecision(Record(absl::StrCat("id", i)))).ok());
   }
+  const absl::Time after = absl::Now();
+  std::ifstream in(path, std::ios::binary);
+  std::string line, previous;
+  int lines = 0;
+  while (std::getline(in, line)) {
+    ++lines;
+    const std::string text = Field(line, "time");
+    absl::Time time;
+    std::string error;
+    ASSERT_TRUE(absl::ParseTime("%Y-%m-%dT%H:%M:%E6SZ", text, absl::UTCTimeZone(), &time, &error))
+        << text << ": " << error;
+    EXPECT_EQ(text, absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", time, absl::UTCTimeZone()));
+    EXPECT_GE(time, absl::FromUnixMicros(absl::ToUnixMicros(before)));
+    EXPECT_LE(time, after);
+    EXPECT_GE(text, previous);
+    previous = text;
+  }
+  EXPECT_EQ(lines, 5);
 }
 
-TEST_F(AuditLogTest, LineCarriesTheDecisionAndTheDigestOfTheCanonicalFacts) {
+TEST_F(AuditLogTest, RecordIsCanonicalJsonWithTheDecisionAndTheDigestOfTheCanonicalFacts) {
   std::unique_ptr<AuditLog> log = *AuditLog::Open(dir_ + "/log", false);
-  const std::string line = log->FormatLines({Record("0123", absl::Now())});
-  EXPECT_EQ(Field(line, "decision_id"), "0123");
-  EXPECT_EQ(Field(line, "version"), "1.0");
-  EXPECT_EQ(Field(line, "facts_sha256"), Sha256Hex(CanonicalFacts(*rule_set_, facts_)));
-  EXPECT_NE(line.find("\"site_id\":\"SITE \\\"A\\\"\""), std::string::npos) << line;
-  EXPECT_EQ(line.find("\"facts\":"), std::string::npos);  // no patient data by default
-  EXPECT_EQ(line.back(), '\n');
+  const std::string record = log->FormatDecision(Record("0123"));
+  EXPECT_TRUE(IsCanonicalJson(record)) << record;
+  EXPECT_EQ(Field(record, "decision_id"), "0123");
+  EXPECT_EQ(Field(record, "version"), "1.0");
+  EXPECT_EQ(Field(record, "as_of_date"), "2020-01-15");
+  EXPECT_EQ(Field(record, "facts_sha256"), Sha256Hex(CanonicalFacts(*rule_set_, facts_)));
+  EXPECT_NE(record.find("\"site_id\":\"SITE \\\"A\\\"\""), std::string::npos) << record;
+  EXPECT_EQ(record.find("\"facts\":"), std::string::npos);  // no patient data by default
 
   std::unique_ptr<AuditLog> with_facts = *AuditLog::Open(dir_ + "/log", true);
-  const std::string full = with_facts->FormatLines({Record("0123", absl::Now())});
-  EXPECT_NE(full.find(absl::StrCat("\"facts\":", CanonicalFacts(*rule_set_, facts_), "}\n")),
+  const std::string full = with_facts->FormatDecision(Record("0123"));
+  EXPECT_TRUE(IsCanonicalJson(full)) << full;
+  EXPECT_NE(full.find(absl::StrCat("\"facts\":", CanonicalFacts(*rule_set_, facts_), ",")),
             std::string::npos) << full;
 }
 
@@ -110,7 +128,7 @@ TEST_F(AuditLogTest, ATornLastLineIsKeptAndRecordsStartOnTheNextLine) {
   absl::StatusOr<std::unique_ptr<AuditLog>> log = AuditLog::Open(path, false);
   ASSERT_TRUE(log.ok()) << log.status();
   EXPECT_EQ((*log)->torn_tails(), 1u);
-  const absl::Status written = AppendAndWait(**log, (*log)->FormatLines({Record("c", absl::Now())}));
+  const absl::Status written = AppendAndWait(**log, (*log)->FormatDecision(Record("c")));
   ASSERT_TRUE(written.ok()) << written;
   std::ifstream in(path, std::ios::binary);
   std::string line;
@@ -157,11 +175,12 @@ TEST_F(AuditLogTest, PartialWriteIsTakenBackWithoutAHoleOnAPlainStdout) {
   ::close(file);
   ASSERT_TRUE(log.ok()) << log.status();
 
-  auto append = [&](const std::string& lines) { return AppendAndWait(**log, lines); };
-  const std::string first = (*log)->FormatLines({Record("first", absl::Now())});
-  const std::string second = (*log)->FormatLines({Record("second", absl::Now())});
-  const std::string third = (*log)->FormatLines({Record("third", absl::Now())});
+  auto append = [&](const std::string& record) { return AppendAndWait(**log, record); };
+  const std::string first = (*log)->FormatDecision(Record("first"));
+  const std::string second = (*log)->FormatDecision(Record("second"));
+  const std::string third = (*log)->FormatDecision(Record("third"));
   ASSERT_TRUE(append(first).ok());
+  const std::string first_line = testing::ReadFile(path);
 
   // Past the limit a write fails with EFBIG instead of killing the process.
   struct sigaction ignore {}, previous {};
@@ -170,7 +189,7 @@ TEST_F(AuditLogTest, PartialWriteIsTakenBackWithoutAHoleOnAPlainStdout) {
   struct rlimit limit {}, saved {};
   ::getrlimit(RLIMIT_FSIZE, &saved);
   limit = saved;
-  limit.rlim_cur = first.size() + second.size() / 2;
+  limit.rlim_cur = first_line.size() + second.size() / 2;
   ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
   const absl::Status refused = append(second);
   ::setrlimit(RLIMIT_FSIZE, &saved);
@@ -178,10 +197,13 @@ TEST_F(AuditLogTest, PartialWriteIsTakenBackWithoutAHoleOnAPlainStdout) {
 
   EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable) << refused;
   EXPECT_FALSE((*log)->healthy());
-  EXPECT_EQ(testing::ReadFile(path), first);
+  EXPECT_EQ(testing::ReadFile(path), first_line);
   ASSERT_TRUE(append(third).ok());
   EXPECT_TRUE((*log)->healthy());
-  EXPECT_EQ(testing::ReadFile(path), first + third);
+  const std::string both = testing::ReadFile(path);
+  ASSERT_EQ(both.substr(0, first_line.size()), first_line);
+  EXPECT_EQ(Field(both.substr(first_line.size()), "decision_id"), "third");
+  EXPECT_EQ(std::count(both.begin(), both.end(), '\n'), 2);
 }
 
 }  // namespace

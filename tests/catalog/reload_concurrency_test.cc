@@ -59,8 +59,9 @@ TEST(ReloadConcurrencyTest, ReadersNeverSeeAPartialOrBadCatalog) {
   dir.Publish({{"a-v1.textproto", v1}});
 
   CatalogHolder holder;
-  ServiceMetrics metrics({"/trialrules.v1.TrialRules/CheckEligibility"}, [] { return 0; },
-                         [] { return 0; });
+  const auto zero = [] { return uint64_t{0}; };
+  ServiceMetrics metrics({"/trialrules.v1.TrialRules/CheckEligibility"},
+                         {zero, zero, zero, zero});
   const CatalogReload first = ReloadCatalog(dir.path(), nullptr);
   holder.Publish(first.catalog);
   metrics.RecordCatalog(*first.catalog);

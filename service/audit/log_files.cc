@@ -1,0 +1,130 @@
+#include "service/audit/log_files.h"
+
+#include <dirent.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "service/util/file.h"
+#include "simdjson.h"
+
+namespace trialrules {
+
+std::vector<std::string> LogFiles(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+  const std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  std::vector<std::pair<uint64_t, std::string>> rotated;
+  bool live = false;
+  if (DIR* listing = ::opendir(dir.empty() ? "/" : dir.c_str())) {
+    while (const dirent* entry = ::readdir(listing)) {
+      absl::string_view name = entry->d_name;
+      if (name == base) live = true;
+      if (!absl::ConsumePrefix(&name, base) || !absl::ConsumePrefix(&name, ".") ||
+          name.size() != 20 || !std::all_of(name.begin(), name.end(), absl::ascii_isdigit)) {
+        continue;
+      }
+      uint64_t first = 0;
+      if (absl::SimpleAtoi(name, &first)) {
+        rotated.emplace_back(first, absl::StrCat(slash == std::string::npos ? "" : dir + "/",
+                                                 entry->d_name));
+      }
+    }
+    ::closedir(listing);
+  }
+  std::sort(rotated.begin(), rotated.end());
+  std::vector<std::string> files;
+  for (auto& [first, file] : rotated) files.push_back(std::move(file));
+  if (live) files.push_back(path);
+  return files;
+}
+
+absl::Status ForEachLogLine(const std::string& path,
+                            const std::function<absl::Status(const LogLine&)>& visit) {
+  const std::vector<std::string> files = LogFiles(path);
+  if (files.empty()) return absl::NotFoundError(absl::StrCat("audit log ", path, ": no such file"));
+  for (const std::string& file : files) {
+    absl::StatusOr<std::string> bytes = ReadFileBytes(file);
+    if (!bytes.ok()) return bytes.status();
+    absl::string_view rest = *bytes;
+    LogLine line;
+    line.file = &file;
+    while (!rest.empty()) {
+      const size_t end = rest.find('\n');
+      ++line.line_number;
+      line.ends_with_newline = end != absl::string_view::npos;
+      line.text = rest.substr(0, end);
+      if (absl::Status s = visit(line); !s.ok()) return s;
+      rest.remove_prefix(line.ends_with_newline ? end + 1 : rest.size());
+    }
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// One parser per thread: a parser keeps its buffers between documents.
+simdjson::dom::parser& Parser() {
+  thread_local simdjson::dom::parser parser;
+  return parser;
+}
+
+}  // namespace
+
+absl::StatusOr<LogEnvelope> ParseLogLine(absl::string_view line) {
+  simdjson::dom::element root;
+  if (const simdjson::error_code error = Parser().parse(line.data(), line.size()).get(root)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("not valid JSON (", simdjson::error_message(error), ")"));
+  }
+  if (!root.is_object()) return absl::InvalidArgumentError("not a JSON object");
+  LogEnvelope envelope;
+  absl::string_view rest = line;
+  if (absl::ConsumePrefix(&rest, "{\"leaf_index\":")) {
+    envelope.indexed = true;
+    const size_t digits = rest.find(',');
+    if (digits == absl::string_view::npos ||
+        !absl::SimpleAtoi(rest.substr(0, digits), &envelope.leaf_index) ||
+        (digits > 1 && rest[0] == '0')) {
+      return absl::InvalidArgumentError("leaf_index is not a whole number");
+    }
+    rest.remove_prefix(digits);
+    if (!absl::ConsumePrefix(&rest, ",\"prev_leaf_hash\":\"")) {
+      return absl::InvalidArgumentError("no prev_leaf_hash after leaf_index");
+    }
+    const size_t quote = rest.find('"');
+    envelope.prev_leaf_hash = rest.substr(0, quote);
+    rest.remove_prefix(quote == absl::string_view::npos ? rest.size() : quote + 1);
+    if (!absl::ConsumePrefix(&rest, ",\"record\":")) {
+      return absl::InvalidArgumentError("no record after prev_leaf_hash");
+    }
+  } else if (!absl::ConsumePrefix(&rest, "{\"record\":")) {
+    return absl::InvalidArgumentError("neither leaf_index nor record comes first");
+  }
+  constexpr absl::string_view kTime = ",\"time\":\"";
+  const size_t time = rest.rfind(kTime);
+  if (time == absl::string_view::npos || !absl::EndsWith(rest, "\"}")) {
+    return absl::InvalidArgumentError("no time after the record");
+  }
+  envelope.record = rest.substr(0, time);
+  envelope.time = rest.substr(time + kTime.size(), rest.size() - time - kTime.size() - 2);
+  if (envelope.record.empty() || envelope.record.front() != '{' ||
+      envelope.record.back() != '}') {
+    return absl::InvalidArgumentError("the record is not a JSON object");
+  }
+  return envelope;
+}
+
+std::string RecordString(absl::string_view record, absl::string_view key) {
+  simdjson::dom::element root;
+  if (Parser().parse(record.data(), record.size()).get(root)) return "";
+  std::string_view value;
+  if (root[std::string_view(key.data(), key.size())].get(value)) return "";
+  return std::string(value);
+}
+
+}  // namespace trialrules
