@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 #include <tuple>
+#include <type_traits>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -242,6 +243,8 @@ std::vector<std::shared_ptr<const T>> ReloadFiles(
       continue;
     }
     claim(item);
+    reload->loaded.push_back({candidate->path, item->sha256(), candidate->bytes,
+                              std::is_same_v<T, DecisionTableSet>});
   }
 
   std::set<const T*> now;

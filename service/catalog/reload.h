@@ -95,6 +95,17 @@ struct CatalogReload {
   std::vector<std::string> unsettled;
   // Versions naming a decision table that is not loaded (CheckTableReferences).
   std::vector<Problem> missing_tables;
+  // The file of each rule set and decision-table set this read loaded into
+  // `catalog` (new or changed content; not those kept from `previous`):
+  // exactly the bytes its sha256() is of, for a rules archive to keep
+  // before `catalog` is published.
+  struct LoadedFile {
+    std::string path;
+    std::string sha256;  // hex
+    std::string bytes;
+    bool table = false;  // a decision-table file
+  };
+  std::vector<LoadedFile> loaded;
   // True when the rule sets or the refusals differ from the previous ones.
   bool changed = false;
 };
