@@ -7,7 +7,10 @@ default load restrictor).
 No cluster here: the objects are checked against what the server and the
 repository say — probes on the ports the server's flags open, the security
 context, the rules volume (a whole ConfigMap directory, never subPath)
-holding every file of rules/, selectors that match the pod labels,
+holding every file of rules/, each replica's audit volume (a claim per
+replica holding the audit log, its checkpoints and the rule archive; the
+log's origin naming the pod; the signing key from an optional Secret) and
+the audit-stdout option without it, selectors that match the pod labels,
 Services, HPA, PDB, NetworkPolicy, ServiceMonitor and PrometheusRule; and
 the script's ConfigMap: name, namespace and labels as the overlay's
 objects have them, applied server-side.
@@ -28,8 +31,26 @@ import unittest
 import yaml
 
 ARGS = None
-OVERLAYS = ["dev", "prod"]
+# Every overlay shipped (setUpClass adds one more: dev with
+# components/audit-stdout, made as the component says to use it).
+OVERLAYS = ["dev", "prod", "prod-audit-stdout"]
+# Each overlay with the audit log on stdout, and the overlay it changes.
+AUDIT_STDOUT = {"prod-audit-stdout": "prod"}
 RULES_CONFIGMAP = "trialrules-rules"
+AUDIT_KEY_SECRET = "trialrules-audit-key"
+AUDIT_KEY_FILE = "ed25519.pem"
+# The environment variable holding the first part of the log origin.
+ORIGIN_PREFIX = "AUDIT_LOG_ORIGIN_PREFIX"
+# The flags of the audit volume (each replica's log, checkpoints and rule
+# archive on its own volume), which the manifests set before a server binary
+# may have them: see test_every_argument_is_a_flag_the_server_knows.
+AUDIT_VOLUME_FLAGS = {"audit-log-origin", "audit-signing-key", "rules-archive"}
+
+
+def overlay_dir(overlay):
+    """dev, prod, ... (k8s/overlays/NAME) or the path of an overlay, as
+    scripts/rules-configmap.sh takes them."""
+    return overlay if "/" in overlay else os.path.join(ARGS.source, "k8s", "overlays", overlay)
 
 
 def render(overlay):
@@ -37,7 +58,7 @@ def render(overlay):
     as `kubectl apply -k` renders): no --load-restrictor, so a kustomization
     that reads files outside its own directory fails here."""
     result = subprocess.run(
-        ["kubectl", "kustomize", os.path.join(ARGS.source, "k8s", "overlays", overlay)],
+        ["kubectl", "kustomize", overlay_dir(overlay)],
         capture_output=True, text=True, timeout=120)
     if result.returncode != 0:
         raise AssertionError(f"kubectl kustomize {overlay}: {result.stderr}")
@@ -63,6 +84,22 @@ def rule_files(directory):
                   if os.path.isfile(os.path.join(directory, f)))
 
 
+def audit_stdout_overlay(work, overlay, namespace):
+    """An overlay of OVERLAY with components/audit-stdout, in WORK (relative
+    paths: kustomize takes no absolute ones)."""
+    os.makedirs(work, exist_ok=True)
+    with open(os.path.join(work, "kustomization.yaml"), "w") as f:
+        f.write(f"""apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: {namespace}
+resources:
+  - {os.path.relpath(overlay_dir(overlay), work)}
+components:
+  - {os.path.relpath(os.path.join(ARGS.source, "k8s/components/audit-stdout"), work)}
+""")
+    return work
+
+
 def flags(args):
     """--name=value arguments as a dict; --name alone as "true"."""
     out = {}
@@ -71,6 +108,43 @@ def flags(args):
         name, _, value = arg[2:].partition("=")
         out[name] = value if "=" in arg else "true"
     return out
+
+
+def env_name(flag):
+    """The server's environment twin of a flag: --audit-log, TRIALRULES_AUDIT_LOG."""
+    return "TRIALRULES_" + flag.upper().replace("-", "_")
+
+
+def settings(container):
+    """What the server is set to, as it reads it: the TRIALRULES_ variables of
+    the container's env (values unexpanded), overridden by its args."""
+    out = {}
+    for var in container.get("env", []):
+        if var["name"].startswith("TRIALRULES_"):
+            out[var["name"][len("TRIALRULES_"):].lower().replace("_", "-")] = var.get("value")
+    out.update(flags(container["args"]))
+    return out
+
+
+def resolve_env(container, pod):
+    """The container's environment as the kubelet gives it to pod POD (a
+    dict of its metadata): downward-API fields filled in, and $(VAR)
+    replaced by the value of a variable defined before it."""
+    out = {}
+    for var in container.get("env", []):
+        if "valueFrom" in var:
+            path = var["valueFrom"]["fieldRef"]["fieldPath"]
+            assert path.startswith("metadata."), path
+            out[var["name"]] = pod[path[len("metadata."):]]
+        else:
+            out[var["name"]] = re.sub(
+                r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
+                lambda m: out.get(m.group(1), m.group(0)), var.get("value", ""))
+    return out
+
+
+def under(path, directory):
+    return path.startswith(directory.rstrip("/") + "/")
 
 
 def port_of(address):
@@ -84,11 +158,21 @@ def matches(selector, labels):
 class ManifestsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        cls.work = tempfile.mkdtemp(prefix="trialrules-overlays-")
+        dev_stdout = audit_stdout_overlay(os.path.join(cls.work, "dev-audit-stdout"),
+                                          "dev", "trialrules-dev")
+        # Overlay names, or the path of one for the component over dev.
+        cls.overlays = OVERLAYS + [dev_stdout]
+        cls.audit_stdout = {**AUDIT_STDOUT, dev_stdout: "dev"}
         # kustomize's objects alone, and everything a deployment applies:
         # those plus the script's ConfigMap.
-        cls.kustomized = {overlay: render(overlay) for overlay in OVERLAYS}
+        cls.kustomized = {overlay: render(overlay) for overlay in cls.overlays}
         cls.rendered = {overlay: cls.kustomized[overlay] + rules_configmap(overlay)
-                        for overlay in OVERLAYS}
+                        for overlay in cls.overlays}
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.work)
 
     def objects(self, overlay, kind):
         return [o for o in self.rendered[overlay] if o["kind"] == kind]
@@ -99,16 +183,20 @@ class ManifestsTest(unittest.TestCase):
         self.assertEqual(len(found), 1, f"{overlay}: {kind} {name}")
         return found[0]
 
-    def deployment(self, overlay):
-        deployment = self.one(overlay, "Deployment", "trialrules")
-        pod = deployment["spec"]["template"]["spec"]
+    def statefulset(self, overlay):
+        """The StatefulSet, its pod spec, the server's container and what the
+        server is set to (args over the TRIALRULES_ environment)."""
+        statefulset = self.one(overlay, "StatefulSet", "trialrules")
+        pod = statefulset["spec"]["template"]["spec"]
         container = pod["containers"][0]
-        return deployment, pod, container, flags(container["args"])
+        return statefulset, pod, container, settings(container)
 
     def test_every_overlay_renders_the_same_kinds(self):
-        wanted = {"Deployment", "Service", "ConfigMap", "HorizontalPodAutoscaler",
+        # No PersistentVolumeClaim object: the StatefulSet makes one per
+        # replica from its template.
+        wanted = {"StatefulSet", "Service", "ConfigMap", "HorizontalPodAutoscaler",
                   "PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor", "PrometheusRule"}
-        for overlay in OVERLAYS:
+        for overlay in self.overlays:
             with self.subTest(overlay=overlay):
                 kinds = {o["kind"] for o in self.rendered[overlay]}
                 self.assertEqual(kinds, wanted)
@@ -121,9 +209,9 @@ class ManifestsTest(unittest.TestCase):
                 self.assertNotIn("ConfigMap", {o["kind"] for o in self.kustomized[overlay]})
 
     def test_probes_use_native_grpc_on_the_ports_the_flags_open(self):
-        for overlay in OVERLAYS:
+        for overlay in self.overlays:
             with self.subTest(overlay=overlay):
-                _, _, container, args = self.deployment(overlay)
+                _, _, container, args = self.statefulset(overlay)
                 ports = {p["name"]: p["containerPort"] for p in container["ports"]}
                 self.assertEqual(ports["grpc"], port_of(args["listen"]))
                 self.assertEqual(ports["metrics"], port_of(args["metrics-address"]))
@@ -142,11 +230,11 @@ class ManifestsTest(unittest.TestCase):
                 self.assertNotIn("httpGet", container["readinessProbe"])
 
     def test_tls_is_explicit_plaintext_or_mutual(self):
-        for overlay in OVERLAYS:
+        for overlay in self.overlays:
             with self.subTest(overlay=overlay):
-                _, pod, container, args = self.deployment(overlay)
+                _, pod, container, args = self.statefulset(overlay)
                 self.assertNotEqual("plaintext" in args, "tls-cert" in args)
-        _, pod, container, args = self.deployment("prod")
+        _, pod, container, args = self.statefulset("prod")
         self.assertIn("tls-client-ca", args)
         mounts = {m["name"]: m for m in container["volumeMounts"]}
         volumes = {v["name"]: v for v in pod["volumes"]}
@@ -157,10 +245,10 @@ class ManifestsTest(unittest.TestCase):
         self.assertNotIn("subPath", mounts["tls"])
 
     def test_security_context_and_resources(self):
-        for overlay in OVERLAYS:
+        for overlay in self.overlays:
             with self.subTest(overlay=overlay):
-                deployment, pod, container, args = self.deployment(overlay)
-                self.assertGreaterEqual(deployment["spec"]["replicas"], 2)
+                statefulset, pod, container, args = self.statefulset(overlay)
+                self.assertGreaterEqual(statefulset["spec"]["replicas"], 2)
                 security = pod["securityContext"]
                 self.assertTrue(security["runAsNonRoot"])
                 self.assertGreater(security["runAsUser"], 0)
@@ -180,9 +268,9 @@ class ManifestsTest(unittest.TestCase):
         rules_dir = os.path.join(ARGS.source, "rules")
         files = rule_files(rules_dir)
         self.assertTrue(any(f.endswith(".textproto") for f in files), files)
-        for overlay in OVERLAYS:
+        for overlay in self.overlays:
             with self.subTest(overlay=overlay):
-                _, pod, container, args = self.deployment(overlay)
+                _, pod, container, args = self.statefulset(overlay)
                 mount = [m for m in container["volumeMounts"] if m["name"] == "rules"][0]
                 self.assertNotIn("subPath", mount)
                 self.assertNotIn("subPathExpr", mount)
@@ -204,20 +292,20 @@ class ManifestsTest(unittest.TestCase):
     def test_rules_configmap_script_makes_the_mounted_configmap_in_the_overlay_namespace(self):
         rules_dir = os.path.join(ARGS.source, "rules")
         files = rule_files(rules_dir)
-        for overlay in OVERLAYS:
+        for overlay in self.overlays:
             with self.subTest(overlay=overlay):
                 printed = rules_configmap(overlay)
                 self.assertEqual(len(printed), 1, printed)
                 config_map = printed[0]
                 self.assertEqual((config_map["apiVersion"], config_map["kind"]),
                                  ("v1", "ConfigMap"))
-                deployment, pod, _, _ = self.deployment(overlay)
+                statefulset, pod, _, _ = self.statefulset(overlay)
                 volume = [v for v in pod["volumes"] if v["name"] == "rules"][0]
-                # The name the Deployment mounts, without a content hash.
+                # The name the StatefulSet mounts, without a content hash.
                 self.assertEqual(config_map["metadata"]["name"], volume["configMap"]["name"])
                 self.assertEqual(config_map["metadata"]["name"], RULES_CONFIGMAP)
                 self.assertEqual(config_map["metadata"]["namespace"],
-                                 deployment["metadata"]["namespace"])
+                                 statefulset["metadata"]["namespace"])
                 # The labels the base puts on every object it renders.
                 common = None
                 for o in self.kustomized[overlay]:
@@ -299,12 +387,207 @@ exec {shlex.quote(real)} "$@"
                 self.assertEqual(result.stdout, "")
                 self.assertFalse(os.path.exists(args_file))
 
-    def test_selectors_match_the_pod_labels(self):
-        for overlay in OVERLAYS:
+    def audit_volume(self, overlay):
+        """The claim template and where the server's container mounts it."""
+        statefulset, pod, container, _ = self.statefulset(overlay)
+        templates = statefulset["spec"].get("volumeClaimTemplates", [])
+        self.assertEqual(len(templates), 1, templates)
+        name = templates[0]["metadata"]["name"]
+        mounts = [m for m in container["volumeMounts"] if m["name"] == name]
+        self.assertEqual(len(mounts), 1, mounts)
+        return templates[0], mounts[0]
+
+    def test_each_replica_keeps_its_audit_log_on_its_own_volume(self):
+        for overlay in self.overlays:
+            if overlay in self.audit_stdout:
+                continue
             with self.subTest(overlay=overlay):
-                deployment, pod, container, _ = self.deployment(overlay)
-                labels = deployment["spec"]["template"]["metadata"]["labels"]
-                self.assertTrue(matches(deployment["spec"]["selector"]["matchLabels"], labels))
+                statefulset, pod, container, args = self.statefulset(overlay)
+                spec = statefulset["spec"]
+                # One claim per replica, audit-trialrules-N, that a
+                # scale-down or the deletion of the StatefulSet leaves.
+                claim, mount = self.audit_volume(overlay)
+                self.assertEqual(claim["spec"]["accessModes"], ["ReadWriteOnce"])
+                self.assertRegex(claim["spec"]["resources"]["requests"]["storage"],
+                                 r"^[1-9][0-9]*[MGT]i$")
+                self.assertEqual(spec["persistentVolumeClaimRetentionPolicy"],
+                                 {"whenScaled": "Retain", "whenDeleted": "Retain"})
+                # The claim, not a pod volume of the same name.
+                self.assertNotIn(claim["metadata"]["name"],
+                                 {v["name"] for v in pod["volumes"]})
+                self.assertFalse(mount.get("readOnly", False))
+                self.assertNotIn("subPath", mount)
+                self.assertNotIn("subPathExpr", mount)
+                directory = mount["mountPath"]
+                # The log, its checkpoints (default: beside it) and every
+                # rotated file (beside it) on the claim, and the rule archive.
+                log = args["audit-log"]
+                self.assertNotEqual(log, "-")
+                self.assertTrue(under(log, directory), log)
+                self.assertTrue(under(args.get("audit-checkpoints", log + ".checkpoints"),
+                                      directory))
+                self.assertTrue(under(args["rules-archive"], directory), args["rules-archive"])
+                # Set in the environment, which the audit-stdout component
+                # patches by name: a flag in args would win over it.
+                self.assertEqual(
+                    {f for f in flags(container["args"]) if f.startswith("audit")}, set())
+                # Written by uid 10001: the volume's group is the pod's
+                # fsGroup, the process's own group.
+                security = pod["securityContext"]
+                self.assertEqual(security["fsGroup"], security["runAsGroup"])
+                self.assertEqual(security.get("fsGroupChangePolicy"), "OnRootMismatch")
+                # Pods named trialrules-N under the headless Service, started
+                # and stopped in parallel (they need nothing from each other).
+                headless = self.one(overlay, "Service", spec["serviceName"])
+                self.assertEqual(headless["spec"]["clusterIP"], "None")
+                self.assertEqual(spec["podManagementPolicy"], "Parallel")
+                self.assertEqual(spec["updateStrategy"]["type"], "RollingUpdate")
+
+    def test_the_log_origin_names_the_pod(self):
+        origins = set()
+        for overlay in self.overlays:
+            with self.subTest(overlay=overlay):
+                statefulset, pod, container, args = self.statefulset(overlay)
+                namespace = statefulset["metadata"]["namespace"]
+                fields = {v["name"]: v["valueFrom"]["fieldRef"]["fieldPath"]
+                          for v in container["env"] if "valueFrom" in v}
+                self.assertEqual(fields, {"POD_NAME": "metadata.name",
+                                          "POD_NAMESPACE": "metadata.namespace"})
+                self.assertIn("$(POD_NAME)", args["audit-log-origin"])
+                self.assertIn(f"$({ORIGIN_PREFIX})", args["audit-log-origin"])
+                per_pod = []
+                for ordinal in range(2):
+                    name = f"{statefulset['metadata']['name']}-{ordinal}"
+                    env = resolve_env(container, {"name": name, "namespace": namespace})
+                    origin = env[env_name("audit-log-origin")]
+                    # Every reference defined before it (else the kubelet
+                    # leaves "$(...)" as it is); one line, no spaces.
+                    self.assertNotIn("$(", origin)
+                    self.assertRegex(origin, r"^[a-z0-9.-]+(/[a-z0-9.-]+)+$")
+                    self.assertEqual(origin, f"{env[ORIGIN_PREFIX]}/{namespace}/{name}")
+                    per_pod.append(origin)
+                self.assertEqual(len(set(per_pod)), 2)
+                # The audit-stdout variant of an overlay names its pods as
+                # the overlay does: the same replicas.
+                if overlay not in self.audit_stdout:
+                    origins.add(per_pod[0])
+        # trialrules-0 of dev and of prod are different logs.
+        self.assertEqual(len(origins), 2, origins)
+
+    def test_the_log_origin_prefix_is_patched_as_k8s_readme_says(self):
+        # A strategic-merge patch of the prefix variable (by name), as
+        # k8s/README.md gives it: kustomize moves the patched variable to the
+        # top of env, which the prefix (no $(VAR) of its own) survives.
+        with open(os.path.join(ARGS.source, "k8s/README.md")) as f:
+            readme = f.read()
+        self.assertTrue(f"- name: {ORIGIN_PREFIX}\n" in readme, "k8s/README.md")
+        work = tempfile.mkdtemp(prefix="trialrules-origin-")
+        self.addCleanup(shutil.rmtree, work)
+        with open(os.path.join(work, "kustomization.yaml"), "w") as f:
+            f.write(f"""apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - {os.path.relpath(overlay_dir("prod"), work)}
+patches:
+  - patch: |-
+      apiVersion: apps/v1
+      kind: StatefulSet
+      metadata:
+        name: trialrules
+      spec:
+        template:
+          spec:
+            containers:
+              - name: trialrules
+                env:
+                  - name: {ORIGIN_PREFIX}
+                    value: audit.hospital.example/eu-1
+""")
+        statefulset, = [o for o in render(work) if o["kind"] == "StatefulSet"]
+        container = statefulset["spec"]["template"]["spec"]["containers"][0]
+        env = resolve_env(container, {"name": "trialrules-2", "namespace": "trialrules"})
+        self.assertEqual(env[env_name("audit-log-origin")],
+                         "audit.hospital.example/eu-1/trialrules/trialrules-2")
+
+    def test_signing_key_from_an_optional_secret(self):
+        with open(os.path.join(ARGS.source, "k8s/README.md")) as f:
+            readme = f.read()
+        # The commands k8s/README.md gives make the Secret the pods mount.
+        for command in (f"openssl genpkey -algorithm ed25519 -out {AUDIT_KEY_FILE}",
+                        f"secret generic {AUDIT_KEY_SECRET} --from-file={AUDIT_KEY_FILE}"):
+            self.assertTrue(command in readme, f"k8s/README.md: no {command!r}")
+        for overlay in self.overlays:
+            with self.subTest(overlay=overlay):
+                _, pod, container, args = self.statefulset(overlay)
+                volumes = [v for v in pod["volumes"]
+                           if v.get("secret", {}).get("secretName") == AUDIT_KEY_SECRET]
+                self.assertEqual(len(volumes), 1)
+                secret = volumes[0]["secret"]
+                # Optional: the pods start without it (unsigned checkpoints,
+                # as the server says at start).
+                self.assertTrue(secret.get("optional", False))
+                self.assertNotIn("items", secret)
+                # Read by the pod's group (fsGroup), no one else.
+                self.assertEqual(secret["defaultMode"] & 0o037, 0)
+                mount, = [m for m in container["volumeMounts"]
+                          if m["name"] == volumes[0]["name"]]
+                self.assertTrue(mount["readOnly"])
+                self.assertNotIn("subPath", mount)
+                self.assertEqual(args["audit-signing-key"],
+                                 mount["mountPath"] + "/" + AUDIT_KEY_FILE)
+
+    def test_audit_stdout_option_is_its_overlay_without_the_volume(self):
+        for overlay, volume_overlay in self.audit_stdout.items():
+            with self.subTest(overlay=overlay):
+                statefulset, pod, container, args = self.statefulset(overlay)
+                self.assertEqual(args["audit-log"], "-")
+                self.assertNotIn("volumeClaimTemplates", statefulset["spec"])
+                self.assertNotIn("persistentVolumeClaimRetentionPolicy", statefulset["spec"])
+                self.assertNotIn("PersistentVolumeClaim",
+                                 {o["kind"] for o in self.rendered[overlay]})
+                _, volume_mount = self.audit_volume(volume_overlay)
+                self.assertNotIn(volume_mount["mountPath"],
+                                 {m["mountPath"] for m in container["volumeMounts"]})
+                self.assertNotIn("rules-archive", args)
+                for flag, value in args.items():
+                    self.assertFalse(under(value or "", volume_mount["mountPath"]), flag)
+                # Everything else as the overlay it changes: the same
+                # objects, the StatefulSet but for the audit volume.
+                expected = []
+                for o in self.rendered[volume_overlay]:
+                    o = yaml.safe_load(yaml.safe_dump(o))
+                    if o["kind"] == "StatefulSet":
+                        del o["spec"]["volumeClaimTemplates"]
+                        del o["spec"]["persistentVolumeClaimRetentionPolicy"]
+                        c = o["spec"]["template"]["spec"]["containers"][0]
+                        c["volumeMounts"] = [m for m in c["volumeMounts"]
+                                             if m != volume_mount]
+                        c["env"] = [v for v in c["env"]
+                                    if v["name"] != env_name("rules-archive")]
+                        for v in c["env"]:
+                            if v["name"] == env_name("audit-log"):
+                                v["value"] = "-"
+                    expected.append(o)
+
+                def comparable(objects):
+                    out = []
+                    for o in objects:
+                        o = yaml.safe_load(yaml.safe_dump(o))
+                        if o["kind"] == "StatefulSet":
+                            # The order of env matters for $(VAR) only,
+                            # which test_the_log_origin_names_the_pod checks.
+                            c = o["spec"]["template"]["spec"]["containers"][0]
+                            c["env"].sort(key=lambda v: v["name"])
+                        out.append(o)
+                    return sorted(out, key=lambda o: (o["kind"], o["metadata"]["name"]))
+                self.assertEqual(comparable(self.rendered[overlay]), comparable(expected))
+
+    def test_selectors_match_the_pod_labels(self):
+        for overlay in self.overlays:
+            with self.subTest(overlay=overlay):
+                statefulset, pod, container, _ = self.statefulset(overlay)
+                labels = statefulset["spec"]["template"]["metadata"]["labels"]
+                self.assertTrue(matches(statefulset["spec"]["selector"]["matchLabels"], labels))
                 container_ports = {p["name"] for p in container["ports"]}
                 services = {s["metadata"]["name"]: s for s in self.objects(overlay, "Service")}
                 self.assertEqual(set(services), {"trialrules", "trialrules-headless"})
@@ -317,9 +600,10 @@ exec {shlex.quote(real)} "$@"
                                  {"grpc", "metrics"})
                 pdb = self.one(overlay, "PodDisruptionBudget")
                 self.assertTrue(matches(pdb["spec"]["selector"]["matchLabels"], labels))
-                self.assertLess(pdb["spec"]["minAvailable"], deployment["spec"]["replicas"])
+                self.assertLess(pdb["spec"]["minAvailable"], statefulset["spec"]["replicas"])
                 hpa = self.one(overlay, "HorizontalPodAutoscaler")
-                self.assertEqual(hpa["spec"]["scaleTargetRef"]["kind"], "Deployment")
+                self.assertEqual(hpa["spec"]["scaleTargetRef"]["apiVersion"], "apps/v1")
+                self.assertEqual(hpa["spec"]["scaleTargetRef"]["kind"], "StatefulSet")
                 self.assertEqual(hpa["spec"]["scaleTargetRef"]["name"], "trialrules")
                 self.assertGreaterEqual(hpa["spec"]["minReplicas"], 2)
                 monitor = self.one(overlay, "ServiceMonitor")
@@ -331,10 +615,10 @@ exec {shlex.quote(real)} "$@"
                 self.assertEqual([s["metadata"]["name"] for s in monitored], ["trialrules"])
 
     def test_network_policy_opens_grpc_to_callers_and_metrics_to_prometheus_only(self):
-        for overlay in OVERLAYS:
+        for overlay in self.overlays:
             with self.subTest(overlay=overlay):
-                deployment, _, _, _ = self.deployment(overlay)
-                labels = deployment["spec"]["template"]["metadata"]["labels"]
+                statefulset, _, _, _ = self.statefulset(overlay)
+                labels = statefulset["spec"]["template"]["metadata"]["labels"]
                 policy = self.one(overlay, "NetworkPolicy")
                 self.assertTrue(matches(policy["spec"]["podSelector"]["matchLabels"], labels))
                 self.assertEqual(policy["spec"]["policyTypes"], ["Ingress"])
@@ -349,19 +633,41 @@ exec {shlex.quote(real)} "$@"
                                  {"trialrules.io/client": "true"})
 
     def test_every_argument_is_a_flag_the_server_knows(self):
+        """Every argument, and every TRIALRULES_ variable of the environment,
+        is a flag (or the flag's environment twin) that the server's --help
+        lists. A server binary built before the audit volume's flags
+        (AUDIT_VOLUME_FLAGS: it knows none of them) has the others checked,
+        and the test says it skipped those; one that knows any of them must
+        know them all."""
         help_text = subprocess.run([ARGS.server, "--help"], capture_output=True, text=True,
                                    timeout=30).stderr
-        known = set(re.findall(r"^  --([a-z-]+) ", help_text, re.M))
+        known = dict(re.findall(r"^  --([a-z-]+) \(env ([A-Z0-9_]+),", help_text, re.M))
         self.assertIn("listen", known)
-        for overlay in OVERLAYS:
+        self.assertEqual(known["audit-log"], env_name("audit-log"))
+        predates = not AUDIT_VOLUME_FLAGS & set(known)
+        not_checked = set()
+        for overlay in self.overlays:
             with self.subTest(overlay=overlay):
-                _, _, _, args = self.deployment(overlay)
-                self.assertEqual(set(args) - known, set())
+                _, _, container, args = self.statefulset(overlay)
+                unknown = set(args) - set(known)
+                if predates:
+                    not_checked |= unknown & AUDIT_VOLUME_FLAGS
+                    unknown -= AUDIT_VOLUME_FLAGS
+                self.assertEqual(unknown, set())
+                for var in container.get("env", []):
+                    if not var["name"].startswith("TRIALRULES_"):
+                        continue
+                    flag = var["name"][len("TRIALRULES_"):].lower().replace("_", "-")
+                    if flag in known:
+                        self.assertEqual(known[flag], var["name"])
+        if not_checked:
+            self.skipTest(f"{ARGS.server} predates the audit volume: "
+                          f"{', '.join(sorted(not_checked))} not checked")
 
     def test_prometheus_rule_is_the_tested_alert_file(self):
         with open(os.path.join(ARGS.source, "k8s/monitoring/alerts.rules.yaml")) as f:
             alerts = yaml.safe_load(f)
-        for overlay in OVERLAYS:
+        for overlay in self.overlays:
             with self.subTest(overlay=overlay):
                 rule = self.one(overlay, "PrometheusRule")
                 self.assertEqual(rule["spec"], alerts)
