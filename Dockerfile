@@ -1,7 +1,8 @@
 # trialrules image: the server and the CLI with their shared libraries only,
 # on Debian bookworm, as a non-root user; runs with a read-only root file
-# system (it writes nothing but its audit log, which the manifests send to
-# stdout). Build: docker build -t trialrules:0.1.0 .
+# system (it writes nothing but its audit log, its checkpoints and its rule
+# archive, which the manifests put on a volume per replica, or the audit log
+# alone to stdout, as this CMD does). Build: docker build -t trialrules:0.1.0 .
 FROM debian:bookworm AS build
 WORKDIR /src
 COPY scripts/install-deps.sh scripts/collect-runtime.sh scripts/

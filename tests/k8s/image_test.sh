@@ -2,9 +2,11 @@
 # The runtime image's file tree, without a Docker engine: what
 # scripts/collect-runtime.sh lays out (as the Dockerfile does) plus the
 # libraries bookworm-slim brings, run by chroot as uid 10001 on a read-only
-# root file system, with the Deployment's flags (audit log on standard
-# output). It must start from nothing else, answer a real call and drain on
-# SIGTERM. Needs root (mount, chroot): skipped (77) otherwise.
+# root file system, with flags like the image's CMD (audit log on standard
+# output, as with k8s/components/audit-stdout; the manifests' default puts it
+# on a volume, which deployment_run_test.py runs). It must start from nothing
+# else, answer a real call and drain on SIGTERM. Needs root (mount, chroot):
+# skipped (77) otherwise.
 #   image_test.sh SERVER CLI SOURCE_DIR
 set -euo pipefail
 server="$1" cli="$2" source="$3"
