@@ -81,7 +81,12 @@ absl::StatusOr<AuditLog::TreeState> AuditLog::Resume(const AuditLogOptions& opti
                                                      uint64_t* file_first_index) {
   TreeState state;
   *file_first_index = 0;
-  if (options.path == "-") return state;
+  // Only a regular file is read back: not standard output, a pipe or a
+  // device (/dev/full reads zeros for ever).
+  if (struct stat file {}; options.path == "-" || ::stat(options.path.c_str(), &file) != 0 ||
+                           !S_ISREG(file.st_mode)) {
+    return state;
+  }
   const bool indexed = options.signer != nullptr;
   // The tree of the last checkpoint, to be found again in the files.
   std::optional<Checkpoint> last;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "service/audit/jcs.h"
 #include "service/util/dates.h"
 #include "service/util/number_text.h"
 
@@ -44,7 +45,18 @@ void AppendCanonicalFacts(const RuleSet& rule_set, const FactValues& facts,
     *p++ = ':';
     const double value = facts.values[f];
     switch (specs[f].type) {
-      case ValueType::kNumber: p = WriteShortestNumber(value, p); break;
+      case ValueType::kNumber: {
+        char* const number = p;
+        p = WriteShortestNumber(value, p);
+        // The shortest text uses an exponent where ECMAScript (and so RFC
+        // 8785) writes plain digits, and spells exponents differently.
+        if (std::find(number, p, 'e') != p) {
+          std::string jcs;
+          AppendJcsNumber(value, &jcs);
+          p = std::copy(jcs.begin(), jcs.end(), number);
+        }
+        break;
+      }
       case ValueType::kBool: {
         const absl::string_view text = value != 0 ? "true" : "false";
         p = std::copy(text.begin(), text.end(), p);
@@ -82,9 +94,11 @@ std::string CanonicalRecords(const v1::TrialRecords& records) {
   google::protobuf::util::JsonPrintOptions options;
   options.preserve_proto_field_names = true;
   std::string json;
-  // Printing a message of a compiled-in type cannot fail.
+  // Printing a message of a compiled-in type cannot fail, and protobuf's
+  // JSON is JSON: only the member order and number spelling change.
   (void)google::protobuf::util::MessageToJsonString(records, &json, options);
-  return json;
+  absl::StatusOr<std::string> canonical = CanonicalJson(json);
+  return canonical.ok() ? *std::move(canonical) : json;
 }
 
 }  // namespace trialrules

@@ -1,5 +1,5 @@
 // The canonical facts of a decision: one JSON object, names sorted, values
-// in canonical units (shortest round-trip numbers), dates as YYYY-MM-DD,
+// in canonical units (numbers as RFC 8785 writes them), dates as YYYY-MM-DD,
 // missing facts left out. Equal facts give equal text, whatever units or
 // order they were sent in: its SHA-256 in the audit log identifies a
 // decision's inputs without writing patient data.
@@ -19,8 +19,8 @@ void AppendCanonicalFacts(const RuleSet& rule_set, const FactValues& facts,
                           std::string* out);
 std::string CanonicalFacts(const RuleSet& rule_set, const FactValues& facts);
 
-// A trial's records as one JSON line: protobuf's JSON form with the field
-// names of the API, fields in field-number order and repeated fields in
+// A trial's records as one canonical JSON (RFC 8785) text: protobuf's JSON
+// form with the field names of the API, members sorted, repeated fields in
 // the caller's order, so that the same records give the same text.
 std::string CanonicalRecords(const v1::TrialRecords& records);
 
