@@ -46,6 +46,7 @@ std::vector<Flag> DefaultFlags() {
       {"rules-dir", "TRIALRULES_RULES_DIR", "rules", "directory of rule files (*.textproto)"},
       {"reload-interval-ms", "TRIALRULES_RELOAD_INTERVAL_MS", "2000", "how often the rules directory is read again (SIGHUP: at once)"},
       {"rules-settle-ms", "TRIALRULES_RULES_SETTLE_MS", "1000", "a new or changed rule file is loaded once its bytes have read the same for this long"},
+      {"rules-archive", "TRIALRULES_RULES_ARCHIVE", "", "directory keeping every rule file and decision table ever loaded, by SHA-256 (for trialrules replay); empty: none"},
       {"metrics-address", "TRIALRULES_METRICS_ADDRESS", "127.0.0.1:9464", "Prometheus /metrics address (\":PORT\" for every interface; empty: no metrics)"},
       {"audit-log", "TRIALRULES_AUDIT_LOG", "trialrules-audit.jsonl", "decision audit log (JSON lines, appended); \"-\": standard output"},
       {"audit-include-facts", "TRIALRULES_AUDIT_INCLUDE_FACTS", "false", "also write the canonical facts (patient data) to the audit log", true},
@@ -135,6 +136,7 @@ int main(int argc, char** argv) {
   trialrules::ServerOptions options;
   options.listen_address = get("listen");
   options.rules_dir = get("rules-dir");
+  options.rules_archive_dir = get("rules-archive");
   options.metrics_address = get("metrics-address");
   options.audit_log_path = get("audit-log");
   for (const Flag& flag : flags) {

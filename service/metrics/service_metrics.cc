@@ -245,7 +245,8 @@ ServiceMetrics::ServiceMetrics(const std::vector<std::string>& full_methods,
       reloads_(prometheus::BuildCounter()
                    .Name("trialrules_reloads_total")
                    .Help("Reads of the rules directory, by result: success, or "
-                         "rejected (some file was refused).")
+                         "rejected (some file was refused, or the rules archive could "
+                         "not be written).")
                    .Register(*registry_)),
       last_successful_reload_(prometheus::BuildGauge()
                                   .Name("trialrules_last_successful_reload_timestamp_seconds")

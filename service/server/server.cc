@@ -114,6 +114,13 @@ absl::StatusOr<std::unique_ptr<TrialRulesServer>> TrialRulesServer::Start(
   absl::StatusOr<std::unique_ptr<AuditLog>> audit = AuditLog::Open(*std::move(audit_options));
   if (!audit.ok()) return audit.status();
   server->audit_ = *std::move(audit);
+  if (!server->options_.rules_archive_dir.empty()) {
+    absl::StatusOr<RulesArchive> archive = RulesArchive::Open(server->options_.rules_archive_dir);
+    if (!archive.ok()) return archive.status();
+    server->rules_archive_.emplace(*std::move(archive));
+    std::cerr << "rules: every rule file and decision table loaded is archived in "
+              << server->options_.rules_archive_dir << "\n";
+  }
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       ServerCredentials(server->options_);
   if (!credentials.ok()) return credentials.status();
@@ -218,6 +225,24 @@ int TrialRulesServer::Reload() {
   }
   for (const std::string& file : reload.unsettled) {
     std::cerr << "rules: " << file << " changed; waiting for it to settle\n";
+  }
+  // Archived before published, so before any decision is answered under it;
+  // else nothing is published and the catalog in force keeps serving.
+  if (rules_archive_.has_value()) {
+    const absl::Status archived = ArchiveCatalogFiles(reload, &*rules_archive_);
+    if (!archived.ok()) {
+      if (archived.message() != archive_failure_) {
+        archive_failure_ = std::string(archived.message());
+        std::cerr << "rules: " << archive_failure_
+                  << "; the new rules are not published, those in force keep serving\n";
+      }
+      if (metrics_ != nullptr) metrics_->RecordReload(true, absl::Now());
+      return previous != nullptr ? static_cast<int>(previous->rule_sets().size()) : 0;
+    }
+    if (!archive_failure_.empty()) {
+      archive_failure_.clear();
+      std::cerr << "rules: archiving in " << options_.rules_archive_dir << " works again\n";
+    }
   }
   const int in_force = static_cast<int>(reload.catalog->rule_sets().size());
   if (metrics_ != nullptr) {

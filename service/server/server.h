@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -17,6 +18,7 @@
 #include "absl/time/time.h"
 #include "service/audit/audit_log.h"
 #include "service/catalog/reload.h"
+#include "service/catalog/rules_archive.h"
 #include "service/metrics/exposer.h"
 #include "service/metrics/service_metrics.h"
 #include "service/server/trial_rules_service.h"
@@ -51,6 +53,9 @@ struct ServerOptions {
   // A new or changed rule file is loaded once its bytes have read the same
   // for this long (not at the first read).
   absl::Duration rules_settle = absl::Seconds(1);
+  // Every rule file and decision table loaded is kept here by its SHA-256
+  // before a decision can be answered under it (RulesArchive); empty: none.
+  std::string rules_archive_dir;
   // Prometheus /metrics; empty: no metrics are recorded or served.
   std::string metrics_address = "127.0.0.1:9464";
   std::string audit_log_path = "trialrules-audit.jsonl";
@@ -82,9 +87,11 @@ class TrialRulesServer {
 
   // Reads the rules directory, merges it with the catalog in force (see
   // ReloadCatalog) and publishes the result atomically when it changed;
-  // additions, retirements and refusals (file:line:col) are logged. Runs on
-  // the caller's thread, never on a request's. Returns the number of rule
-  // sets in force.
+  // additions, retirements and refusals (file:line:col) are logged. With a
+  // rules archive, a catalog is published only once each of its files is
+  // archived (else the catalog in force stays, and the failure is logged).
+  // Runs on the caller's thread, never on a request's. Returns the number
+  // of rule sets in force.
   int Reload();
   // Starts re-reading the rules directory every reload_interval.
   void StartReloading();
@@ -127,6 +134,8 @@ class TrialRulesServer {
   // Set at shutdown: a reload in progress stops at its next step, unpublished.
   std::atomic<bool> stop_reloading_{false};
   ReloadMemory reload_memory_;  // guarded by reload_mutex_
+  std::optional<RulesArchive> rules_archive_;  // guarded by reload_mutex_
+  std::string archive_failure_;  // the last one logged; guarded by reload_mutex_
   // Used by Start, then by the health watcher alone.
   absl::Time certificate_not_after_ = absl::InfinitePast();
   absl::Time next_certificate_check_ = absl::InfinitePast();
