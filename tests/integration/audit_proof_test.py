@@ -59,7 +59,8 @@ class Server:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if os.path.exists(self.port_file):
-                self.port = int(open(self.port_file).read().split()[0])
+                with open(self.port_file) as f:
+                    self.port = int(f.read().split()[0])
                 return
             if self.process.poll() is not None:
                 break
@@ -67,7 +68,25 @@ class Server:
         self.stderr.close()
         raise RuntimeError("server did not start: " + open(self.stderr_path).read())
 
+    def ready_stub(self):
+        """A stub once the server has loaded its rules."""
+        import grpc
+        s, g, _ = STUBS
+        self.channel = grpc.insecure_channel("127.0.0.1:%d" % self.port)
+        stub = g.TrialRulesStub(self.channel)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if stub.ListRuleSets(s.ListRuleSetsRequest(), timeout=5).rule_sets:
+                    return stub
+            except grpc.RpcError:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.05)
+
     def stop(self):
+        if hasattr(self, "channel"):
+            self.channel.close()
         self.process.send_signal(signal.SIGTERM)
         code = self.process.wait(timeout=30)
         self.stderr.close()
@@ -96,8 +115,7 @@ class SignedAuditLog(unittest.TestCase):
                      "--rules-archive=" + cls.archive, "--audit-checkpoint-records=5"]
         server = Server(cls.dir, cls.rules, *cls.flags)
         try:
-            channel = grpc.insecure_channel("127.0.0.1:%d" % server.port)
-            stub = cls.g.TrialRulesStub(channel)
+            stub = server.ready_stub()
             cls.decisions = []
             for i in range(12):
                 response = stub.CheckEligibility(cls.request("AUD-%d" % i), timeout=10)
@@ -110,7 +128,6 @@ class SignedAuditLog(unittest.TestCase):
                 stub.GetDecisionProof(cls.s.GetDecisionProofRequest(decision_id="not-an-id"),
                                       timeout=10)
             cls.bad_id = raised.exception
-            channel.close()
         finally:
             cls.stop_code = server.stop()
 
@@ -125,7 +142,7 @@ class SignedAuditLog(unittest.TestCase):
 
     @classmethod
     def fact(cls, name, value):
-        f = cls.r.FactValue(name=name)
+        f = STUBS[2].FactValue(name=name)
         if isinstance(value, dict):
             f.unit = value["unit"]
             value = value["value"]
@@ -139,22 +156,29 @@ class SignedAuditLog(unittest.TestCase):
 
     @classmethod
     def request(cls, subject):
-        request = cls.s.EvaluateRequest(protocol_id="NCT04094766", subject_ref=subject,
-                                        site_id="SITE-A")
+        request = STUBS[0].EvaluateRequest(protocol_id="NCT04094766", subject_ref=subject,
+                                           site_id="SITE-A")
         for name, value in sorted(cls.facts().items()):
             request.facts.append(cls.fact(name, value))
         return request
 
     @classmethod
     def screen(cls, stub):
-        names = sorted(cls.facts())
-        header = cls.s.ScreenHeader(protocol_id="NCT04094766", fact_names=names)
+        facts = cls.facts()
+        names = sorted(facts)
+        units = [facts[n]["unit"] if isinstance(facts[n], dict) else "" for n in names]
+        header = cls.s.ScreenHeader(protocol_id="NCT04094766", fact_names=names, units=units)
         patients = []
         for i in range(3):
-            facts = cls.facts()
             patient = cls.s.ScreenPatient(subject_ref="SCR-%d" % i)
             for name in names:
-                patient.values.append(cls.fact(name, facts[name]))
+                value = facts[name]["value"] if isinstance(facts[name], dict) else facts[name]
+                if isinstance(value, bool):
+                    patient.values.append(cls.s.ScreenValue(boolean=value))
+                elif isinstance(value, (int, float)):
+                    patient.values.append(cls.s.ScreenValue(number=value))
+                else:
+                    patient.values.append(cls.s.ScreenValue(date=value))
             patients.append(patient)
         requests = [cls.s.ScreenRequest(header=header, patients=patients)]
         ids = []
@@ -241,13 +265,16 @@ class SignedAuditLog(unittest.TestCase):
 
     def test_a_replaced_checkpoint_is_caught(self):
         copy = self.tampered_copy(lambda lines: lines)
-        other_key = os.path.join(self.dir, "other.pem")
-        subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", other_key], check=True)
-        # A checkpoint signed with another key over the same log.
+        # A checkpoint under another key's name.
         text = open(self.checkpoints).read()
         forged = text.replace("\n\n— ", "\n\n— x", 1)
         open(copy + ".checkpoints", "w").write(forged)
-        self.assert_caught(copy, "checkpoint 1")
+        self.assert_caught(copy, "checkpoint 1", "no signature by")
+        # A checkpoint whose tree head was rewritten under its signature.
+        lines = text.split("\n")
+        lines[2] = ("B" if lines[2][0] != "B" else "C") + lines[2][1:]
+        open(copy + ".checkpoints", "w").write("\n".join(lines))
+        self.assert_caught(copy, "checkpoint 1", "does not verify")
 
     def test_proofs_from_the_server_and_from_the_files_check_out(self):
         self.assertEqual(self.bad_id.code(), self.grpc.StatusCode.INVALID_ARGUMENT)
@@ -318,12 +345,10 @@ class ResumedAndRotatedLog(unittest.TestCase):
                      "--audit-log-max-bytes=4000"]
             for run in range(2):
                 server = Server(workdir, os.path.join(ARGS.source, "rules"), *flags)
-                channel = grpc.insecure_channel("127.0.0.1:%d" % server.port)
-                stub = g.TrialRulesStub(channel)
+                stub = server.ready_stub()
                 for i in range(10):
                     stub.CheckEligibility(SignedAuditLog.request("ROT-%d-%d" % (run, i)),
                                           timeout=10)
-                channel.close()
                 self.assertEqual(server.stop(), 0)
             files = sorted(glob.glob(log + ".0*"))
             self.assertGreaterEqual(len(files), 2, os.listdir(workdir))
