@@ -147,7 +147,7 @@ class DeploymentRunTest(unittest.TestCase):
                          for f in os.listdir(os.path.dirname(log))
                          if re.fullmatch(re.escape(os.path.basename(log)) + r"\.[0-9]{20}", f))
         audit = records(rotated + [log])
-        self.assertTrue(any(r.get("version") == "3.0" for r in audit))
+        self.assertTrue(any(r.get("record", {}).get("version") == "3.0" for r in audit))
         self.assertGreater(len(audit), 100)
         # Its checkpoints beside it (the default), naming this replica.
         origin = settings["TRIALRULES_AUDIT_LOG_ORIGIN"]
@@ -175,7 +175,7 @@ class DeploymentRunTest(unittest.TestCase):
         self.assertEqual(run["env"]["TRIALRULES_AUDIT_LOG"], "-")
         self.assertIsNone(run["claim"])
         audit = records([run["stdout"]])
-        self.assertTrue(any(r.get("version") == "3.0" for r in audit))
+        self.assertTrue(any(r.get("record", {}).get("version") == "3.0" for r in audit))
         self.assertGreater(len(audit), 100)
 
     def run_as_deployed(self, overlay, signing_key):
