@@ -17,7 +17,11 @@
 #     /dev/null (written, never synced), alternating for CheckEligibility,
 #     one after the other for ScreenPatients; and the unsynced server
 #     against the empty handler, which tells the sync apart from the rest;
-#  6. the engine against a raw muparser loop over the same expressions
+#  6. the cost of the signed audit log (Merkle tree, Ed25519 checkpoints):
+#     a server with --audit-signing-key against the same without, both
+#     logging to a synced file, alternating for CheckEligibility and in
+#     alternating runs for ScreenPatients;
+#  7. the engine against a raw muparser loop over the same expressions
 #     (build/tests/engine_benchmark, pinned to SERVER_CPU).
 # Prints each result and a summary.
 set -euo pipefail
@@ -47,11 +51,17 @@ taskset -c "$server_cpu" build/service/trialrules-server --listen=127.0.0.1:0 --
 taskset -c "$server_cpu" build/service/trialrules-server --listen=127.0.0.1:0 --plaintext \
   --port-file="$work/port_unsynced" --metrics-address=127.0.0.1:0 --audit-log=/dev/null \
   --rules-dir=rules --drain-seconds=1 2>"$work/server_unsynced.log" &
+openssl genpkey -algorithm ed25519 -out "$work/audit-key.pem" 2>/dev/null
+taskset -c "$server_cpu" build/service/trialrules-server --listen=127.0.0.1:0 --plaintext \
+  --port-file="$work/port_signed" --metrics-address=127.0.0.1:0 \
+  --audit-log="$work/audit_signed.jsonl" --audit-signing-key="$work/audit-key.pem" \
+  --rules-dir=rules --drain-seconds=1 2>"$work/server_signed.log" &
 taskset -c "$server_cpu" build/tests/empty_server 127.0.0.1:0 >"$work/empty_port" &
 taskset -c "$server_cpu" build/tests/empty_server 127.0.0.1:0 --same-size-answer \
   >"$work/same_size_port" &
 for _ in $(seq 100); do
   [ -s "$work/port" ] && [ -s "$work/port_nometrics" ] && [ -s "$work/port_unsynced" ] &&
+    [ -s "$work/port_signed" ] &&
     [ -s "$work/empty_port" ] &&
     [ -s "$work/same_size_port" ] && break
   sleep 0.1
@@ -60,6 +70,7 @@ sleep 0.5
 real="127.0.0.1:$(head -1 "$work/port")"
 nometrics="127.0.0.1:$(head -1 "$work/port_nometrics")"
 unsynced="127.0.0.1:$(head -1 "$work/port_unsynced")"
+signed="127.0.0.1:$(head -1 "$work/port_signed")"
 empty="127.0.0.1:$(head -1 "$work/empty_port")"
 same_size="127.0.0.1:$(head -1 "$work/same_size_port")"
 
@@ -99,7 +110,20 @@ echo "== CheckEligibility, empty handler vs trialrules with its audit log on /de
 unsynced_ratio=$(alternate "$empty" "$unsynced")
 echo "== ScreenPatients, audit log on /dev/null" >&2
 screen_unsynced=$(screen_rate "$unsynced")
-rm -f "$work"/audit*.jsonl
+echo "== CheckEligibility, audit log unsigned vs signed (both synced files), alternating" >&2
+signed_ratio=$(alternate "$real" "$signed")
+echo "== ScreenPatients, unsigned vs signed audit log, alternating runs" >&2
+screen_plain_runs=() screen_signed_runs=()
+for _ in 1 2 3; do
+  screen_plain_runs+=("$(SECONDS_PER_RUN=3 seconds=3 screen_rate "$real")")
+  screen_signed_runs+=("$(SECONDS_PER_RUN=3 seconds=3 screen_rate "$signed")")
+done
+screen_signed_ratio=$(python3 -c '
+import sys
+half = (len(sys.argv) - 1) // 2
+plain, signed = map(float, sys.argv[1:1 + half]), map(float, sys.argv[1 + half:])
+print("%.3f" % (sum(signed) / sum(plain)))' "${screen_plain_runs[@]}" "${screen_signed_runs[@]}")
+rm -f "$work"/audit*.jsonl*
 
 echo "== engine vs raw muparser loop, repetitions interleaved at random, medians" >&2
 taskset -c "$server_cpu" build/tests/engine_benchmark --benchmark_min_time=0.3 \
@@ -129,4 +153,6 @@ echo "Durable (synced file) / unsynced (/dev/null) audit log, CheckEligibility t
      "${durable_ratio}; ScreenPatients ${screen} vs ${screen_unsynced} patients/s"
 echo "CheckEligibility throughput, trialrules with an unsynced audit log / empty handler:" \
      "${unsynced_ratio}"
+echo "Signed / unsigned audit log: CheckEligibility throughput ${signed_ratio}," \
+     "ScreenPatients ${screen_signed_ratio} (runs ${screen_plain_runs[*]} vs ${screen_signed_runs[*]} patients/s)"
 echo "Engine / raw muparser loop, eligibility decisions per second: ${engine_ratio}"

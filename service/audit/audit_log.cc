@@ -475,15 +475,17 @@ void AuditLog::WriterLoop() {
 
 namespace {
 
-// Members of a canonical (RFC 8785) object come sorted by name: rule ids
-// are written in id order, not the file's. Per thread, capacity kept.
+// Members of a canonical (RFC 8785) object come sorted by name: rule
+// outcomes are written in rule id order, not the file's. Per thread,
+// capacity kept: a record is written per decision.
 const std::vector<int>& ByRuleId(const RuleSet& rule_set, const std::vector<RuleResult>& rules) {
-  thread_local std::vector<int> order;
-  order.resize(rules.size());
-  for (size_t i = 0; i < rules.size(); ++i) order[i] = static_cast<int>(i);
-  std::sort(order.begin(), order.end(), [&](int a, int b) {
-    return rule_set.rules()[rules[a].rule].id < rule_set.rules()[rules[b].rule].id;
-  });
+  thread_local std::vector<int> slot, order;
+  slot.assign(rule_set.rules().size(), -1);
+  for (size_t i = 0; i < rules.size(); ++i) slot[rules[i].rule] = static_cast<int>(i);
+  order.clear();
+  for (int rule : rule_set.rules_by_id()) {
+    if (slot[rule] >= 0) order.push_back(slot[rule]);
+  }
   return order;
 }
 

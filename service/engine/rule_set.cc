@@ -95,6 +95,9 @@ absl::StatusOr<std::shared_ptr<const RuleSet>> RuleSet::Create(
   }
   std::sort(rs.facts_by_name_.begin(), rs.facts_by_name_.end(),
             [&](int a, int b) { return def.facts[a].name < def.facts[b].name; });
+  for (int r = 0; r < static_cast<int>(def.rules.size()); ++r) rs.rules_by_id_.push_back(r);
+  std::sort(rs.rules_by_id_.begin(), rs.rules_by_id_.end(),
+            [&](int a, int b) { return def.rules[a].id < def.rules[b].id; });
 
   // Each node's names → slots, and its transitive fact dependencies (in
   // dependency order, so a node's uses are complete before it).

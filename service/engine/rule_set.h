@@ -62,6 +62,8 @@ class RuleSet : public std::enable_shared_from_this<RuleSet> {
   const std::vector<RuleSpec>& rules() const { return def_.rules; }
   // Fact indices sorted by name.
   const std::vector<int>& facts_by_name() const { return facts_by_name_; }
+  // Rule indices sorted by id (the order of canonical JSON's members).
+  const std::vector<int>& rules_by_id() const { return rules_by_id_; }
   // Facts that the rules of `kind` depend on, in declaration order.
   const std::vector<int>& FactsFor(EvaluationKind kind) const;
   // The rules `kind` evaluates (indices into rules()), in file order: the
@@ -170,6 +172,7 @@ class RuleSet : public std::enable_shared_from_this<RuleSet> {
   RuleSetDefinition def_;
   absl::flat_hash_map<std::string, int> fact_index_;
   std::vector<int> facts_by_name_;
+  std::vector<int> rules_by_id_;
   // Node n (see NodeSpec) keeps its value in slot facts().size() + n.
   std::vector<std::vector<int>> node_fact_deps_;  // transitive fact deps
   std::vector<absl::flat_hash_map<std::string, int>> node_slots_;
