@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <set>
 #include <fstream>
 #include <thread>
 
@@ -369,6 +370,63 @@ TEST(FaultsTest, DrainDeadlineHoldsWhenAuditWritesAreStuck) {
   EXPECT_EQ(server.WaitForExit(30), 1) << server.Stderr();
   EXPECT_NE(server.Stderr().find("the drain deadline passed"), std::string::npos)
       << server.Stderr();
+  ::close(reader);
+  std::filesystem::remove(fifo);
+}
+
+// An answer whose record is written after the caller has given up (here
+// the audit log is a pipe whose reader pauses, so the write waits past the
+// caller's deadline) never reaches the caller: a follow-up record says so,
+// naming the decision.
+TEST(FaultsTest, AnAnswerRecordedButNotDeliveredGetsAFollowUpRecord) {
+  const std::filesystem::path fifo =
+      std::filesystem::temp_directory_path() /
+      ("trialrules-paused-audit-" + std::to_string(::getpid()));
+  std::filesystem::remove(fifo);
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK);
+  ASSERT_GE(reader, 0);
+  ServerProcess server({"--audit-log=" + fifo.string(), "--audit-include-facts"});
+  ASSERT_TRUE(server.WaitForPort()) << server.Stderr();
+  ASSERT_TRUE(server.WaitForHealth(kServing)) << server.Stderr();
+  TrialRulesClient client(server.Target(), absl::Milliseconds(500));
+  std::set<std::string> delivered;
+  absl::Status timed_out;
+  for (int i = 0; i < 2000 && timed_out.ok(); ++i) {  // until the pipe is full
+    const auto response = client.Evaluate(EvaluationKind::kEligibility, EligiblePatient());
+    if (response.ok()) {
+      delivered.insert(response->decision_id());
+    } else {
+      timed_out = response.status();
+    }
+  }
+  ASSERT_EQ(timed_out.code(), absl::StatusCode::kDeadlineExceeded) << timed_out;
+
+  // The reader goes on: the waiting record is written, its answer finds the
+  // call over, and the follow-up record follows.
+  std::string text;
+  const absl::Time give_up = absl::Now() + absl::Seconds(20);
+  while (text.find("\"delivery\":\"failed\"") == std::string::npos && absl::Now() < give_up) {
+    char buffer[65536];
+    const ssize_t n = ::read(reader, buffer, sizeof buffer);
+    if (n > 0) {
+      text.append(buffer, n);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  std::string follow_up;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (line.find("\"delivery\":\"failed\"") != absl::string_view::npos) follow_up = std::string(line);
+  }
+  ASSERT_FALSE(follow_up.empty()) << server.Stderr();
+  EXPECT_NE(follow_up.find("the caller's deadline passed"), std::string::npos) << follow_up;
+  const size_t start = follow_up.find("\"decision_ids\":[\"") + 17;
+  const std::string id = follow_up.substr(start, 32);
+  EXPECT_EQ(delivered.count(id), 0u) << "the undelivered decision is not one the caller got";
+  EXPECT_NE(text.find("\"decision_id\":\"" + id + "\""), std::string::npos)
+      << "its own record was written before the follow-up";
+  EXPECT_LT(text.find("\"decision_id\":\"" + id + "\""), text.find(follow_up));
   ::close(reader);
   std::filesystem::remove(fifo);
 }
