@@ -125,7 +125,7 @@ def request_seeds():
     out = fresh("request_fuzzer")
     methods = ["CheckEligibility", "CheckWithdrawal", "EvaluateEscalation", "EvaluateStopping",
                "ListRuleSets", "GetRuleSet", "ValidateRuleSet", "ScreenPatients",
-               "CompareVersions", "GradeEvents", "EvaluateTrial"]
+               "CompareVersions", "GradeEvents", "EvaluateTrial", "GetDecisionProof"]
     separator = b"\xff\xff\xff\xff"
 
     def fact_text(name, value):
@@ -240,6 +240,10 @@ def request_seeds():
         'patients { subject_ref: "P" dose_level: "DL1" infusion_date: "2020-03-01" '
         'events { term: "icans" grade: 9 onset_date: "2020-02-01" resolution_date: "9999-12-31" } } }')))
     seeds.append(("EvaluateTrial-empty", bytes([10]) + protoc_encode("EvaluateTrialRequest", "")))
+    seeds.append(("GetDecisionProof-id", bytes([11]) + protoc_encode(
+        "GetDecisionProofRequest", 'decision_id: "0123456789abcdef0123456789abcdef"')))
+    seeds.append(("GetDecisionProof-bad_id", bytes([11]) + protoc_encode(
+        "GetDecisionProofRequest", 'decision_id: "../../etc/passwd"')))
     # Bytes that are not a valid message of their type.
     seeds.append(("CheckEligibility-garbage", bytes([0]) + b"\x0a\xff\xff\x12"))
     seeds.append(("CheckEligibility-truncated", bytes([0]) + protoc_encode(

@@ -75,6 +75,8 @@ const Method kMethods[] = {
     {"CompareVersions", true, New<pb::CompareRequest>, New<pb::CompareResponse>},
     {"GradeEvents", false, New<pb::GradeRequest>, New<pb::GradeResponse>},
     {"EvaluateTrial", false, New<pb::EvaluateTrialRequest>, New<pb::EvaluateTrialResponse>},
+    {"GetDecisionProof", false, New<pb::GetDecisionProofRequest>,
+     New<pb::GetDecisionProofResponse>},
 };
 constexpr size_t kMethodCount = sizeof kMethods / sizeof kMethods[0];
 

@@ -286,6 +286,16 @@ class TrialRulesFromPython(unittest.TestCase):
         self.assertEqual(refused.exception.details(),
                          "patients[1] (P01): subject_ref is given for two patients")
 
+    def test_decision_proof_needs_a_signed_log(self):
+        # This server runs without --audit-signing-key (audit_proof_test
+        # covers a signed one): a proof is refused, saying why.
+        response = self.stub.CheckEligibility(self.eligible_request(), timeout=5)
+        self.assert_refused(self.stub.GetDecisionProof,
+                            self.s.GetDecisionProofRequest(decision_id=response.decision_id),
+                            self.grpc.StatusCode.FAILED_PRECONDITION,
+                            "the audit log is not signed (the server runs without "
+                            "--audit-signing-key): decisions cannot be proven")
+
     def test_list_and_get_rule_sets(self):
         listed = self.stub.ListRuleSets(self.s.ListRuleSetsRequest(), timeout=5)
         self.assertEqual([(r.rule_set.protocol_id, r.rule_set.version, r.effective_from)
