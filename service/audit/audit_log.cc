@@ -51,6 +51,27 @@ void AppendRecordTime(absl::Time time, std::string* out) {
   out->append(digits, sizeof digits);
 }
 
+// The bytes after the last newline before `end`, read backwards from the
+// end of the file, not the whole log.
+std::string LastLine(int fd, off_t end) {
+  std::string line;
+  char chunk[65536];
+  while (end > 0) {
+    const off_t start = std::max<off_t>(0, end - static_cast<off_t>(sizeof chunk));
+    const ssize_t n = ::pread(fd, chunk, end - start, start);
+    if (n <= 0) break;
+    const absl::string_view text(chunk, static_cast<size_t>(n));
+    const size_t newline = text.rfind('\n');
+    if (newline != absl::string_view::npos) {
+      line.insert(0, std::string(text.substr(newline + 1)));
+      break;
+    }
+    line.insert(0, std::string(text));
+    end = start;
+  }
+  return line;
+}
+
 }  // namespace
 
 std::string NewDecisionId() {
@@ -215,16 +236,9 @@ absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(AuditLogOptions options
     if (options.signer != nullptr) {
       // The fragment is no leaf; this record accounts for it, so that a
       // verifier tells a torn write from an edit.
-      absl::StatusOr<std::string> bytes = ReadFileBytes(path);
-      if (bytes.ok()) {
-        absl::string_view text = *bytes;
-        text.remove_suffix(1);  // the newline just written
-        const size_t start = text.rfind('\n');
-        const absl::string_view fragment =
-            start == absl::string_view::npos ? text : text.substr(start + 1);
-        first_record = absl::StrCat("{\"torn_tail\":{\"bytes\":", fragment.size(),
-                                    ",\"sha256\":\"", Sha256Hex(fragment), "\"}}");
-      }
+      const std::string fragment = LastLine(fd, file.st_size);
+      first_record = absl::StrCat("{\"torn_tail\":{\"bytes\":", fragment.size(),
+                                  ",\"sha256\":\"", Sha256Hex(fragment), "\"}}");
     }
   }
   uint64_t file_first_index = 0;
