@@ -53,14 +53,14 @@ class Server:
         self.stderr = open(self.stderr_path, "a")
         self.process = subprocess.Popen(
             [ARGS.server, "--listen=127.0.0.1:0", "--plaintext", "--rules-dir=" + rules_dir,
-             "--metrics-address=", "--port-file=" + self.port_file, "--rules-settle-ms=0",
-             "--reload-interval-ms=100"] + list(flags),
+             "--metrics-address=127.0.0.1:0", "--port-file=" + self.port_file,
+             "--rules-settle-ms=0", "--reload-interval-ms=100"] + list(flags),
             stdout=subprocess.DEVNULL, stderr=self.stderr)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if os.path.exists(self.port_file):
                 with open(self.port_file) as f:
-                    self.port = int(f.read().split()[0])
+                    self.port, self.metrics_port = map(int, f.read().split()[:2])
                 return
             if self.process.poll() is not None:
                 break
@@ -83,6 +83,15 @@ class Server:
                 if time.monotonic() > deadline:
                     raise
             time.sleep(0.05)
+
+    def metric(self, name):
+        import urllib.request
+        page = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.metrics_port,
+                                      timeout=10).read().decode()
+        for line in page.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        raise AssertionError("no sample of " + name)
 
     def stop(self):
         if hasattr(self, "channel"):
@@ -349,6 +358,10 @@ class ResumedAndRotatedLog(unittest.TestCase):
                 for i in range(10):
                     stub.CheckEligibility(SignedAuditLog.request("ROT-%d-%d" % (run, i)),
                                           timeout=10)
+                # The tree goes on from the first run; its checkpoint at
+                # shutdown is what the second run starts from.
+                self.assertEqual(server.metric("trialrules_audit_tree_size"), 10 * (run + 1))
+                self.assertEqual(server.metric("trialrules_audit_checkpoint_tree_size"), 10 * run)
                 self.assertEqual(server.stop(), 0)
             files = sorted(glob.glob(log + ".0*"))
             self.assertGreaterEqual(len(files), 2, os.listdir(workdir))

@@ -171,6 +171,9 @@ TEST(MetricsTest, EveryKindOfCallLeavesItsSeriesAndPromtoolAcceptsThePage) {
   EXPECT_EQ(Sample(page, "trialrules_reloads_total{result=\"rejected\"}"), 0);
   EXPECT_GT(Sample(page, "trialrules_last_successful_reload_timestamp_seconds"), 1.7e9);
   EXPECT_EQ(Sample(page, "trialrules_audit_write_failures_total"), 0);
+  // Every answer above has its record; this log is not signed.
+  EXPECT_GE(Sample(page, "trialrules_audit_tree_size"), 5);
+  EXPECT_EQ(Sample(page, "trialrules_audit_checkpoint_tree_size"), 0);
   EXPECT_EQ(page.find("trialrules_rule_file_rejected{"), std::string::npos);
 
   EXPECT_GT(Sample(page, "process_cpu_seconds_total"), 0);
