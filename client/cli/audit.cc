@@ -10,12 +10,17 @@
 #include "absl/strings/str_cat.h"
 #include "client/cli/args.h"
 #include "client/facts_file.h"
+#include "client/records_file.h"
+#include "google/protobuf/util/json_util.h"
 #include "service/audit/canonical_facts.h"
 #include "service/audit/checkpoint.h"
 #include "service/audit/log_audit.h"
 #include "service/audit/log_files.h"
+#include "service/audit/records.h"
+#include "service/engine/decision_table.h"
 #include "service/engine/compare.h"
 #include "service/engine/loader.h"
+#include "service/engine/trial.h"
 #include "service/util/file.h"
 #include "service/util/sha256.h"
 #include "simdjson.h"
@@ -33,11 +38,12 @@ constexpr char kAuditUsage[] =
     "               note verifier key (NAME+ID+KEY, as the server prints at start)\n";
 
 constexpr char kReplayUsage[] =
-    "usage: trialrules replay --audit LOG --archive DIR --decision DECISION_ID [--facts F.json]\n"
-    "  re-evaluates a recorded decision under the archived rule file its record names,\n"
-    "  with the facts of the record (--audit-include-facts) or of F.json, whose canonical\n"
-    "  digest must equal the record's facts_sha256; exit 0 only if every rule outcome\n"
-    "  and the decision are the same\n";
+    "usage: trialrules replay --audit LOG --archive DIR --decision DECISION_ID\n"
+    "         [--facts F.json | --records R.json]\n"
+    "  re-evaluates a recorded decision under the archived rule file (and grading tables)\n"
+    "  its record names, with the facts of the record (--audit-include-facts) or of\n"
+    "  F.json (a trial's records: R.json), whose canonical digest must equal the\n"
+    "  record's; exit 0 only if every rule outcome and the decision are the same\n";
 
 int Fail(absl::string_view message) {
   std::cerr << "error: " << message << "\n";
@@ -177,6 +183,164 @@ std::optional<EvaluationKind> KindOfMethod(absl::string_view method) {
   return std::nullopt;
 }
 
+// An archived file exactly as it was: its bytes must still hash to its name.
+absl::StatusOr<std::string> ArchivedBytes(const std::string& archive, absl::string_view sha256,
+                                          absl::string_view extension) {
+  const std::string path = absl::StrCat(archive, "/", sha256, extension);
+  absl::StatusOr<std::string> bytes = ReadFileBytes(path);
+  if (!bytes.ok()) {
+    return absl::NotFoundError(absl::StrCat("the archive has no file ", sha256, extension, " (",
+                                            bytes.status().message(), ")"));
+  }
+  if (Sha256Hex(*bytes) != sha256) {
+    return absl::DataLossError(
+        absl::StrCat(path, " does not hash to its name: the archive was altered"));
+  }
+  return bytes;
+}
+
+absl::StatusOr<std::shared_ptr<const RuleSet>> ArchivedRuleSet(const std::string& archive,
+                                                               absl::string_view sha256) {
+  absl::StatusOr<std::string> bytes = ArchivedBytes(archive, sha256, ".textproto");
+  if (!bytes.ok()) return bytes.status();
+  LoadResult loaded = LoadRuleSet(*bytes, absl::StrCat(sha256, ".textproto"));
+  if (loaded.rule_set == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the archived rule file ", sha256, " no longer loads: ",
+        loaded.problems.empty() ? "" : loaded.problems.front().ToString()));
+  }
+  return loaded.rule_set;
+}
+
+absl::StatusOr<std::shared_ptr<const DecisionTableSet>> ArchivedTables(
+    const std::string& archive, absl::string_view sha256) {
+  absl::StatusOr<std::string> bytes = ArchivedBytes(archive, sha256, ".table.textproto");
+  if (!bytes.ok()) return bytes.status();
+  TableLoadResult loaded = LoadDecisionTables(*bytes, absl::StrCat(sha256, ".table.textproto"));
+  if (loaded.tables == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the archived decision tables ", sha256, " no longer load: ",
+        loaded.problems.empty() ? "" : loaded.problems.front().ToString()));
+  }
+  return loaded.tables;
+}
+
+// A string member of a record; empty when absent.
+std::string Member(simdjson::dom::element object, const char* key) {
+  std::string_view value;
+  return object[key].get(value) ? std::string() : std::string(value);
+}
+
+// A record written again from the replayed evaluation is compared byte for
+// byte: every outcome, grade, count and decision it holds.
+int Compare(absl::string_view recorded, const std::string& replayed) {
+  if (recorded == replayed) {
+    std::cout << "IDENTICAL\n";
+    return kExitOk;
+  }
+  std::cout << "recorded: " << recorded << "\nreplayed: " << replayed << "\nDIFFERENT\n";
+  return kExitProblems;
+}
+
+int ReplayTrial(const Args& args, const std::string& decision_id, absl::string_view record) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(record.data(), record.size()).get(root)) {
+    return Fail("the decision's record is not valid JSON");
+  }
+  const std::string sha256 = Member(root, "sha256"), site_id = Member(root, "site_id"),
+                    records_sha256 = Member(root, "records_sha256");
+  simdjson::dom::object tables_member;
+  if (sha256.empty() || records_sha256.empty() || root["tables"].get(tables_member)) {
+    return Fail("the trial record lacks sha256, records_sha256 or tables");
+  }
+  v1::TrialRecords records;
+  simdjson::dom::element embedded;
+  const bool included = !root["records"].get(embedded);
+  if (!args.Get("records").empty()) {
+    absl::StatusOr<std::string> text = ReadFileBytes(args.Get("records"));
+    if (!text.ok()) return Fail(text.status().message());
+    absl::StatusOr<v1::TrialRecords> parsed = ParseTrialRecordsJson(*text);
+    if (!parsed.ok()) return Fail(parsed.status().message());
+    records = *std::move(parsed);
+  } else if (included) {
+    if (!google::protobuf::util::JsonStringToMessage(simdjson::minify(embedded), &records).ok()) {
+      return Fail("the records in the decision's record do not read as trial records");
+    }
+  } else {
+    return Fail(absl::StrCat("the record of decision ", decision_id,
+                             " holds only its records' digest (the server ran without "
+                             "--audit-include-facts): give them with --records R.json"));
+  }
+  const std::string digest = Sha256Hex(CanonicalRecords(records));
+  if (digest != records_sha256) {
+    return Fail(absl::StrCat("these records are not the decision's: their canonical digest is ",
+                             digest, ", the record's records_sha256 ", records_sha256));
+  }
+  absl::StatusOr<std::shared_ptr<const RuleSet>> rule_set =
+      ArchivedRuleSet(args.Get("archive"), sha256);
+  if (!rule_set.ok()) return Fail(rule_set.status().message());
+  std::vector<std::shared_ptr<const DecisionTableSet>> tables;
+  for (auto [table_id, table_sha] : tables_member) {
+    std::string_view hash;
+    if (table_sha.get(hash)) return Fail("a grading table's hash is not text");
+    absl::StatusOr<std::shared_ptr<const DecisionTableSet>> set =
+        ArchivedTables(args.Get("archive"), std::string(hash));
+    if (!set.ok()) return Fail(set.status().message());
+    tables.push_back(*std::move(set));
+  }
+  absl::StatusOr<v1::TrialEvaluation> evaluation = EvaluateTrial(**rule_set, tables, records);
+  if (!evaluation.ok()) return Fail(evaluation.status().message());
+  std::cout << "decision " << decision_id << ": EvaluateTrial under " << (*rule_set)->protocol_id()
+            << " " << (*rule_set)->version() << " (sha256 " << sha256 << ") with "
+            << tables.size() << " grading table(s), as of " << evaluation->as_of_date()
+            << "\n  escalation " << evaluation->escalation().decision() << ", stopping "
+            << evaluation->stopping().decision() << "\n";
+  return Compare(record, TrialRecordJson({decision_id, rule_set->get(), tables, site_id,
+                                          &records, &*evaluation},
+                                         included));
+}
+
+int ReplayGrading(const Args& args, const std::string& decision_id, absl::string_view record) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(record.data(), record.size()).get(root)) {
+    return Fail("the decision's record is not valid JSON");
+  }
+  const std::string sha256 = Member(root, "sha256"), term = Member(root, "term"),
+                    site_id = Member(root, "site_id"), subject_ref = Member(root, "subject_ref");
+  simdjson::dom::array gradings;
+  if (sha256.empty() || root["gradings"].get(gradings)) {
+    return Fail("the grading record lacks sha256 or gradings");
+  }
+  absl::StatusOr<std::shared_ptr<const DecisionTableSet>> tables =
+      ArchivedTables(args.Get("archive"), sha256);
+  if (!tables.ok()) return Fail(tables.status().message());
+  absl::StatusOr<const DecisionTable*> table = (*tables)->Find(term);
+  if (!table.ok()) return Fail(table.status().message());
+  std::vector<TableResult> results;
+  for (simdjson::dom::element grading : gradings) {
+    simdjson::dom::element observations;
+    if (grading["facts"].get(observations)) {
+      return Fail(absl::StrCat("the record of decision ", decision_id,
+                               " holds only its observations' digests (the server ran without "
+                               "--audit-include-facts): a grading replays from the record alone"));
+    }
+    absl::StatusOr<std::vector<FactInput>> inputs = ParseObservationsJson(
+        "{\"observations\":" + simdjson::minify(observations) + "}");
+    if (!inputs.ok()) return Fail(inputs.status().message());
+    absl::StatusOr<TableResult> result = (*tables)->Evaluate(**table, *inputs);
+    if (!result.ok()) return Fail(result.status().message());
+    results.push_back(*std::move(result));
+  }
+  std::cout << "decision " << decision_id << ": GradeEvents with " << (*tables)->table_id() << " "
+            << (*tables)->version() << " (sha256 " << sha256 << "), term " << term << ", "
+            << results.size() << " observation set(s)\n";
+  return Compare(record, GradingRecordJson({decision_id, tables->get(), *table, subject_ref,
+                                            site_id, results},
+                                           /*include_facts=*/true));
+}
+
 }  // namespace
 
 int RunAudit(const std::vector<std::string>& argv) {
@@ -195,7 +359,8 @@ int RunAudit(const std::vector<std::string>& argv) {
 }
 
 int RunReplay(const std::vector<std::string>& argv) {
-  absl::StatusOr<Args> args = ParseArgs(argv, {"audit", "archive", "decision", "facts"}, {});
+  absl::StatusOr<Args> args =
+      ParseArgs(argv, {"audit", "archive", "decision", "facts", "records"}, {});
   if (!args.ok() || !args->positional.empty() || args->Get("audit").empty() ||
       args->Get("archive").empty() || args->Get("decision").empty()) {
     if (!args.ok()) std::cerr << args.status().message() << "\n";
@@ -209,30 +374,19 @@ int RunReplay(const std::vector<std::string>& argv) {
   if (!envelope.ok()) return Fail(absl::StrCat("the decision's line: ", envelope.status().message()));
   absl::StatusOr<RecordedDecision> recorded = ReadRecordedDecision(envelope->record, decision_id);
   if (!recorded.ok()) return Fail(recorded.status().message());
+  if (recorded->method == "EvaluateTrial") return ReplayTrial(*args, decision_id, envelope->record);
+  if (recorded->method == "GradeEvents") {
+    return ReplayGrading(*args, decision_id, envelope->record);
+  }
   const std::optional<EvaluationKind> kind = KindOfMethod(recorded->method);
   if (!kind) {
     return Fail(absl::StrCat("decision ", decision_id, " was made by ", recorded->method,
-                             "; replay re-evaluates CheckEligibility, CheckWithdrawal, "
-                             "EvaluateEscalation, EvaluateStopping and ScreenPatients decisions"));
+                             ", which replay does not know"));
   }
-
-  // The rule file exactly as it was: its bytes must still hash to the name.
-  const std::string rule_file =
-      absl::StrCat(args->Get("archive"), "/", recorded->sha256, ".textproto");
-  absl::StatusOr<std::string> bytes = ReadFileBytes(rule_file);
-  if (!bytes.ok()) {
-    return Fail(absl::StrCat("the archive has no rule file ", recorded->sha256, " (",
-                             bytes.status().message(), ")"));
-  }
-  if (Sha256Hex(*bytes) != recorded->sha256) {
-    return Fail(absl::StrCat(rule_file, " does not hash to its name: the archive was altered"));
-  }
-  LoadResult loaded = LoadRuleSet(*bytes, rule_file);
-  if (loaded.rule_set == nullptr) {
-    return Fail(absl::StrCat(rule_file, " no longer loads: ",
-                             loaded.problems.empty() ? "" : loaded.problems.front().message));
-  }
-  const RuleSet& rule_set = *loaded.rule_set;
+  absl::StatusOr<std::shared_ptr<const RuleSet>> archived =
+      ArchivedRuleSet(args->Get("archive"), recorded->sha256);
+  if (!archived.ok()) return Fail(archived.status().message());
+  const RuleSet& rule_set = **archived;
 
   std::string facts_json;
   if (!args->Get("facts").empty()) {

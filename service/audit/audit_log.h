@@ -19,45 +19,13 @@
 #include "absl/types/span.h"
 #include "service/audit/checkpoint.h"
 #include "service/audit/merkle.h"
+#include "service/audit/records.h"
 #include "service/engine/decision_table.h"
 #include "service/engine/rule_set.h"
 #include "service/util/dates.h"
 #include "trialrules/v1/trial.pb.h"
 
 namespace trialrules {
-
-// One answered decision, as the audit log and metrics see it.
-struct DecisionRecord {
-  absl::string_view decision_id;
-  absl::string_view method;  // e.g. "CheckEligibility"
-  const RuleSet* rule_set = nullptr;
-  DayNumber as_of = 0;  // the date the rule set was selected for
-  absl::string_view subject_ref;
-  absl::string_view site_id;
-  absl::string_view dose_level;  // escalation decisions
-  const Evaluation* evaluation = nullptr;
-  const FactValues* facts = nullptr;
-};
-
-
-// One answered grading call, as the audit log sees it.
-struct GradingRecord {
-  absl::string_view decision_id;
-  const DecisionTableSet* tables = nullptr;
-  const DecisionTable* table = nullptr;
-  absl::string_view subject_ref;
-  absl::string_view site_id;
-  absl::Span<const TableResult> results;  // one per observation set
-};
-
-// One answered trial evaluation (EvaluateTrial), as the audit log sees it.
-struct TrialRecord {
-  absl::string_view decision_id;
-  const RuleSet* rule_set = nullptr;
-  absl::string_view site_id;
-  const v1::TrialRecords* records = nullptr;
-  const v1::TrialEvaluation* evaluation = nullptr;
-};
 
 // Where the log goes and, with a signing key, how it is made provable.
 struct AuditLogOptions {
@@ -112,28 +80,23 @@ class AuditLog {
   // Writes what is queued and, when signed, a last checkpoint.
   ~AuditLog();
 
-  // The record of one decision: canonical JSON (RFC 8785), no newline.
-  std::string FormatDecision(const DecisionRecord& record) const;
-  // One record for a batch of bulk-screening decisions that share method,
-  // rule set, site and as-of date: those are written once, then per patient
-  // its decision id, subject, decision, outcomes (one letter per rule, T/F/U,
-  // in the order of "rule_ids") and facts hash. The same facts as one
-  // record per decision at a quarter of the bytes: bulk screening runs at
-  // hundreds of thousands of patients a second.
-  std::string FormatBatch(const std::vector<DecisionRecord>& records) const;
-  // One record for a grading call: the table's id, version, hash and term,
-  // then per observation set its grade (or range), each row's outcome and
-  // the observations' hash (and, with `include_facts`, the observations).
-  std::string FormatGrading(const GradingRecord& record) const;
-  // One record for a trial evaluation: the rule set, the as-of date and the
-  // records' hash (and, with `include_facts`, the records), each patient's
-  // DLT and evaluability with its events' DLT criteria, the escalation and
-  // stopping decisions with each rule's outcome and the pending patients.
-  std::string FormatTrial(const TrialRecord& record) const;
-  // The follow-up record of answers recorded but not delivered (the
-  // caller's deadline passed, it cancelled, the connection dropped).
+  // The records this log writes (records.h), with its include_facts.
+  std::string FormatDecision(const DecisionRecord& record) const {
+    return DecisionRecordJson(record, options_.include_facts);
+  }
+  std::string FormatBatch(const std::vector<DecisionRecord>& records) const {
+    return BatchRecordJson(records, options_.include_facts);
+  }
+  std::string FormatGrading(const GradingRecord& record) const {
+    return GradingRecordJson(record, options_.include_facts);
+  }
+  std::string FormatTrial(const TrialRecord& record) const {
+    return TrialRecordJson(record, options_.include_facts);
+  }
   static std::string FormatUndelivered(absl::Span<const std::string> decision_ids,
-                                       absl::string_view reason);
+                                       absl::string_view reason) {
+    return UndeliveredRecordJson(decision_ids, reason);
+  }
 
   // Writes `record` (a Format* result) as the next line and then calls
   // `done`, on this thread or the writing one: OK, or UNAVAILABLE when it
@@ -178,10 +141,6 @@ class AuditLog {
   static absl::StatusOr<TreeState> Resume(const AuditLogOptions& options,
                                           uint64_t* file_first_index);
 
-  bool include_facts() const { return options_.include_facts; }
-  // "facts":{…}, (with include_facts) and "facts_sha256":"…".
-  void AppendFactsFields(const RuleSet& rule_set, const FactValues& facts,
-                         std::string* out) const;
   // The lines of `records`, advancing `state`.
   std::string Seal(const std::vector<std::string>& records, TreeState* state) const;
   absl::Status Write(const std::string& bytes);

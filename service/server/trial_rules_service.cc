@@ -468,15 +468,17 @@ absl::Status TrialRulesService::Trial(const v1::EvaluateTrialRequest& request,
   absl::StatusOr<std::shared_ptr<const RuleSet>> rule_set = (*catalog)->Select(
       {records.protocol_id(), request.version(), *as_of, request.site_id()}, TodayUtc());
   if (!rule_set.ok()) return rule_set.status();
+  const std::vector<std::shared_ptr<const DecisionTableSet>> tables =
+      (*catalog)->TablesOf(**rule_set);
   absl::StatusOr<v1::TrialEvaluation> evaluation =
-      trialrules::EvaluateTrial(**rule_set, (*catalog)->TablesOf(**rule_set), records);
+      trialrules::EvaluateTrial(**rule_set, tables, records);
   if (!evaluation.ok()) return evaluation.status();
   (*rule_set)->MarkServed();
 
   if (metrics_ != nullptr) metrics_->RecordTrial(**rule_set, *evaluation);
   const std::string decision_id = NewDecisionId();
   *audit_line = audit_->FormatTrial(
-      {decision_id, rule_set->get(), request.site_id(), &records, &*evaluation});
+      {decision_id, rule_set->get(), tables, request.site_id(), &records, &*evaluation});
   *response->mutable_evaluation() = *std::move(evaluation);
   response->set_decision_id(decision_id);
   response->set_site_id(request.site_id());

@@ -121,7 +121,8 @@ class SignedAuditLog(unittest.TestCase):
         cls.archive = os.path.join(cls.dir, "archive")
         cls.flags = ["--audit-log=" + cls.log, "--audit-signing-key=" + cls.key,
                      "--audit-log-origin=trialrules.test/replica-0",
-                     "--rules-archive=" + cls.archive, "--audit-checkpoint-records=5"]
+                     "--rules-archive=" + cls.archive, "--audit-checkpoint-records=5",
+                     "--audit-include-facts"]
         server = Server(cls.dir, cls.rules, *cls.flags)
         try:
             stub = server.ready_stub()
@@ -130,6 +131,13 @@ class SignedAuditLog(unittest.TestCase):
                 response = stub.CheckEligibility(cls.request("AUD-%d" % i), timeout=10)
                 cls.decisions.append(response.decision_id)
             cls.screened = cls.screen(stub)
+            cls.trial = stub.EvaluateTrial(cls.trial_request(), timeout=10).decision_id
+            grade = cls.s.GradeRequest(table_id="astct-crs-2019", subject_ref="AUD-G",
+                                       site_id="SITE-A")
+            grade.observation_sets.add().observations.extend(
+                [cls.fact("temp_c", 39.0), cls.fact("fever_other_cause", False),
+                 cls.r.FactValue(name="o2_device", text="hfnc")])
+            cls.graded = stub.GradeEvents(grade, timeout=10).decision_id
             # A proof from the running server, before any shutdown checkpoint.
             cls.rpc_proof = stub.GetDecisionProof(
                 cls.s.GetDecisionProofRequest(decision_id=cls.decisions[11]), timeout=30)
@@ -195,6 +203,34 @@ class SignedAuditLog(unittest.TestCase):
             ids += [r.decision_id for r in response.results]
         return ids
 
+    @classmethod
+    def trial_request(cls):
+        """tests/data/records/pending_icans.json as an EvaluateTrialRequest."""
+        with open(os.path.join(ARGS.source, "tests/data/records/pending_icans.json")) as f:
+            data = json.load(f)
+        request = cls.s.EvaluateTrialRequest(site_id="SITE-A")
+        records = request.records
+        records.protocol_id = data["protocol_id"]
+        records.as_of_date = data["as_of_date"]
+        records.current_dose_level = data["current_dose_level"]
+        for p in data["patients"]:
+            patient = records.patients.add(subject_ref=p["subject_ref"], dose_level=p["dose_level"],
+                                           infusion_date=p.get("infusion_date") or "")
+            for e in p.get("events") or []:
+                event = patient.events.add(term=e["term"], onset_date=e["onset_date"],
+                                           resolution_date=e.get("resolution_date") or "",
+                                           attribution=e.get("attribution") or "")
+                if e.get("grade") is not None:
+                    event.grade = e["grade"]
+                for name, value in (e.get("observations") or {}).items():
+                    if isinstance(value, bool):
+                        event.observations.add(name=name, boolean=value)
+                    elif isinstance(value, str):
+                        event.observations.add(name=name, text=value)
+                    else:
+                        event.observations.add(name=name, number=value)
+        return request
+
     def lines(self):
         with open(self.log, "rb") as f:
             return f.read().split(b"\n")[:-1]
@@ -217,7 +253,7 @@ class SignedAuditLog(unittest.TestCase):
     def test_server_stopped_cleanly_and_every_record_is_a_leaf(self):
         self.assertEqual(self.stop_code, 0)
         lines = self.lines()
-        self.assertEqual(len(lines), 13)  # 12 decisions, 1 screening batch
+        self.assertEqual(len(lines), 15)  # 12 decisions, a screening batch, a trial, a grading
         for i, line in enumerate(lines):
             record = json.loads(line)
             self.assertEqual(record["leaf_index"], i)
@@ -228,7 +264,7 @@ class SignedAuditLog(unittest.TestCase):
     def test_verify_passes_the_log_as_written(self):
         result = self.verify()
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
-        self.assertIn("OK: 13 records", result.stdout)
+        self.assertIn("OK: 15 records", result.stdout)
 
     def assert_caught(self, copy, *expected):
         result = self.verify(copy)
@@ -260,7 +296,7 @@ class SignedAuditLog(unittest.TestCase):
         def truncate(lines):
             return b"".join(l + b"\n" for l in lines[:9]) + lines[9][:40]
         self.assert_caught(self.tampered_copy(truncate), "record 9 is cut short",
-                           "records 10 to 12 were removed")
+                           "records 10 to 14 were removed")
 
     def test_a_forged_appended_record_is_caught(self):
         def forge(lines):
@@ -270,7 +306,7 @@ class SignedAuditLog(unittest.TestCase):
             forged["leaf_index"] = last["leaf_index"] + 1
             forged["prev_leaf_hash"] = hashlib.sha256(b"\0" + lines[-1]).hexdigest()
             return lines + [json.dumps(forged, separators=(",", ":"), sort_keys=True).encode()]
-        self.assert_caught(self.tampered_copy(forge), "records 13 to 13 are in no signed checkpoint")
+        self.assert_caught(self.tampered_copy(forge), "records 15 to 15 are in no signed checkpoint")
 
     def test_a_replaced_checkpoint_is_caught(self):
         copy = self.tampered_copy(lambda lines: lines)
@@ -324,6 +360,11 @@ class SignedAuditLog(unittest.TestCase):
                          "--decision", decision, "--facts", facts_file)
             self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
             self.assertIn("IDENTICAL", result.stdout)
+        # From the facts in the record itself (--audit-include-facts).
+        result = cli("replay", "--audit", self.log, "--archive", self.archive,
+                     "--decision", self.decisions[5])
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn("IDENTICAL", result.stdout)
         # Other facts are not the decision's.
         other = os.path.join(self.dir, "other_facts.json")
         facts = self.facts()
@@ -333,6 +374,29 @@ class SignedAuditLog(unittest.TestCase):
                      "--decision", self.decisions[3], "--facts", other)
         self.assertEqual(result.returncode, 1)
         self.assertIn("these facts are not the decision's", result.stderr)
+
+
+    def test_replay_of_a_trial_evaluation_and_a_grading(self):
+        records = os.path.join(ARGS.source, "tests/data/records/pending_icans.json")
+        for extra in [[], ["--records", records]]:
+            result = cli("replay", "--audit", self.log, "--archive", self.archive,
+                         "--decision", self.trial, *extra)
+            self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+            self.assertIn("escalation INDETERMINATE", result.stdout)
+            self.assertIn("IDENTICAL", result.stdout)
+        result = cli("replay", "--audit", self.log, "--archive", self.archive,
+                     "--decision", self.graded)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn("IDENTICAL", result.stdout)
+        # Records that differ from the decision's are refused.
+        other = os.path.join(self.dir, "other_records.json")
+        data = json.load(open(records))
+        data["as_of_date"] = "2020-04-30"
+        json.dump(data, open(other, "w"))
+        result = cli("replay", "--audit", self.log, "--archive", self.archive,
+                     "--decision", self.trial, "--records", other)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("these records are not the decision's", result.stderr)
 
 
 class ResumedAndRotatedLog(unittest.TestCase):
