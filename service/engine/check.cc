@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <regex>
 #include <set>
 #include <tuple>
@@ -83,6 +84,7 @@ class Checker {
     CheckDoseLevels(def);
     CheckTableReferences(def);
     CheckTrialAnswers(def);
+    CheckFhirBindings(def);
     return Resolve(def);
   }
 
@@ -619,6 +621,152 @@ class Checker {
     if (file_.has_dlt()) def->dlt = file_.dlt();
     def->record_counts.assign(file_.record_counts().begin(), file_.record_counts().end());
     if (file_.has_boin()) def->boin = file_.boin();
+  }
+
+  // Where facts come from in a FHIR Bundle. Each binding must name a fact of
+  // the file whose type its values can give, and units the fact converts;
+  // a code bound twice would make one Observation give two facts (or one
+  // fact twice), which a Bundle could then never give unambiguously.
+  void CheckFhirBindings(RuleSetDefinition* def) {
+    const size_t problems_before = problems_->size();
+    std::map<std::pair<std::string, std::string>, std::string> bound_codes;  // → fact
+    for (int i = 0; i < file_.fhir_bindings_size(); ++i) {
+      const pb::FhirBinding& binding = file_.fhir_bindings(i);
+      const ParseTree* tree = ParsedRuleFile::Nested(tree_, file_, "fhir_bindings", i);
+      auto report = [&](absl::string_view field, std::string text) {
+        Report(ParsedRuleFile::Of(tree, binding, field), "",
+               absl::StrCat("fhir binding of \"", binding.fact(), "\": ", text));
+      };
+      const FactSpec* fact = FactNamed(*def, binding.fact());
+      if (fact == nullptr) {
+        report("fact", "not a fact of the file");
+        continue;
+      }
+      switch (binding.source_case()) {
+        case pb::FhirBinding::SOURCE_NOT_SET:
+          report("fact", "give its source: observation, patient_birth_date or patient_gender");
+          break;
+        case pb::FhirBinding::kPatientBirthDate:
+          if (fact->type != ValueType::kNumber) {
+            report("patient_birth_date", "Patient.birthDate gives an age: a NUMBER fact");
+          }
+          break;
+        case pb::FhirBinding::kPatientGender:
+          if (fact->type != ValueType::kBool) {
+            report("patient_gender", "Patient.gender gives true/false: a BOOL fact");
+          }
+          break;
+        case pb::FhirBinding::kObservation: {
+          const pb::FhirObservationSource& source = binding.observation();
+          const ParseTree* source_tree =
+              tree == nullptr ? nullptr
+                              : tree->GetTreeForNested(
+                                    binding.GetDescriptor()->FindFieldByName("observation"), -1);
+          auto at = [&](absl::string_view field, int index, std::string text) {
+            Report(ParsedRuleFile::Of(source_tree, source, field, index), "",
+                   absl::StrCat("fhir binding of \"", binding.fact(), "\": ", text));
+          };
+          if (source.codes().empty()) at("codes", -1, "an observation source needs its codes");
+          for (int c = 0; c < source.codes_size(); ++c) {
+            const pb::FhirCoding& code = source.codes(c);
+            if (code.system().empty() || code.code().empty()) {
+              at("codes", c, "a code needs its system and code");
+              continue;
+            }
+            const auto [it, inserted] =
+                bound_codes.try_emplace({code.system(), code.code()}, binding.fact());
+            if (!inserted) {
+              at("codes", c, absl::StrCat("code ", code.system(), "|", code.code(),
+                                          " is already bound to \"", it->second, "\""));
+            }
+          }
+          if (source.value_types().empty()) {
+            at("value_types", -1, "an observation source needs its value_types");
+          }
+          bool quantity = false;
+          bool coded = false;
+          for (int v = 0; v < source.value_types_size(); ++v) {
+            const auto type = static_cast<pb::FhirValueType>(source.value_types(v));
+            const bool number = type == pb::QUANTITY || type == pb::INTEGER;
+            const bool boolean = type == pb::BOOLEAN || type == pb::CODEABLE_CONCEPT;
+            if ((!number && !boolean) ||
+                (number && fact->type != ValueType::kNumber) ||
+                (boolean && fact->type != ValueType::kBool)) {
+              at("value_types", v,
+                 absl::StrCat(pb::FhirValueType_Name(type), " cannot give a ",
+                              ValueTypeName(fact->type), " fact"));
+            }
+            quantity = quantity || type == pb::QUANTITY;
+            coded = coded || type == pb::CODEABLE_CONCEPT;
+          }
+          if (!source.units().empty() && !quantity) {
+            at("units", 0, "units apply to QUANTITY values only");
+          }
+          for (int u = 0; u < source.units_size(); ++u) {
+            if (!Accepts(*fact, source.units(u))) {
+              at("units", u, absl::StrCat("unit \"", source.units(u), "\" is not ",
+                                          UnitsOf(*fact)));
+            }
+          }
+          if (coded != !source.concept_values().empty()) {
+            at(coded ? "value_types" : "concept_values", 0,
+               "CODEABLE_CONCEPT and concept_values go together");
+          }
+          std::set<std::pair<std::string, std::string>> concepts;
+          for (int v = 0; v < source.concept_values_size(); ++v) {
+            const pb::FhirConceptValue& value = source.concept_values(v);
+            if (value.system().empty() || value.code().empty() ||
+                !concepts.insert({value.system(), value.code()}).second) {
+              at("concept_values", v,
+                 absl::StrCat("concept value ", value.system(), "|", value.code(),
+                              " is empty or given twice"));
+            }
+          }
+          if (!source.reference_range_high().empty()) {
+            const FactSpec* target = FactNamed(*def, source.reference_range_high());
+            if (target == nullptr || target->type != ValueType::kNumber) {
+              at("reference_range_high", -1,
+                 absl::StrCat("reference_range_high \"", source.reference_range_high(),
+                              "\" is not a NUMBER fact of the file"));
+            } else if (!quantity) {
+              at("reference_range_high", -1, "a reference range comes with QUANTITY values");
+            } else if (target->name == fact->name) {
+              at("reference_range_high", -1, "a reference range gives another fact");
+            }
+          }
+          if (source.has_max_age_days() &&
+              (source.max_age_days() < 0 || source.max_age_days() > kMaxTrialDays)) {
+            at("max_age_days", -1,
+               absl::StrCat("max_age_days ", source.max_age_days(), " is not from 0 to ",
+                            kMaxTrialDays));
+          }
+          break;
+        }
+      }
+    }
+    if (problems_->size() != problems_before) return;
+    def->fhir_bindings.assign(file_.fhir_bindings().begin(), file_.fhir_bindings().end());
+  }
+
+  static const FactSpec* FactNamed(const RuleSetDefinition& def, const std::string& name) {
+    const auto it = std::find_if(def.facts.begin(), def.facts.end(),
+                                 [&](const FactSpec& f) { return f.name == name; });
+    return it == def.facts.end() ? nullptr : &*it;
+  }
+
+  // Whether a value in `unit` converts to `fact`'s unit.
+  static bool Accepts(const FactSpec& fact, const std::string& unit) {
+    return unit == fact.unit ||
+           std::any_of(fact.accepted_units.begin(), fact.accepted_units.end(),
+                       [&](const FactSpec::AlternativeUnit& u) { return u.unit == unit; });
+  }
+
+  static std::string UnitsOf(const FactSpec& fact) {
+    std::vector<std::string> units = {absl::StrCat("\"", fact.unit, "\"")};
+    for (const FactSpec::AlternativeUnit& u : fact.accepted_units) {
+      units.push_back(absl::StrCat("\"", u.unit, "\""));
+    }
+    return absl::StrCat("the fact's unit or an accepted one (", absl::StrJoin(units, ", "), ")");
   }
 
   void CheckCycles(const RuleSetDefinition& def) {

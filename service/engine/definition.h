@@ -98,6 +98,8 @@ struct RuleSetDefinition {
   std::optional<v1::DltDefinition> dlt;
   std::vector<v1::RecordCount> record_counts;
   std::optional<v1::BoinDesign> boin;
+  // Where facts come from in a FHIR Bundle, as the file states them, checked.
+  std::vector<v1::FhirBinding> fhir_bindings;
   // Of the BOIN design's parameters and boundary table, computed at load.
   std::string boin_sha256;
   // Per node (derived values, then rules), and the nodes in an order in

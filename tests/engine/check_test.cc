@@ -116,5 +116,118 @@ TEST(CheckTest, AFileLargerThanTheLimitIsRefusedUnread) {
   EXPECT_EQ(problems[0].message, "the file is 1048577 bytes; the limit is 1048576");
 }
 
+// FHIR bindings: a small file with a lab value, its upper limit and a
+// true/false fact, and one binding per test appended to it.
+constexpr absl::string_view kFhirFacts =
+    "facts { name: \"cr\" type: NUMBER unit: \"mg/dL\"\n"
+    "        accepted_units { unit: \"umol/L\" per_canonical_unit: 88.42 } }\n"
+    "facts { name: \"cr_uln\" type: NUMBER unit: \"mg/dL\" }\n"
+    "facts { name: \"female\" type: BOOL }\n"
+    "inclusion { id: \"I1\" text: \"t\" expression: \"cr < cr_uln && female\" }\n";
+
+std::vector<Problem> FhirProblems(const std::string& bindings) {
+  std::vector<Problem> problems;
+  const std::string text = absl::StrCat(kHeader, kFhirFacts, bindings);
+  std::unique_ptr<ParsedRuleFile> parsed = ParseRuleFile(text, "fhir.textproto", &problems);
+  EXPECT_NE(parsed, nullptr);
+  RuleSetDefinition definition;
+  if (parsed != nullptr) CheckRuleFile(*parsed, &definition, &problems);
+  return problems;
+}
+
+// The line the binding text starts on: after the header and the facts.
+constexpr int kFirstBindingLine = 7;
+
+TEST(CheckFhirBindingsTest, TheBindingsOfAValidFileTravelInTheDefinition) {
+  const RuleSetDefinition def = Checked(absl::StrCat(
+      kFhirFacts,
+      "fhir_bindings { fact: \"female\" patient_gender {} }\n"
+      "fhir_bindings { fact: \"cr\" observation {\n"
+      "  codes { system: \"http://loinc.org\" code: \"2160-0\" }\n"
+      "  value_types: QUANTITY units: \"umol/L\" reference_range_high: \"cr_uln\"\n"
+      "  max_age_days: 28 } }\n"));
+  ASSERT_EQ(def.fhir_bindings.size(), 2u);
+  EXPECT_EQ(def.fhir_bindings[1].observation().reference_range_high(), "cr_uln");
+  EXPECT_EQ(def.fhir_bindings[1].observation().max_age_days(), 28);
+}
+
+TEST(CheckFhirBindingsTest, ABindingToAnUnknownFactIsRefused) {
+  const std::vector<Problem> problems =
+      FhirProblems("fhir_bindings { fact: \"creatinine\" patient_gender {} }\n");
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].ToString(),
+            absl::StrCat("fhir.textproto:", kFirstBindingLine,
+                         ":17: fhir binding of \"creatinine\": not a fact of the file"));
+}
+
+TEST(CheckFhirBindingsTest, AUnitTheFactDoesNotAcceptIsRefused) {
+  const std::vector<Problem> problems = FhirProblems(
+      "fhir_bindings { fact: \"cr\" observation {\n"
+      "  codes { system: \"http://loinc.org\" code: \"2160-0\" }\n"
+      "  value_types: QUANTITY units: \"mg/dL\" units: \"mmol/L\" } }\n");
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].ToString(),
+            absl::StrCat("fhir.textproto:", kFirstBindingLine + 2,
+                         ":40: fhir binding of \"cr\": unit \"mmol/L\" is not the fact's unit "
+                         "or an accepted one (\"mg/dL\", \"umol/L\")"));
+}
+
+TEST(CheckFhirBindingsTest, OneCodeBoundTwiceIsRefused) {
+  const std::vector<Problem> problems = FhirProblems(
+      "fhir_bindings { fact: \"cr\" observation {\n"
+      "  codes { system: \"http://loinc.org\" code: \"2160-0\" } value_types: QUANTITY } }\n"
+      "fhir_bindings { fact: \"cr_uln\" observation {\n"
+      "  codes { system: \"http://loinc.org\" code: \"2160-0\" } value_types: QUANTITY } }\n");
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].ToString(),
+            absl::StrCat("fhir.textproto:", kFirstBindingLine + 3,
+                         ":3: fhir binding of \"cr_uln\": code http://loinc.org|2160-0 is "
+                         "already bound to \"cr\""));
+}
+
+TEST(CheckFhirBindingsTest, AReferenceRangeTargetThatIsNotAFactIsRefused) {
+  const std::vector<Problem> problems = FhirProblems(
+      "fhir_bindings { fact: \"cr\" observation {\n"
+      "  codes { system: \"http://loinc.org\" code: \"2160-0\" } value_types: QUANTITY\n"
+      "  reference_range_high: \"cr_upper\" } }\n");
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].ToString(),
+            absl::StrCat("fhir.textproto:", kFirstBindingLine + 2,
+                         ":3: fhir binding of \"cr\": reference_range_high \"cr_upper\" is not "
+                         "a NUMBER fact of the file"));
+}
+
+TEST(CheckFhirBindingsTest, ValuesThatCannotGiveTheFactsTypeAreRefused) {
+  const std::vector<Problem> problems = FhirProblems(
+      "fhir_bindings { fact: \"female\" observation {\n"
+      "  codes { system: \"http://loinc.org\" code: \"1-1\" } value_types: QUANTITY } }\n"
+      "fhir_bindings { fact: \"cr\" patient_gender {} }\n");
+  ASSERT_EQ(problems.size(), 2u);
+  EXPECT_EQ(problems[0].message,
+            "fhir binding of \"female\": QUANTITY cannot give a bool fact");
+  EXPECT_EQ(problems[1].message,
+            "fhir binding of \"cr\": Patient.gender gives true/false: a BOOL fact");
+}
+
+TEST(CheckFhirBindingsTest, ACodeableConceptNeedsItsValuesAndMaxAgeIsBounded) {
+  const std::vector<Problem> problems = FhirProblems(
+      "fhir_bindings { fact: \"female\" observation {\n"
+      "  codes { system: \"http://loinc.org\" code: \"1-1\" } value_types: CODEABLE_CONCEPT\n"
+      "  max_age_days: -1 } }\n");
+  ASSERT_EQ(problems.size(), 2u);
+  EXPECT_EQ(problems[0].message,
+            "fhir binding of \"female\": CODEABLE_CONCEPT and concept_values go together");
+  EXPECT_EQ(problems[1].message,
+            "fhir binding of \"female\": max_age_days -1 is not from 0 to 36500");
+}
+
+TEST(CheckFhirBindingsTest, TheBundledProtocolsBindingsLoad) {
+  for (const char* file : {"NCT04094766-v1.0.textproto", "NCT04094766-v2.0.textproto"}) {
+    const auto rule_set = testing::LoadBundled(file);
+    ASSERT_NE(rule_set, nullptr) << file;
+    EXPECT_EQ(rule_set->definition().fhir_bindings.size(), 11u) << file;
+  }
+}
+
 }  // namespace
 }  // namespace trialrules
