@@ -69,6 +69,19 @@ DecisionView ViewOf(EvaluationKind kind, const v1::EvaluateResponse& response) {
   return view;
 }
 
+namespace {
+
+std::string Provenance(const DecisionView& view) {
+  if (!view.provenance) return "";
+  std::vector<std::string> members;
+  for (const auto& [fact, resource] : *view.provenance) {
+    members.push_back(absl::StrCat(JsonQuote(fact), ":", JsonQuote(resource)));
+  }
+  return absl::StrCat(",\"provenance\":{", absl::StrJoin(members, ","), "}");
+}
+
+}  // namespace
+
 std::string RenderJson(const DecisionView& view) {
   std::vector<std::string> rules;
   for (const DecisionView::Rule& rule : view.rules) {
@@ -84,7 +97,7 @@ std::string RenderJson(const DecisionView& view) {
       ",\"version\":", JsonQuote(view.version),
       ",\"sha256\":", JsonQuote(view.sha256), "}",
       ",\"rules\":[", absl::StrJoin(rules, ","), "]",
-      ",\"missing_facts\":", JsonList(view.missing_facts), "}\n");
+      ",\"missing_facts\":", JsonList(view.missing_facts), Provenance(view), "}\n");
 }
 
 std::string RenderTable(const DecisionView& view) {

@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "service/engine/decision_table.h"
@@ -30,6 +31,9 @@ struct DecisionView {
   };
   std::vector<Rule> rules;
   std::vector<std::string> missing_facts;
+  // Facts read from a FHIR Bundle: per fact, the resource it came from
+  // ("Observation/ID"), sorted by fact; shown in JSON when set.
+  std::optional<std::vector<std::pair<std::string, std::string>>> provenance;
 };
 
 DecisionView ViewOf(const RuleSet& rule_set, const Evaluation& evaluation);
@@ -38,7 +42,8 @@ DecisionView ViewOf(EvaluationKind kind, const v1::EvaluateResponse& response);
 
 // {"decision": WORD, "rule_set": {"protocol_id", "version", "sha256"},
 //  "rules": [{"id", "kind", "outcome", "missing_facts", "not_finite"}],
-//  "missing_facts": [...]} on one line.
+//  "missing_facts": [...], "provenance": {FACT: "Observation/ID"} (facts from
+//  a FHIR Bundle only)} on one line.
 std::string RenderJson(const DecisionView& view);
 
 // Rule, outcome, missing facts and wording as a table, then the decision and

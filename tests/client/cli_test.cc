@@ -110,6 +110,63 @@ TEST(CliTest, EvalRefusesBadFactOnOneLine) {
             "error: fact \"karnofsky\" = 150: outside the valid range 0 to 100\n");
 }
 
+// A FHIR Bundle of the same patient (tests/data/fhir/make_bundle.py wrote it
+// from the facts file) gets the same answer, with where each fact came from.
+TEST(CliTest, EvalFromAFhirBundleAnswersAsItsTypedFactsWithProvenance) {
+  const CliRun typed = Cli("eval --rules rules --protocol NCT04094766 --json "
+                           "--facts tests/data/facts/eligible_patient.json");
+  const CliRun fhir = Cli("eval --rules rules --protocol NCT04094766 --json "
+                          "--fhir tests/data/fhir/eligible_patient.json "
+                          "--assessment-date 2020-01-15");
+  ASSERT_EQ(typed.exit_code, 0) << typed.output;
+  ASSERT_EQ(fhir.exit_code, 0) << fhir.output;
+  const size_t provenance = fhir.output.find(",\"provenance\":{");
+  ASSERT_NE(provenance, std::string::npos) << fhir.output;
+  EXPECT_EQ(fhir.output.substr(0, provenance) + "}\n", typed.output);
+  for (const char* source : {"\"age_years\":\"Patient/p1\"", "\"sex_female\":\"Patient/p1\"",
+                             "\"creatinine_mg_dl\":\"Observation/o18\"",
+                             "\"creatinine_uln_mg_dl\":\"Observation/o18\"",
+                             "\"informed_consent\":\"Observation/o1\""}) {
+    EXPECT_NE(fhir.output.find(source, provenance), std::string::npos) << source;
+  }
+  const CliRun table = Cli("eval --rules rules --protocol NCT04094766 "
+                           "--fhir tests/data/fhir/eligible_patient.json "
+                           "--assessment-date 2020-01-15");
+  EXPECT_EQ(table.exit_code, 0) << table.output;
+  EXPECT_NE(table.output.find("eligibility decision: ELIGIBLE"), std::string::npos)
+      << table.output;
+}
+
+TEST(CliTest, EvalRefusesABundleOnStderrWithExitCodeOne) {
+  const trialrules::testing::CommandRun run = trialrules::testing::RunCommand(
+      std::string("cd ") + TRIALRULES_SOURCE_DIR + " && " + TRIALRULES_CLI +
+      " eval --rules rules --protocol NCT04094766 --fhir tests/data/fhir/two_patients.json"
+      " --assessment-date 2020-01-15 2>&1 >/dev/null");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_EQ(run.output,
+            "error: the Bundle has 2 Patient resources; it must have exactly one\n");
+  // Assessed the day before its Observations were taken, the Bundle gives only
+  // the Patient's facts: later Observations do not count.
+  const CliRun early = Cli("eval --rules rules --protocol NCT04094766 "
+                           "--fhir tests/data/fhir/eligible_patient.json "
+                           "--assessment-date 2020-01-14 --json");
+  EXPECT_EQ(early.exit_code, 0) << early.output;
+  EXPECT_NE(early.output.find("\"decision\":\"INDETERMINATE\""), std::string::npos)
+      << early.output;
+}
+
+TEST(CliTest, EvalFhirUsageErrors) {
+  const std::string eval = "eval --rules rules --protocol NCT04094766 ";
+  EXPECT_EQ(Cli(eval + "--fhir tests/data/fhir/eligible_patient.json "
+                       "--facts tests/data/facts/eligible_patient.json").exit_code, 2);
+  EXPECT_EQ(Cli(eval + "--fhir tests/data/fhir/eligible_patient.json "
+                       "--assessment-date 2020-02-30").exit_code, 2);
+  EXPECT_EQ(Cli(eval + "--facts tests/data/facts/eligible_patient.json "
+                       "--assessment-date 2020-01-15").exit_code, 2);
+  EXPECT_EQ(Cli("eval --server localhost:1 --protocol NCT04094766 "
+                "--fhir tests/data/fhir/eligible_patient.json").exit_code, 2);
+}
+
 // `--site` answers with the version the site had activated on the
 // assessment date (rules/NCT04094766.sites.textproto): on 2020-07-01,
 // XIAN-01 has 2.0 and XIAN-02 still 1.0; a site not listed follows the
