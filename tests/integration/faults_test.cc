@@ -389,24 +389,32 @@ TEST(FaultsTest, AnAnswerRecordedButNotDeliveredGetsAFollowUpRecord) {
   ServerProcess server({"--audit-log=" + fifo.string(), "--audit-include-facts"});
   ASSERT_TRUE(server.WaitForPort()) << server.Stderr();
   ASSERT_TRUE(server.WaitForHealth(kServing)) << server.Stderr();
-  TrialRulesClient client(server.Target(), absl::Milliseconds(500));
+  TrialRulesClient client(server.Target(), absl::Seconds(1));
   std::set<std::string> delivered;
-  absl::Status timed_out;
-  for (int i = 0; i < 2000 && timed_out.ok(); ++i) {  // until the pipe is full
+  // Until the pipe is full and calls time out waiting for their records; a
+  // few, in case a loaded machine made one time out before it was decided.
+  int timeouts = 0;
+  for (int i = 0; i < 2000 && timeouts < 3; ++i) {
     const auto response = client.Evaluate(EvaluationKind::kEligibility, EligiblePatient());
     if (response.ok()) {
       delivered.insert(response->decision_id());
     } else {
-      timed_out = response.status();
+      ASSERT_EQ(response.status().code(), absl::StatusCode::kDeadlineExceeded)
+          << response.status();
+      ++timeouts;
     }
   }
-  ASSERT_EQ(timed_out.code(), absl::StatusCode::kDeadlineExceeded) << timed_out;
+  ASSERT_EQ(timeouts, 3);
 
   // The reader goes on: the waiting record is written, its answer finds the
   // call over, and the follow-up record follows.
   std::string text;
   const absl::Time give_up = absl::Now() + absl::Seconds(20);
-  while (text.find("\"delivery\":\"failed\"") == std::string::npos && absl::Now() < give_up) {
+  const auto whole_follow_up = [&] {
+    const size_t at = text.find("\"delivery\":\"failed\"");
+    return at != std::string::npos && text.find('\n', at) != std::string::npos;
+  };
+  while (!whole_follow_up() && absl::Now() < give_up) {
     char buffer[65536];
     const ssize_t n = ::read(reader, buffer, sizeof buffer);
     if (n > 0) {
@@ -417,7 +425,9 @@ TEST(FaultsTest, AnAnswerRecordedButNotDeliveredGetsAFollowUpRecord) {
   }
   std::string follow_up;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    if (line.find("\"delivery\":\"failed\"") != absl::string_view::npos) follow_up = std::string(line);
+    if (follow_up.empty() && line.find("\"delivery\":\"failed\"") != absl::string_view::npos) {
+      follow_up = std::string(line);
+    }
   }
   ASSERT_FALSE(follow_up.empty()) << server.Stderr();
   EXPECT_NE(follow_up.find("the caller's deadline passed"), std::string::npos) << follow_up;
