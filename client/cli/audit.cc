@@ -372,12 +372,11 @@ int RunReplay(const std::vector<std::string>& argv) {
   if (!line.ok()) return Fail(line.status().message());
   absl::StatusOr<LogEnvelope> envelope = ParseLogLine(*line);
   if (!envelope.ok()) return Fail(absl::StrCat("the decision's line: ", envelope.status().message()));
+  const std::string method = RecordString(envelope->record, "method");
+  if (method == "EvaluateTrial") return ReplayTrial(*args, decision_id, envelope->record);
+  if (method == "GradeEvents") return ReplayGrading(*args, decision_id, envelope->record);
   absl::StatusOr<RecordedDecision> recorded = ReadRecordedDecision(envelope->record, decision_id);
   if (!recorded.ok()) return Fail(recorded.status().message());
-  if (recorded->method == "EvaluateTrial") return ReplayTrial(*args, decision_id, envelope->record);
-  if (recorded->method == "GradeEvents") {
-    return ReplayGrading(*args, decision_id, envelope->record);
-  }
   const std::optional<EvaluationKind> kind = KindOfMethod(recorded->method);
   if (!kind) {
     return Fail(absl::StrCat("decision ", decision_id, " was made by ", recorded->method,

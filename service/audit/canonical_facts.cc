@@ -91,12 +91,21 @@ std::string CanonicalFacts(const RuleSet& rule_set, const FactValues& facts) {
 }
 
 std::string CanonicalRecords(const v1::TrialRecords& records) {
+  // An event's observations are a set by name, whichever order a caller
+  // (or a JSON object's member order) gave them in.
+  v1::TrialRecords sorted = records;
+  for (v1::PatientRecord& patient : *sorted.mutable_patients()) {
+    for (v1::AdverseEventRecord& event : *patient.mutable_events()) {
+      std::stable_sort(event.mutable_observations()->begin(), event.mutable_observations()->end(),
+                       [](const auto& a, const auto& b) { return a.name() < b.name(); });
+    }
+  }
   google::protobuf::util::JsonPrintOptions options;
   options.preserve_proto_field_names = true;
   std::string json;
   // Printing a message of a compiled-in type cannot fail, and protobuf's
   // JSON is JSON: only the member order and number spelling change.
-  (void)google::protobuf::util::MessageToJsonString(records, &json, options);
+  (void)google::protobuf::util::MessageToJsonString(sorted, &json, options);
   absl::StatusOr<std::string> canonical = CanonicalJson(json);
   return canonical.ok() ? *std::move(canonical) : json;
 }

@@ -20,8 +20,9 @@ void AppendCanonicalFacts(const RuleSet& rule_set, const FactValues& facts,
 std::string CanonicalFacts(const RuleSet& rule_set, const FactValues& facts);
 
 // A trial's records as one canonical JSON (RFC 8785) text: protobuf's JSON
-// form with the field names of the API, members sorted, repeated fields in
-// the caller's order, so that the same records give the same text.
+// form with the field names of the API, members sorted, each event's
+// observations by name, patients and events in the caller's order, so that
+// the same records give the same text.
 std::string CanonicalRecords(const v1::TrialRecords& records);
 
 }  // namespace trialrules

@@ -112,7 +112,7 @@ TEST_F(SignedLogTest, ReopenedLogGoesOnWithTheSameTree) {
 TEST_F(SignedLogTest, AnAlteredLogIsRefusedAtOpenAndPinnedByVerify) {
   { Write(**AuditLog::Open(Options()), 6, "a"); }
   std::vector<std::string> lines = Lines();
-  lines[2].replace(lines[2].find("a2"), 2, "z2");
+  lines[2].replace(lines[2].find("\"a2\""), 4, "\"z2\"");
   Rewrite(lines);
   absl::StatusOr<std::unique_ptr<AuditLog>> reopened = AuditLog::Open(Options());
   EXPECT_EQ(reopened.status().code(), absl::StatusCode::kFailedPrecondition);

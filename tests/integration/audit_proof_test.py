@@ -222,6 +222,8 @@ class SignedAuditLog(unittest.TestCase):
                                            attribution=e.get("attribution") or "")
                 if e.get("grade") is not None:
                     event.grade = e["grade"]
+                if e.get("hematologic") is not None:
+                    event.hematologic = e["hematologic"]
                 for name, value in (e.get("observations") or {}).items():
                     if isinstance(value, bool):
                         event.observations.add(name=name, boolean=value)
