@@ -416,8 +416,10 @@ class ResumedAndRotatedLog(unittest.TestCase):
             subprocess.run(["openssl", "pkey", "-in", key, "-pubout", "-out", public_key],
                            check=True)
             log = os.path.join(workdir, "audit.jsonl")
+            # No checkpoint by time: only the one at shutdown (the gauges
+            # below), however slow the machine.
             flags = ["--audit-log=" + log, "--audit-signing-key=" + key,
-                     "--audit-log-max-bytes=4000"]
+                     "--audit-log-max-bytes=4000", "--audit-checkpoint-seconds=3600"]
             for run in range(2):
                 server = Server(workdir, os.path.join(ARGS.source, "rules"), *flags)
                 stub = server.ready_stub()
