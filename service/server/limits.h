@@ -16,6 +16,9 @@ struct ServiceLimits {
   size_t max_name_length = 64;      // fact names, protocol ids, versions
   size_t max_reference_length = 128;  // subject_ref, site_id, dose_level
   size_t max_patients_per_message = 100000;
+  // An EvaluateRequest's fhir_bundle_json: one patient's record is far
+  // smaller, and the whole Bundle is parsed in memory (about 3x its size).
+  size_t max_fhir_bundle_bytes = 4 << 20;
   // Per GradeEvents call: an unknown grade is refined over up to 1,024
   // completions (decision_table.cc): 0.3 ms for 840 of them, so a call
   // stays under about 40 ms.

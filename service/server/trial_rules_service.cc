@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "google/protobuf/descriptor.h"
 #include "service/audit/log_audit.h"
+#include "service/fhir/bundle_facts.h"
 #include "service/server/audited_reactor.h"
 #include "service/util/json.h"
 #include "service/server/convert.h"
@@ -121,6 +122,11 @@ absl::Status TrialRulesService::CheckRequestLimits(const v1::EvaluateRequest& re
       return s;
     }
   }
+  if (request.fhir_bundle_json().size() > limits_.max_fhir_bundle_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("fhir_bundle_json: ", request.fhir_bundle_json().size(),
+                     " bytes; the limit is ", limits_.max_fhir_bundle_bytes));
+  }
   return absl::OkStatus();
 }
 
@@ -137,10 +143,10 @@ absl::Status TrialRulesService::CheckDoseLevel(const RuleSet& rule_set,
                    rule_set.protocol_id(), " version ", rule_set.version()));
 }
 
-absl::Status TrialRulesService::BindRequestFacts(const RuleSet& rule_set,
-                                                 const v1::EvaluateRequest& request,
-                                                 FactValues* facts,
-                                                 std::vector<std::string>* ignored) {
+absl::Status TrialRulesService::BindRequestFacts(
+    const RuleSet& rule_set, const v1::EvaluateRequest& request, DayNumber as_of_date,
+    FactValues* facts, std::vector<std::string>* ignored,
+    std::vector<std::pair<std::string, std::string>>* provenance) {
   rule_set.ResetFacts(facts);
   for (const v1::FactValue& fact : request.facts()) {
     const std::optional<FactValue> value = FactValueOf(fact);
@@ -150,6 +156,56 @@ absl::Status TrialRulesService::BindRequestFacts(const RuleSet& rule_set,
                                            request.ignore_unknown_facts() ? ignored : nullptr);
     if (!bound.ok()) return bound;
   }
+  if (request.fhir_bundle_json().empty()) return absl::OkStatus();
+
+  BundleOptions options;
+  options.assessment_date = as_of_date;
+  options.ignore_unknown_facts = request.ignore_unknown_facts();
+  absl::StatusOr<BundleFacts> bundle =
+      FactsFromBundle(request.fhir_bundle_json(), rule_set, options);
+  if (!bundle.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("fhir_bundle_json: ", bundle.status().message()));
+  }
+  // The Bundle's facts were selected for the assessment date, so the rules
+  // see that date too, whether the request typed it or it is today.
+  const bool typed_date = std::any_of(
+      request.facts().begin(), request.facts().end(),
+      [](const v1::FactValue& fact) { return fact.name() == kAssessmentDateFact; });
+  // A fact has one source: a typed fact the Bundle also gives is refused
+  // rather than one silently winning.
+  for (size_t i = 0; i < bundle->facts.size(); ++i) {
+    const std::string& name = bundle->facts[i].name;
+    const std::string& resource = bundle->provenance[i].second;
+    if (name == kAssessmentDateFact) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "fact \"", name, "\" is given more than one way: ", resource,
+          " (fhir_bundle_json) and the request (the assessment date); a fact has one source"));
+    }
+    for (const v1::FactValue& fact : request.facts()) {
+      if (fact.name() == name) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "fact \"", name, "\" is given more than one way: ", resource,
+            " (fhir_bundle_json) and facts; a fact has one source"));
+      }
+    }
+    if (absl::Status bound = rule_set.BindFact(name, bundle->facts[i].value,
+                                               bundle->facts[i].unit, facts);
+        !bound.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("fhir_bundle_json: ", resource, ": ",
+                                                     bound.message()));
+    }
+  }
+  if (!typed_date && rule_set.FindFact(kAssessmentDateFact) >= 0) {
+    if (absl::Status bound = rule_set.BindFact(kAssessmentDateFact,
+                                               FormatIsoDate(as_of_date), "", facts);
+        !bound.ok()) {
+      return bound;
+    }
+  }
+  ignored->insert(ignored->end(), bundle->ignored_unknown.begin(),
+                  bundle->ignored_unknown.end());
+  *provenance = std::move(bundle->provenance);
   return absl::OkStatus();
 }
 
@@ -171,9 +227,13 @@ absl::Status TrialRulesService::Answer(EvaluationKind kind, absl::string_view me
   if (kind == EvaluationKind::kEscalation) {
     if (absl::Status s = CheckDoseLevel(rule_set, request.dose_level()); !s.ok()) return s;
   }
+  const DayNumber as_of_date = as_of->value_or(today);
   std::vector<std::string> ignored;
+  std::vector<std::pair<std::string, std::string>> provenance;
   FactValues& facts = tl_scratch.facts;
-  if (absl::Status s = BindRequestFacts(rule_set, request, &facts, &ignored); !s.ok()) {
+  if (absl::Status s =
+          BindRequestFacts(rule_set, request, as_of_date, &facts, &ignored, &provenance);
+      !s.ok()) {
     return s;
   }
 
@@ -188,7 +248,6 @@ absl::Status TrialRulesService::Answer(EvaluationKind kind, absl::string_view me
     metrics_->RecordDecisions(*selected, {&evaluated, 1});
   }
   const std::string decision_id = NewDecisionId();
-  const DayNumber as_of_date = as_of->value_or(today);
   *audit_lines = audit_->FormatDecision({decision_id, method, &rule_set, as_of_date,
                                          request.subject_ref(), request.site_id(),
                                          request.dose_level(), &evaluation, &facts});
@@ -200,6 +259,11 @@ absl::Status TrialRulesService::Answer(EvaluationKind kind, absl::string_view me
   response->set_dose_level(request.dose_level());
   response->set_as_of_date(FormatIsoDate(as_of_date));
   for (std::string& name : ignored) response->add_ignored_facts(std::move(name));
+  for (auto& [fact, source] : provenance) {
+    v1::FactProvenance* given = response->add_provenance();
+    given->set_fact(std::move(fact));
+    given->set_source(std::move(source));
+  }
   return absl::OkStatus();
 }
 

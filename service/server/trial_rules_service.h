@@ -106,9 +106,15 @@ class TrialRulesService final : public v1::TrialRules::CallbackService {
   static absl::StatusOr<std::optional<DayNumber>> RequestAsOfDate(
       const v1::EvaluateRequest& request);
   static absl::Status CheckDoseLevel(const RuleSet& rule_set, absl::string_view dose_level);
+  // Binds the request's typed facts and, with fhir_bundle_json, the facts
+  // the Bundle gives for `as_of_date` (then also assessment_date itself,
+  // as the CLI's eval --fhir does); `provenance` gets the Bundle's
+  // (fact, resource) pairs.
   static absl::Status BindRequestFacts(const RuleSet& rule_set,
-                                       const v1::EvaluateRequest& request, FactValues* facts,
-                                       std::vector<std::string>* ignored);
+                                       const v1::EvaluateRequest& request,
+                                       DayNumber as_of_date, FactValues* facts,
+                                       std::vector<std::string>* ignored,
+                                       std::vector<std::pair<std::string, std::string>>* provenance);
 
   grpc::ServerUnaryReactor* Evaluate(EvaluationKind kind, absl::string_view method,
                                      grpc::CallbackServerContext* context,

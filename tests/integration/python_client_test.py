@@ -139,6 +139,39 @@ class TrialRulesFromPython(unittest.TestCase):
         with open(self.server.audit) as audit:
             self.assertIn('"decision_id":"%s"' % response.decision_id, audit.read())
 
+    def test_check_eligibility_from_a_fhir_bundle(self):
+        # The eligible patient as a FHIR R4 Bundle, with only the assessment
+        # date typed: the same answer and the same facts_sha256 in the audit
+        # log as the typed facts, and the resource of each fact.
+        with open(os.path.join(ARGS.source, "tests/data/fhir/eligible_patient.json")) as f:
+            bundle = f.read()
+        request = self.s.EvaluateRequest(protocol_id="NCT04094766", subject_ref="PY-1",
+                                         site_id="SITE-PY", fhir_bundle_json=bundle)
+        request.facts.append(self.fact("assessment_date", "2020-01-15"))
+        from_bundle = self.stub.CheckEligibility(request, timeout=5)
+        typed = self.stub.CheckEligibility(self.eligible_request(), timeout=5)
+        self.assertEqual(from_bundle.decision, self.s.DECISION_ELIGIBLE)
+        self.assertEqual([(r.id, r.outcome) for r in from_bundle.rules],
+                         [(r.id, r.outcome) for r in typed.rules])
+        provenance = {p.fact: p.source for p in from_bundle.provenance}
+        self.assertEqual(provenance["sex_female"], "Patient/p1")
+        self.assertTrue(provenance["karnofsky"].startswith("Observation/"))
+        self.assertEqual(len(typed.provenance), 0)
+        hashes = {}
+        with open(self.server.audit) as audit:
+            for line in audit:
+                record = json.loads(line).get("record", {})
+                if record.get("decision_id") in (from_bundle.decision_id, typed.decision_id):
+                    hashes[record["decision_id"]] = record["facts_sha256"]
+        self.assertEqual(len(hashes), 2)
+        self.assertEqual(hashes[from_bundle.decision_id], hashes[typed.decision_id])
+
+        request.facts.append(self.fact("karnofsky", 90))
+        with self.assertRaises(self.grpc.RpcError) as raised:
+            self.stub.CheckEligibility(request, timeout=5)
+        self.assertEqual(raised.exception.code(), self.grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn('fact "karnofsky" is given more than one way', raised.exception.details())
+
     def test_check_eligibility_reports_missing_facts(self):
         request = self.eligible_request()
         kept = [f for f in request.facts if f.name != "karnofsky"]

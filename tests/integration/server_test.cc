@@ -490,6 +490,109 @@ TEST_F(ServerTest, EveryAnswerHasItsAuditLineWithoutPatientData) {
   EXPECT_EQ(line.find("karnofsky"), std::string::npos) << "no facts by default";
 }
 
+// The audit line of `decision_id`, or "" when none.
+std::string AuditLineOf(const std::string& log, const std::string& decision_id) {
+  for (absl::string_view line : absl::StrSplit(log, '\n')) {
+    if (line.find(decision_id) != absl::string_view::npos) return std::string(line);
+  }
+  return "";
+}
+
+// The value of `"key":"..."` in a JSON line, or "".
+std::string StringMember(const std::string& line, const std::string& key) {
+  const std::string start = "\"" + key + "\":\"";
+  const size_t at = line.find(start);
+  if (at == std::string::npos) return "";
+  const size_t from = at + start.size();
+  return line.substr(from, line.find('"', from) - from);
+}
+
+// The eligible patient as a FHIR Bundle (tests/data/fhir/make_bundle.py)
+// with only the assessment date typed: the request of a caller that holds
+// the patient in FHIR.
+v1::EvaluateRequest EligibleBundle() {
+  v1::EvaluateRequest request;
+  request.set_protocol_id("NCT04094766");
+  request.set_subject_ref("SUBJ-0001");
+  request.set_site_id("SITE-07");
+  request.set_fhir_bundle_json(ReadText(kSource + "/tests/data/fhir/eligible_patient.json"));
+  v1::FactValue* date = request.add_facts();
+  date->set_name("assessment_date");
+  date->set_date("2020-01-15");
+  return request;
+}
+
+// A Bundle decides as its typed facts do, names each fact's resource, and
+// is audited with the same facts_sha256: the record is of the facts, not of
+// the form they came in.
+TEST_F(ServerTest, BundleAnswersAsItsTypedFactsAndHashesEqual) {
+  const auto typed = client_->Evaluate(EvaluationKind::kEligibility, EligiblePatient());
+  ASSERT_TRUE(typed.ok()) << typed.status();
+  const auto bundle = client_->Evaluate(EvaluationKind::kEligibility, EligibleBundle());
+  ASSERT_TRUE(bundle.ok()) << bundle.status();
+  EXPECT_EQ(bundle->decision(), v1::DECISION_ELIGIBLE);
+  EXPECT_EQ(bundle->decision(), typed->decision());
+  EXPECT_EQ(bundle->as_of_date(), "2020-01-15");
+  EXPECT_EQ(bundle->rule_set().version(), typed->rule_set().version());
+  ASSERT_EQ(bundle->rules_size(), typed->rules_size());
+  for (int i = 0; i < typed->rules_size(); ++i) {
+    EXPECT_EQ(bundle->rules(i).outcome(), typed->rules(i).outcome()) << typed->rules(i).id();
+  }
+  EXPECT_TRUE(typed->provenance().empty());
+  std::map<std::string, std::string> provenance;
+  for (const v1::FactProvenance& given : bundle->provenance()) {
+    provenance[given.fact()] = given.source();
+  }
+  EXPECT_EQ(provenance["age_years"], "Patient/p1");
+  EXPECT_EQ(provenance["creatinine_mg_dl"], provenance["creatinine_uln_mg_dl"]);
+  EXPECT_EQ(provenance["creatinine_mg_dl"].rfind("Observation/o", 0), 0u);
+  EXPECT_EQ(provenance.count("assessment_date"), 0u) << "typed, not from the Bundle";
+
+  const std::string log = server_->AuditLog();
+  const std::string typed_line = AuditLineOf(log, typed->decision_id());
+  const std::string bundle_line = AuditLineOf(log, bundle->decision_id());
+  ASSERT_FALSE(typed_line.empty());
+  ASSERT_FALSE(bundle_line.empty());
+  EXPECT_EQ(StringMember(typed_line, "facts_sha256").size(), 64u) << typed_line;
+  EXPECT_EQ(StringMember(bundle_line, "facts_sha256"), StringMember(typed_line, "facts_sha256"));
+}
+
+TEST_F(ServerTest, BundleRefusalsNameTheFactAndBothSources) {
+  // A fact typed beside the Bundle that gives it too.
+  v1::EvaluateRequest both = EligibleBundle();
+  SetFact(&both, "karnofsky", 90);
+  auto response = client_->Evaluate(EvaluationKind::kEligibility, both);
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(response.status().message().find("fact \"karnofsky\" is given more than one way: "
+                                             "Observation/"),
+            std::string::npos)
+      << response.status();
+  EXPECT_NE(response.status().message().find("(fhir_bundle_json) and facts"), std::string::npos)
+      << response.status();
+
+  // A malformed resource: the refusal names the field.
+  v1::EvaluateRequest malformed = EligibleBundle();
+  std::string json = malformed.fhir_bundle_json();
+  const size_t at = json.find("\"status\": \"final\"");
+  ASSERT_NE(at, std::string::npos);
+  json.replace(at, std::string("\"status\": \"final\"").size(), "\"status\": 7");
+  malformed.set_fhir_bundle_json(json);
+  response = client_->Evaluate(EvaluationKind::kEligibility, malformed);
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(response.status().message().find("fhir_bundle_json: entry[1] (Observation/o1): "
+                                             "status must be a string"),
+            std::string::npos)
+      << response.status();
+
+  // Over the limit (4 MiB), refused before it is read.
+  v1::EvaluateRequest oversized = EligibleBundle();
+  oversized.set_fhir_bundle_json(std::string((4 << 20) + 1, ' '));
+  response = client_->Evaluate(EvaluationKind::kEligibility, oversized);
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(response.status().message(),
+            "fhir_bundle_json: 4194305 bytes; the limit is 4194304");
+}
+
 // Grading over real gRPC: several assessments in one call, each graded or
 // left open with what would decide it; refusals name the set and the
 // observation; the call is audited and counted.
