@@ -1,0 +1,49 @@
+// Facts of many patients from FHIR Bulk Data NDJSON (one resource per line,
+// e.g. an export's Patient.ndjson and Observation.ndjson one after the
+// other): Patients by id, Observations by `subject.reference`
+// "Patient/ID", each patient read with the same selection rules as a
+// Bundle (patient_facts.h). A patient whose resources are refused gets an
+// error and the others go on. No gRPC, no files, no clock.
+#ifndef TRIALRULES_SERVICE_FHIR_NDJSON_H_
+#define TRIALRULES_SERVICE_FHIR_NDJSON_H_
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "service/engine/rule_set.h"
+#include "service/fhir/bundle_facts.h"
+
+namespace trialrules {
+
+struct NdjsonPatient {
+  // The Patient's id (the ID of "Patient/ID").
+  std::string id;
+  // Its facts, or why its resources were refused (InvalidArgument naming
+  // the line, the resource and the field).
+  absl::StatusOr<BundleFacts> facts;
+};
+
+struct NdjsonFacts {
+  // One per patient, in the order the export first names each.
+  std::vector<NdjsonPatient> patients;
+  // Lines that belong to no patient and so cannot be charged to one:
+  // malformed JSON, no resourceType, an Observation without a
+  // "Patient/ID" subject. Each names its line (1-based).
+  std::vector<std::string> line_errors;
+};
+
+// The facts of every patient in `ndjson`, assessed as `options` say. Blank
+// lines are skipped; resources other than Patient and Observation are
+// ignored. Two Patients with one id, or Observations of a Patient the
+// export does not have, are that patient's error. The whole text is
+// parsed at once (about 3x its size in memory): callers split a large
+// export by patients.
+NdjsonFacts FactsFromNdjson(absl::string_view ndjson, const RuleSet& rules,
+                            const BundleOptions& options);
+
+}  // namespace trialrules
+
+#endif  // TRIALRULES_SERVICE_FHIR_NDJSON_H_

@@ -1,0 +1,606 @@
+#include "service/fhir/patient_facts.h"
+
+#include <algorithm>
+#include <string_view>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+
+namespace trialrules {
+namespace fhir_internal {
+
+namespace dom = simdjson::dom;
+namespace pb = ::trialrules::v1;
+
+absl::Status Refuse(const Resource& resource, absl::string_view field, absl::string_view text) {
+  return absl::InvalidArgumentError(absl::StrCat(resource.Name(), ": ", field, " ", text));
+}
+
+absl::StatusOr<std::optional<std::string>> StringField(const Resource& resource,
+                                                       dom::object object,
+                                                       absl::string_view path,
+                                                       std::string_view key) {
+  dom::element element;
+  if (object[key].get(element) != simdjson::SUCCESS) return std::nullopt;
+  std::string_view text;
+  if (element.get_string().get(text) != simdjson::SUCCESS) {
+    return Refuse(resource, path, "must be a string");
+  }
+  return std::string(text);
+}
+
+namespace {
+
+constexpr absl::string_view kUcum = "http://unitsofmeasure.org";
+
+// Debian's Abseil has its own string_view; simdjson hands out std's.
+absl::string_view View(std::string_view text) { return {text.data(), text.size()}; }
+
+// An object member; none when absent, an error when it is not an object.
+absl::StatusOr<std::optional<dom::object>> ObjectField(const Resource& resource,
+                                                       dom::object object,
+                                                       absl::string_view path,
+                                                       std::string_view key) {
+  dom::element element;
+  if (object[key].get(element) != simdjson::SUCCESS) return std::nullopt;
+  dom::object nested;
+  if (element.get_object().get(nested) != simdjson::SUCCESS) {
+    return Refuse(resource, path, "must be an object");
+  }
+  return nested;
+}
+
+absl::StatusOr<std::optional<dom::array>> ArrayField(const Resource& resource,
+                                                     dom::object object, absl::string_view path,
+                                                     std::string_view key) {
+  dom::element element;
+  if (object[key].get(element) != simdjson::SUCCESS) return std::nullopt;
+  dom::array array;
+  if (element.get_array().get(array) != simdjson::SUCCESS) {
+    return Refuse(resource, path, "must be an array");
+  }
+  return array;
+}
+
+// The codings of a CodeableConcept member: (system, code) pairs.
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Codings(
+    const Resource& resource, dom::object concept_object, absl::string_view path) {
+  std::vector<std::pair<std::string, std::string>> codings;
+  absl::StatusOr<std::optional<dom::array>> array =
+      ArrayField(resource, concept_object, absl::StrCat(path, ".coding"), "coding");
+  if (!array.ok()) return array.status();
+  if (!array->has_value()) return codings;
+  size_t i = 0;
+  for (dom::element element : **array) {
+    const std::string at = absl::StrCat(path, ".coding[", i++, "]");
+    dom::object coding;
+    if (element.get_object().get(coding) != simdjson::SUCCESS) {
+      return Refuse(resource, at, "must be an object");
+    }
+    absl::StatusOr<std::optional<std::string>> system =
+        StringField(resource, coding, absl::StrCat(at, ".system"), "system");
+    if (!system.ok()) return system.status();
+    absl::StatusOr<std::optional<std::string>> code =
+        StringField(resource, coding, absl::StrCat(at, ".code"), "code");
+    if (!code.ok()) return code.status();
+    codings.emplace_back(system->value_or(""), code->value_or(""));
+  }
+  return codings;
+}
+
+// A Quantity's number and UCUM code ("" when it has none).
+struct Quantity {
+  double value = 0;
+  std::string unit;
+};
+
+absl::StatusOr<Quantity> QuantityOf(const Resource& resource, dom::object object,
+                                    absl::string_view path) {
+  Quantity quantity;
+  dom::element value;
+  if (object["value"].get(value) != simdjson::SUCCESS ||
+      value.get_double().get(quantity.value) != simdjson::SUCCESS) {
+    return Refuse(resource, absl::StrCat(path, ".value"), "must be a number");
+  }
+  absl::StatusOr<std::optional<std::string>> code =
+      StringField(resource, object, absl::StrCat(path, ".code"), "code");
+  if (!code.ok()) return code.status();
+  absl::StatusOr<std::optional<std::string>> system =
+      StringField(resource, object, absl::StrCat(path, ".system"), "system");
+  if (!system.ok()) return system.status();
+  // The display `unit` is free text: only the UCUM code says what the
+  // number measures.
+  if (code->has_value()) {
+    if (system->value_or("") != kUcum) {
+      return Refuse(resource, absl::StrCat(path, ".system"),
+                    absl::StrCat("\"", system->value_or(""), "\" is not ", kUcum,
+                                 " (the unit's code must be UCUM)"));
+    }
+    quantity.unit = **code;
+  }
+  return quantity;
+}
+
+// Whether `fact` takes a value in `unit` (its own or an accepted unit).
+bool TakesUnit(const FactSpec& fact, const std::string& unit) {
+  return unit == fact.unit ||
+         std::any_of(fact.accepted_units.begin(), fact.accepted_units.end(),
+                     [&](const FactSpec::AlternativeUnit& u) { return u.unit == unit; });
+}
+
+std::string UnitList(const std::vector<std::string>& units) {
+  std::vector<std::string> quoted;
+  for (const std::string& unit : units) quoted.push_back(absl::StrCat("\"", unit, "\""));
+  return absl::StrJoin(quoted, ", ");
+}
+
+std::vector<std::string> UnitsOf(const FactSpec& fact) {
+  std::vector<std::string> units = {fact.unit};
+  for (const FactSpec::AlternativeUnit& u : fact.accepted_units) units.push_back(u.unit);
+  return units;
+}
+
+bool SameValue(const Candidate& a, const Candidate& b) {
+  return a.value == b.value && a.unit == b.unit;
+}
+
+}  // namespace
+
+std::string Resource::Reference() const { return absl::StrCat(type, "/", id); }
+
+std::string Resource::Name() const {
+  const std::string place =
+      ndjson_line ? absl::StrCat("line ", index) : absl::StrCat("entry[", index, "]");
+  return absl::StrCat(place, " (", type, id.empty() ? "" : "/", id, ")");
+}
+
+PatientFactsReader::PatientFactsReader(const RuleSet& rules, const BundleOptions& options)
+    : rules_(rules), options_(options) {
+  DeclareSources();
+}
+
+absl::StatusOr<BundleFacts> PatientFactsReader::Read(
+    const Resource& patient, absl::string_view patient_full_url,
+    absl::Span<const Resource* const> observations) {
+  patient_ = &patient;
+  patient_full_url_ = std::string(patient_full_url);
+  sources_ = declared_;
+  fact_sources_.clear();
+  ignored_.clear();
+  if (absl::Status status = ReadPatient(patient); !status.ok()) return status;
+  for (const Resource* observation : observations) {
+    if (absl::Status status = ReadObservation(*observation); !status.ok()) return status;
+  }
+  return Select();
+}
+
+void PatientFactsReader::DeclareSources() {
+  const auto& bindings = rules_.definition().fhir_bindings;
+  for (int b = 0; b < static_cast<int>(bindings.size()); ++b) {
+    const pb::FhirBinding& binding = bindings[b];
+    const int fact = rules_.FindFact(binding.fact());
+    binding_source_.push_back(static_cast<int>(declared_.size()));
+    std::string how;
+    switch (binding.source_case()) {
+      case pb::FhirBinding::kPatientBirthDate: how = "Patient.birthDate"; break;
+      case pb::FhirBinding::kPatientGender: how = "Patient.gender"; break;
+      default: {
+        std::vector<std::string> codes;
+        for (const pb::FhirCoding& code : binding.observation().codes()) {
+          codes.push_back(absl::StrCat(code.system(), "|", code.code()));
+          codes_[{code.system(), code.code()}] = b;
+        }
+        how = absl::StrJoin(codes, " or ");
+      }
+    }
+    declared_.push_back({fact, hows_.emplace_back(how), b, {}});
+    range_source_.push_back(-1);
+    if (binding.has_observation() && !binding.observation().reference_range_high().empty()) {
+      range_source_.back() = static_cast<int>(declared_.size());
+      declared_.push_back({rules_.FindFact(binding.observation().reference_range_high()),
+                           hows_.emplace_back(absl::StrCat("referenceRange.high of ", how)), b,
+                           {}});
+    }
+  }
+}
+
+int PatientFactsReader::FactSource(int fact) {
+  const auto [it, inserted] = fact_sources_.try_emplace(fact, static_cast<int>(sources_.size()));
+  if (inserted) sources_.push_back({fact, kFactCodeSystem, -1, {}});
+  return it->second;
+}
+
+absl::Status PatientFactsReader::ReadPatient(const Resource& patient) {
+  const auto& bindings = rules_.definition().fhir_bindings;
+  for (int b = 0; b < static_cast<int>(bindings.size()); ++b) {
+    Candidate candidate;
+    candidate.resource = &patient;
+    if (bindings[b].has_patient_birth_date()) {
+      absl::StatusOr<std::optional<std::string>> birth =
+          StringField(patient, patient.object, "birthDate", "birthDate");
+      if (!birth.ok()) return birth.status();
+      // A birthDate of only a year or a month gives no age in completed
+      // years: the fact stays missing.
+      if (!birth->has_value() || (*birth)->size() < 10) continue;
+      absl::StatusOr<DayNumber> day = ParseIsoDate(**birth);
+      if (!day.ok()) return Refuse(patient, "birthDate", day.status().message());
+      candidate.value = static_cast<double>(CompletedYears(**birth));
+      candidate.unit = rules_.facts()[sources_[binding_source_[b]].fact].unit;
+    } else if (bindings[b].has_patient_gender()) {
+      absl::StatusOr<std::optional<std::string>> gender =
+          StringField(patient, patient.object, "gender", "gender");
+      if (!gender.ok()) return gender.status();
+      if (*gender == "female") {
+        candidate.value = true;
+      } else if (*gender == "male") {
+        candidate.value = false;
+      } else {
+        continue;
+      }
+    } else {
+      continue;
+    }
+    sources_[binding_source_[b]].candidates.push_back(std::move(candidate));
+  }
+  return absl::OkStatus();
+}
+
+// Completed years from `birth` (YYYY-MM-DD, valid) to the assessment
+// date. Comparing (month, day) makes a 29 February birthday fall on
+// 1 March in other years.
+int PatientFactsReader::CompletedYears(const std::string& birth) const {
+  const std::string on = FormatIsoDate(options_.assessment_date);
+  const int years = std::stoi(on.substr(0, 4)) - std::stoi(birth.substr(0, 4));
+  return on.substr(5) < birth.substr(5) ? years - 1 : years;
+}
+
+absl::Status PatientFactsReader::CheckSubject(const Resource& observation) {
+  absl::StatusOr<std::optional<dom::object>> subject =
+      ObjectField(observation, observation.object, "subject", "subject");
+  if (!subject.ok()) return subject.status();
+  if (!subject->has_value()) return absl::OkStatus();
+  absl::StatusOr<std::optional<std::string>> reference =
+      StringField(observation, **subject, "subject.reference", "reference");
+  if (!reference.ok()) return reference.status();
+  if (!reference->has_value()) return absl::OkStatus();
+  const Resource& patient = *patient_;
+  if (**reference == patient.Reference() ||
+      (!patient_full_url_.empty() && **reference == patient_full_url_)) {
+    return absl::OkStatus();
+  }
+  return Refuse(observation, "subject.reference",
+                absl::StrCat("\"", **reference, "\" is not the Bundle's patient (",
+                             patient.Reference(), ")"));
+}
+
+absl::Status PatientFactsReader::ReadObservation(const Resource& observation) {
+  if (absl::Status status = CheckSubject(observation); !status.ok()) return status;
+  absl::StatusOr<std::optional<std::string>> status =
+      StringField(observation, observation.object, "status", "status");
+  if (!status.ok()) return status.status();
+  if (*status != "final" && *status != "amended" && *status != "corrected") {
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::optional<dom::object>> code =
+      ObjectField(observation, observation.object, "code", "code");
+  if (!code.ok()) return code.status();
+  if (!code->has_value()) return Refuse(observation, "code", "is required");
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> codings =
+      Codings(observation, **code, "code");
+  if (!codings.ok()) return codings.status();
+  // Which source the codings select: one binding, or one fact by name.
+  int source = -1;
+  for (const auto& [system, value] : *codings) {
+    int found = -1;
+    if (system == kFactCodeSystem) {
+      const int fact = rules_.FindFact(value);
+      if (fact < 0) {
+        if (!options_.ignore_unknown_facts) {
+          return Refuse(observation, "code",
+                        absl::StrCat("names \"", value, "\", which is not a fact of ",
+                                     rules_.protocol_id(), " ", rules_.version()));
+        }
+        ignored_.insert(value);
+        continue;
+      }
+      found = FactSource(fact);
+    } else if (const auto it = codes_.find({system, value}); it != codes_.end()) {
+      found = binding_source_[it->second];
+    }
+    if (found < 0 || found == source) continue;
+    if (source >= 0) {
+      return Refuse(observation, "code",
+                    absl::StrCat("has codings of two facts (", FactName(source), " and ",
+                                 FactName(found), ")"));
+    }
+    source = found;
+  }
+  if (source < 0) return absl::OkStatus();
+
+  Candidate candidate;
+  candidate.resource = &observation;
+  absl::StatusOr<std::optional<DayNumber>> date = DateOf(observation);
+  if (!date.ok()) return date.status();
+  if (!date->has_value()) {
+    return Refuse(observation, "effectiveDateTime",
+                  "(or effectivePeriod.start) is required to judge its date");
+  }
+  candidate.date = **date;
+  if (candidate.date > options_.assessment_date) return absl::OkStatus();
+  const Source& into = sources_[source];
+  if (into.binding >= 0) {
+    const pb::FhirObservationSource& bound =
+        rules_.definition().fhir_bindings[into.binding].observation();
+    if (bound.has_max_age_days() &&
+        options_.assessment_date - candidate.date > bound.max_age_days()) {
+      return absl::OkStatus();
+    }
+  }
+  absl::StatusOr<std::optional<std::string>> issued =
+      StringField(observation, observation.object, "issued", "issued");
+  if (!issued.ok()) return issued.status();
+  if (issued->has_value()) {
+    absl::Time time;
+    std::string error;
+    if (!absl::ParseTime(absl::RFC3339_full, **issued, &time, &error)) {
+      return Refuse(observation, "issued",
+                    absl::StrCat("\"", **issued, "\" is not an instant: ", error));
+    }
+    candidate.issued = time;
+  }
+  absl::StatusOr<bool> has_value = ValueOf(observation, into, &candidate);
+  if (!has_value.ok()) return has_value.status();
+  // An Observation without a value (a dataAbsentReason) gives no result.
+  if (!*has_value) return absl::OkStatus();
+  sources_[source].candidates.push_back(std::move(candidate));
+  return absl::OkStatus();
+}
+
+const std::string& PatientFactsReader::FactName(int source) const {
+  return rules_.facts()[sources_[source].fact].name;
+}
+
+absl::StatusOr<std::optional<DayNumber>> PatientFactsReader::DateOf(const Resource& observation) {
+  std::string field = "effectiveDateTime";
+  absl::StatusOr<std::optional<std::string>> text =
+      StringField(observation, observation.object, field, "effectiveDateTime");
+  if (!text.ok()) return text.status();
+  if (!text->has_value()) {
+    absl::StatusOr<std::optional<dom::object>> period =
+        ObjectField(observation, observation.object, "effectivePeriod", "effectivePeriod");
+    if (!period.ok()) return period.status();
+    if (!period->has_value()) return std::nullopt;
+    field = "effectivePeriod.start";
+    text = StringField(observation, **period, field, "start");
+    if (!text.ok()) return text.status();
+    if (!text->has_value()) return std::nullopt;
+  }
+  // The date as written: no time-zone conversion.
+  absl::StatusOr<DayNumber> day =
+      ParseIsoDate(absl::string_view(**text).substr(0, 10));
+  if (!day.ok()) {
+    return Refuse(observation, field,
+                  absl::StrCat("\"", **text, "\" does not start with a date YYYY-MM-DD"));
+  }
+  return *day;
+}
+
+// Fills the candidate's value from the Observation's value[x]; false when
+// it has none.
+absl::StatusOr<bool> PatientFactsReader::ValueOf(const Resource& observation, const Source& source,
+                             Candidate* candidate) {
+  const FactSpec& fact = rules_.facts()[source.fact];
+  std::string_view key;
+  dom::element value;
+  for (auto [member_key, member_value] : observation.object) {
+    if (member_key.substr(0, 5) == "value") {
+      key = member_key;
+      value = member_value;
+      break;
+    }
+  }
+  if (key.empty()) return false;
+  const pb::FhirObservationSource* bound =
+      source.binding >= 0
+          ? &rules_.definition().fhir_bindings[source.binding].observation()
+          : nullptr;
+  auto takes = [&](pb::FhirValueType type) {
+    if (bound == nullptr) {
+      switch (type) {
+        case pb::QUANTITY:
+        case pb::INTEGER: return fact.type == ValueType::kNumber;
+        case pb::BOOLEAN: return fact.type == ValueType::kBool;
+        default: return false;
+      }
+    }
+    return std::find(bound->value_types().begin(), bound->value_types().end(), type) !=
+           bound->value_types().end();
+  };
+  const std::string field(View(key));
+  if (key == "valueQuantity" && takes(pb::QUANTITY)) {
+    dom::object object;
+    if (value.get_object().get(object) != simdjson::SUCCESS) {
+      return Refuse(observation, field, "must be an object");
+    }
+    absl::StatusOr<Quantity> quantity = QuantityOf(observation, object, field);
+    if (!quantity.ok()) return quantity.status();
+    std::vector<std::string> units = UnitsOf(fact);
+    if (bound != nullptr && !bound->units().empty()) {
+      units.assign(bound->units().begin(), bound->units().end());
+    }
+    if (std::find(units.begin(), units.end(), quantity->unit) == units.end()) {
+      return Refuse(observation, absl::StrCat(field, ".code"),
+                    absl::StrCat("\"", quantity->unit, "\" is not a unit ", fact.name,
+                                 " takes (", UnitList(units), ")"));
+    }
+    candidate->value = quantity->value;
+    candidate->unit = quantity->unit;
+    return true;
+  }
+  if (key == "valueInteger" && takes(pb::INTEGER)) {
+    int64_t number = 0;
+    if (value.get_int64().get(number) != simdjson::SUCCESS) {
+      return Refuse(observation, field, "must be an integer");
+    }
+    candidate->value = static_cast<double>(number);
+    candidate->unit = fact.unit;
+    return true;
+  }
+  if (key == "valueBoolean" && takes(pb::BOOLEAN)) {
+    bool flag = false;
+    if (value.get_bool().get(flag) != simdjson::SUCCESS) {
+      return Refuse(observation, field, "must be true or false");
+    }
+    candidate->value = flag;
+    return true;
+  }
+  if (key == "valueCodeableConcept" && takes(pb::CODEABLE_CONCEPT)) {
+    dom::object object;
+    if (value.get_object().get(object) != simdjson::SUCCESS) {
+      return Refuse(observation, field, "must be an object");
+    }
+    absl::StatusOr<std::vector<std::pair<std::string, std::string>>> codings =
+        Codings(observation, object, field);
+    if (!codings.ok()) return codings.status();
+    // A code the binding does not map (e.g. "indeterminate") leaves the
+    // fact missing, even when an older result had one it maps.
+    for (const auto& [system, code] : *codings) {
+      for (const pb::FhirConceptValue& mapped : bound->concept_values()) {
+        if (mapped.system() == system && mapped.code() == code) {
+          candidate->value = mapped.value();
+          return true;
+        }
+      }
+    }
+    return true;
+  }
+  if (key == "valueDateTime" && bound == nullptr && fact.type == ValueType::kDate) {
+    std::string_view text;
+    if (value.get_string().get(text) != simdjson::SUCCESS || text.size() < 10 ||
+        !ParseIsoDate(View(text.substr(0, 10))).ok()) {
+      return Refuse(observation, field, "must start with a date YYYY-MM-DD");
+    }
+    candidate->value = std::string(text.substr(0, 10));
+    return true;
+  }
+  return Refuse(observation, field,
+                absl::StrCat("is not a value ", fact.name, " takes from ", source.how));
+}
+
+// The candidate that wins among `candidates`: the latest date, then the
+// latest `issued`. A candidate without `issued` ties with any other, so
+// it stays among the winners unless a later date beats it.
+absl::StatusOr<const Candidate*> PatientFactsReader::Winner(const Source& source) const {
+  const std::vector<Candidate>& all = source.candidates;
+  if (all.empty()) return nullptr;
+  DayNumber latest = all[0].date;
+  for (const Candidate& c : all) latest = std::max(latest, c.date);
+  std::vector<const Candidate*> on_latest;
+  for (const Candidate& c : all) {
+    if (c.date == latest) on_latest.push_back(&c);
+  }
+  std::vector<const Candidate*> winners;
+  for (const Candidate* c : on_latest) {
+    const bool beaten = c->issued.has_value() &&
+                        std::any_of(on_latest.begin(), on_latest.end(),
+                                    [&](const Candidate* other) {
+                                      return other->issued.has_value() &&
+                                             *other->issued > *c->issued;
+                                    });
+    if (!beaten) winners.push_back(c);
+  }
+  for (const Candidate* other : winners) {
+    if (!SameValue(*winners[0], *other)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "fact \"", rules_.facts()[source.fact].name, "\": ",
+          winners[0]->resource->Reference(), " and ", other->resource->Reference(),
+          " are equally recent (", FormatIsoDate(latest), ") and give different values"));
+    }
+  }
+  return winners[0];
+}
+
+absl::StatusOr<Candidate> PatientFactsReader::RangeHigh(const Candidate& selected, const Source& range) const {
+  const Resource& observation = *selected.resource;
+  Candidate high;
+  high.resource = &observation;
+  high.date = selected.date;
+  absl::StatusOr<std::optional<dom::array>> ranges =
+      ArrayField(observation, observation.object, "referenceRange", "referenceRange");
+  if (!ranges.ok()) return ranges.status();
+  if (!ranges->has_value()) return high;
+  size_t i = 0;
+  for (dom::element element : **ranges) {
+    const std::string at = absl::StrCat("referenceRange[", i++, "]");
+    dom::object object;
+    if (element.get_object().get(object) != simdjson::SUCCESS) {
+      return Refuse(observation, at, "must be an object");
+    }
+    absl::StatusOr<std::optional<dom::object>> quantity_object =
+        ObjectField(observation, object, absl::StrCat(at, ".high"), "high");
+    if (!quantity_object.ok()) return quantity_object.status();
+    if (!quantity_object->has_value()) continue;
+    absl::StatusOr<Quantity> quantity =
+        QuantityOf(observation, **quantity_object, absl::StrCat(at, ".high"));
+    if (!quantity.ok()) return quantity.status();
+    const FactSpec& fact = rules_.facts()[range.fact];
+    if (!TakesUnit(fact, quantity->unit)) {
+      return Refuse(observation, absl::StrCat(at, ".high.code"),
+                    absl::StrCat("\"", quantity->unit, "\" is not a unit ", fact.name,
+                                 " takes (", UnitList(UnitsOf(fact)), ")"));
+    }
+    high.value = quantity->value;
+    high.unit = quantity->unit;
+    return high;
+  }
+  return high;
+}
+
+absl::StatusOr<BundleFacts> PatientFactsReader::Select() {
+  struct Given {
+    Candidate candidate;
+    absl::string_view how;
+  };
+  std::map<std::string, std::vector<Given>> given;  // fact name → its sources
+  for (int s = 0; s < static_cast<int>(sources_.size()); ++s) {
+    const Source& source = sources_[s];
+    if (std::find(range_source_.begin(), range_source_.end(), s) != range_source_.end()) {
+      continue;  // given with its binding's winner below
+    }
+    absl::StatusOr<const Candidate*> winner = Winner(source);
+    if (!winner.ok()) return winner.status();
+    if (*winner == nullptr) continue;
+    if ((*winner)->value.has_value()) {
+      given[rules_.facts()[source.fact].name].push_back({**winner, source.how});
+    }
+    if (source.binding >= 0 && range_source_[source.binding] >= 0) {
+      const Source& range = sources_[range_source_[source.binding]];
+      absl::StatusOr<Candidate> high = RangeHigh(**winner, range);
+      if (!high.ok()) return high.status();
+      if (high->value.has_value()) {
+        given[rules_.facts()[range.fact].name].push_back({*high, range.how});
+      }
+    }
+  }
+  BundleFacts out;
+  for (auto& [name, sources] : given) {
+    if (sources.size() > 1) {
+      std::vector<std::string> named;
+      for (const Given& g : sources) {
+        named.push_back(absl::StrCat(g.candidate.resource->Reference(), " (", g.how, ")"));
+      }
+      return absl::InvalidArgumentError(
+          absl::StrCat("fact \"", name, "\" is given more than one way: ",
+                       absl::StrJoin(named, " and "), "; a fact has one source"));
+    }
+    const Candidate& c = sources[0].candidate;
+    out.facts.push_back({name, *c.value, c.unit});
+    out.provenance.emplace_back(name, c.resource->Reference());
+  }
+  out.ignored_unknown.assign(ignored_.begin(), ignored_.end());
+  return out;
+}
+
+}  // namespace fhir_internal
+}  // namespace trialrules
