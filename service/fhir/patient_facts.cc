@@ -63,28 +63,48 @@ absl::StatusOr<std::optional<dom::array>> ArrayField(const Resource& resource,
   return array;
 }
 
-// The codings of a CodeableConcept member: (system, code) pairs.
-absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Codings(
+// A string member as it is in the document (valid while its parser is);
+// none when absent. `path()` names it in a refusal, built only then: a
+// path such as "code.coding[0].system" costs an allocation per field read.
+template <typename Path>
+absl::StatusOr<std::optional<std::string_view>> TextField(const Resource& resource,
+                                                          dom::object object, const Path& path,
+                                                          std::string_view key) {
+  dom::element element;
+  if (object[key].get(element) != simdjson::SUCCESS) return std::nullopt;
+  std::string_view text;
+  if (element.get_string().get(text) != simdjson::SUCCESS) {
+    return Refuse(resource, path(), "must be a string");
+  }
+  return text;
+}
+
+// The codings of a CodeableConcept member: (system, code) pairs, viewing
+// the document.
+absl::StatusOr<std::vector<std::pair<std::string_view, std::string_view>>> Codings(
     const Resource& resource, dom::object concept_object, absl::string_view path) {
-  std::vector<std::pair<std::string, std::string>> codings;
+  std::vector<std::pair<std::string_view, std::string_view>> codings;
   absl::StatusOr<std::optional<dom::array>> array =
       ArrayField(resource, concept_object, absl::StrCat(path, ".coding"), "coding");
   if (!array.ok()) return array.status();
   if (!array->has_value()) return codings;
   size_t i = 0;
   for (dom::element element : **array) {
-    const std::string at = absl::StrCat(path, ".coding[", i++, "]");
+    auto at = [&](absl::string_view field) {
+      return absl::StrCat(path, ".coding[", i, "]", field);
+    };
     dom::object coding;
     if (element.get_object().get(coding) != simdjson::SUCCESS) {
-      return Refuse(resource, at, "must be an object");
+      return Refuse(resource, at(""), "must be an object");
     }
-    absl::StatusOr<std::optional<std::string>> system =
-        StringField(resource, coding, absl::StrCat(at, ".system"), "system");
+    absl::StatusOr<std::optional<std::string_view>> system =
+        TextField(resource, coding, [&] { return at(".system"); }, "system");
     if (!system.ok()) return system.status();
-    absl::StatusOr<std::optional<std::string>> code =
-        StringField(resource, coding, absl::StrCat(at, ".code"), "code");
+    absl::StatusOr<std::optional<std::string_view>> code =
+        TextField(resource, coding, [&] { return at(".code"); }, "code");
     if (!code.ok()) return code.status();
     codings.emplace_back(system->value_or(""), code->value_or(""));
+    ++i;
   }
   return codings;
 }
@@ -103,21 +123,22 @@ absl::StatusOr<Quantity> QuantityOf(const Resource& resource, dom::object object
       value.get_double().get(quantity.value) != simdjson::SUCCESS) {
     return Refuse(resource, absl::StrCat(path, ".value"), "must be a number");
   }
-  absl::StatusOr<std::optional<std::string>> code =
-      StringField(resource, object, absl::StrCat(path, ".code"), "code");
+  auto at = [&](absl::string_view field) { return absl::StrCat(path, field); };
+  absl::StatusOr<std::optional<std::string_view>> code =
+      TextField(resource, object, [&] { return at(".code"); }, "code");
   if (!code.ok()) return code.status();
-  absl::StatusOr<std::optional<std::string>> system =
-      StringField(resource, object, absl::StrCat(path, ".system"), "system");
+  absl::StatusOr<std::optional<std::string_view>> system =
+      TextField(resource, object, [&] { return at(".system"); }, "system");
   if (!system.ok()) return system.status();
   // The display `unit` is free text: only the UCUM code says what the
   // number measures.
   if (code->has_value()) {
-    if (system->value_or("") != kUcum) {
-      return Refuse(resource, absl::StrCat(path, ".system"),
-                    absl::StrCat("\"", system->value_or(""), "\" is not ", kUcum,
+    if (View(system->value_or("")) != kUcum) {
+      return Refuse(resource, at(".system"),
+                    absl::StrCat("\"", View(system->value_or("")), "\" is not ", kUcum,
                                  " (the unit's code must be UCUM)"));
     }
-    quantity.unit = **code;
+    quantity.unit = std::string(**code);
   }
   return quantity;
 }
@@ -189,7 +210,7 @@ void PatientFactsReader::DeclareSources() {
         std::vector<std::string> codes;
         for (const pb::FhirCoding& code : binding.observation().codes()) {
           codes.push_back(absl::StrCat(code.system(), "|", code.code()));
-          codes_[{code.system(), code.code()}] = b;
+          codes_[code.system()][code.code()] = b;
         }
         how = absl::StrJoin(codes, " or ");
       }
@@ -260,17 +281,20 @@ absl::Status PatientFactsReader::CheckSubject(const Resource& observation) {
       ObjectField(observation, observation.object, "subject", "subject");
   if (!subject.ok()) return subject.status();
   if (!subject->has_value()) return absl::OkStatus();
-  absl::StatusOr<std::optional<std::string>> reference =
-      StringField(observation, **subject, "subject.reference", "reference");
+  absl::StatusOr<std::optional<std::string_view>> reference = TextField(
+      observation, **subject, [] { return std::string("subject.reference"); }, "reference");
   if (!reference.ok()) return reference.status();
   if (!reference->has_value()) return absl::OkStatus();
   const Resource& patient = *patient_;
-  if (**reference == patient.Reference() ||
-      (!patient_full_url_.empty() && **reference == patient_full_url_)) {
+  const std::string_view type = **reference;
+  if ((type.size() == patient.type.size() + 1 + patient.id.size() &&
+       type.substr(0, patient.type.size()) == patient.type && type[patient.type.size()] == '/' &&
+       type.substr(patient.type.size() + 1) == patient.id) ||
+      (!patient_full_url_.empty() && type == patient_full_url_)) {
     return absl::OkStatus();
   }
   return Refuse(observation, "subject.reference",
-                absl::StrCat("\"", **reference, "\" is not the Bundle's patient (",
+                absl::StrCat("\"", View(**reference), "\" is not the Bundle's patient (",
                              patient.Reference(), ")"));
 }
 
@@ -286,27 +310,29 @@ absl::Status PatientFactsReader::ReadObservation(const Resource& observation) {
       ObjectField(observation, observation.object, "code", "code");
   if (!code.ok()) return code.status();
   if (!code->has_value()) return Refuse(observation, "code", "is required");
-  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> codings =
+  absl::StatusOr<std::vector<std::pair<std::string_view, std::string_view>>> codings =
       Codings(observation, **code, "code");
   if (!codings.ok()) return codings.status();
   // Which source the codings select: one binding, or one fact by name.
   int source = -1;
   for (const auto& [system, value] : *codings) {
     int found = -1;
-    if (system == kFactCodeSystem) {
-      const int fact = rules_.FindFact(value);
+    if (View(system) == kFactCodeSystem) {
+      const int fact = rules_.FindFact(View(value));
       if (fact < 0) {
         if (!options_.ignore_unknown_facts) {
           return Refuse(observation, "code",
-                        absl::StrCat("names \"", value, "\", which is not a fact of ",
+                        absl::StrCat("names \"", View(value), "\", which is not a fact of ",
                                      rules_.protocol_id(), " ", rules_.version()));
         }
-        ignored_.insert(value);
+        ignored_.insert(std::string(value));
         continue;
       }
       found = FactSource(fact);
-    } else if (const auto it = codes_.find({system, value}); it != codes_.end()) {
-      found = binding_source_[it->second];
+    } else if (const auto in = codes_.find(system); in != codes_.end()) {
+      if (const auto it = in->second.find(value); it != in->second.end()) {
+        found = binding_source_[it->second];
+      }
     }
     if (found < 0 || found == source) continue;
     if (source >= 0) {
@@ -460,7 +486,7 @@ absl::StatusOr<bool> PatientFactsReader::ValueOf(const Resource& observation, co
     if (value.get_object().get(object) != simdjson::SUCCESS) {
       return Refuse(observation, field, "must be an object");
     }
-    absl::StatusOr<std::vector<std::pair<std::string, std::string>>> codings =
+    absl::StatusOr<std::vector<std::pair<std::string_view, std::string_view>>> codings =
         Codings(observation, object, field);
     if (!codings.ok()) return codings.status();
     // A code the binding does not map (e.g. "indeterminate") leaves the

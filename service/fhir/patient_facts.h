@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -108,7 +109,8 @@ class PatientFactsReader {
   std::vector<Source> declared_;     // one per binding, and per reference range
   std::vector<int> binding_source_;  // per binding: its source
   std::vector<int> range_source_;    // per binding: its reference range's, or -1
-  std::map<std::pair<std::string, std::string>, int> codes_;  // → binding
+  // system → code → binding; looked up with the document's string_views.
+  std::map<std::string, std::map<std::string, int, std::less<>>, std::less<>> codes_;
   // Per patient.
   const Resource* patient_ = nullptr;
   std::string patient_full_url_;
