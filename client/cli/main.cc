@@ -28,6 +28,8 @@ constexpr char kUsage[] =
     "                          a trial's adverse-event records: DLTs, per-dose counts,\n"
     "                          the escalation and stopping decisions, pending events\n"
     "  screen --rules PATH --protocols ID[,ID...] --patients FILE.json [--json]\n"
+    "  screen --rules PATH --protocols ID[,ID...] --fhir-ndjson FILE|DIR\n"
+    "       [--assessment-date YYYY-MM-DD] [--json]\n"
     "                          which of several protocols could each patient join\n"
     "  design boin --target PHI [--phi1 X] [--phi2 Y] [--n-earlystop N]\n"
     "       [--n N1,N2,... --y Y1,Y2,... --current DOSE [--select-mtd]] [--max-n N] [--json]\n"

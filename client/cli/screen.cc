@@ -1,8 +1,10 @@
 // `trialrules screen`: which of several protocols could each patient join?
-// Every patient of a patients file is screened for eligibility under each
-// protocol named, in one pass, offline; then per protocol the counts and
-// the screen-failure funnel.
+// Every patient of a patients file, or of a FHIR Bulk Data export (NDJSON,
+// read through each protocol's fhir_bindings), is screened for eligibility
+// under each protocol named, in one pass, offline; then per protocol the
+// counts and the screen-failure funnel.
 #include <algorithm>
+#include <filesystem>
 #include <iostream>
 #include <map>
 
@@ -13,6 +15,7 @@
 #include "client/cli/args.h"
 #include "client/facts_file.h"
 #include "service/catalog/reload.h"
+#include "service/fhir/ndjson.h"
 #include "service/util/file.h"
 #include "service/util/json.h"
 
@@ -21,10 +24,14 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: trialrules screen --rules PATH --protocols ID[,ID...]\n"
-    "         --patients FILE.json [--json]\n"
+    "         (--patients FILE.json | --fhir-ndjson FILE|DIR [--assessment-date YYYY-MM-DD])\n"
+    "         [--json]\n"
     "FILE.json is {\"patients\": [{\"subject_ref\": \"...\", \"facts\": {...}}, ...]}; a\n"
     "patient's facts may serve several protocols: each protocol uses the facts it\n"
-    "declares and ignores the others\n";
+    "declares and ignores the others\n"
+    "--fhir-ndjson reads a FHIR Bulk Data export (a file, or every *.ndjson file of a\n"
+    "directory in name order) through each protocol's FHIR bindings, assessed on\n"
+    "--assessment-date (default today); a patient is named Patient/ID\n";
 
 // One protocol's tally over the file.
 struct Tally {
@@ -77,26 +84,142 @@ Screened ScreenOne(const Catalog& catalog, const std::string& protocol,
   return screened;
 }
 
+// A FHIR export's patients, per protocol: their facts through that
+// protocol's bindings, or why its resources were refused.
+struct FhirExport {
+  bool used = false;  // the patients are the export's
+  // protocol → per patient (in the export's order): the facts, with
+  // assessment_date; or the refusal.
+  std::map<std::string, std::vector<PatientFacts>> facts;
+  std::map<std::string, std::vector<std::string>> refused;
+  std::map<std::string, std::string> protocol_error;  // no rule set on the date
+  std::vector<std::string> line_errors;
+};
+
+// The export at `path` (a file, or a directory's *.ndjson files in name
+// order, one after the other; lines are numbered through them all).
+absl::StatusOr<std::string> ReadNdjson(const std::string& path) {
+  std::error_code error;
+  if (!std::filesystem::is_directory(path, error)) return ReadFileBytes(path);
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(path, error)) {
+    if (entry.path().extension() == ".ndjson") files.push_back(entry.path().string());
+  }
+  if (error) return absl::NotFoundError(absl::StrCat("cannot list ", path));
+  std::sort(files.begin(), files.end());
+  std::string text;
+  for (const std::string& file : files) {
+    absl::StatusOr<std::string> bytes = ReadFileBytes(file);
+    if (!bytes.ok()) return bytes.status();
+    text += *bytes;
+    if (!text.empty() && text.back() != '\n') text += '\n';
+  }
+  return text;
+}
+
+// The patients of the export, one PatientFacts each (subject_ref
+// "Patient/ID"; the facts are in `fhir`, per protocol).
+absl::StatusOr<std::vector<PatientFacts>> ReadFhirExport(const Catalog& catalog,
+                                                         const std::vector<std::string>& protocols,
+                                                         const std::string& path,
+                                                         const std::string& date_text,
+                                                         FhirExport* fhir) {
+  DayNumber date = TodayUtc();
+  if (!date_text.empty()) {
+    absl::StatusOr<DayNumber> day = ParseIsoDate(date_text);
+    if (!day.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--assessment-date: ", day.status().message()));
+    }
+    date = *day;
+  }
+  absl::StatusOr<std::string> text = ReadNdjson(path);
+  if (!text.ok()) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::vector<PatientFacts> patients;
+  for (const std::string& protocol : protocols) {
+    std::vector<PatientFacts>& facts = fhir->facts[protocol];
+    std::vector<std::string>& refused = fhir->refused[protocol];
+    absl::StatusOr<std::shared_ptr<const RuleSet>> rule_set =
+        catalog.Select({protocol, "", date, ""}, TodayUtc());
+    if (!rule_set.ok()) {
+      fhir->protocol_error[protocol] = std::string(rule_set.status().message());
+      continue;
+    }
+    BundleOptions options;
+    options.assessment_date = date;
+    // As for a patients file: each protocol takes the facts it declares.
+    options.ignore_unknown_facts = true;
+    NdjsonFacts read = FactsFromNdjson(*text, **rule_set, options);
+    if (fhir->line_errors.empty()) fhir->line_errors = read.line_errors;
+    const bool first = patients.empty();
+    for (NdjsonPatient& patient : read.patients) {
+      if (first) patients.push_back({absl::StrCat("Patient/", patient.id), {}});
+      PatientFacts one{absl::StrCat("Patient/", patient.id), {}};
+      if (patient.facts.ok()) {
+        one.facts = std::move(patient.facts->facts);
+        // The assessment date is the screen's, as eval --fhir takes it.
+        if ((*rule_set)->FindFact("assessment_date") >= 0) {
+          one.facts.push_back({"assessment_date", FormatIsoDate(date), ""});
+        }
+        refused.emplace_back();
+      } else {
+        refused.emplace_back(patient.facts.status().message());
+      }
+      facts.push_back(std::move(one));
+    }
+  }
+  for (const std::string& line : fhir->line_errors) std::cerr << "skipped: " << line << "\n";
+  fhir->used = true;
+  return patients;
+}
+
+// The export's `index`th patient under one protocol, from its facts
+// through the protocol's bindings (every protocol finds the same patients
+// in the same order: grouping does not depend on the bindings).
+Screened ScreenFhir(const Catalog& catalog, const std::string& protocol, size_t index,
+                    const FhirExport& fhir, Tally* tally) {
+  Screened screened;
+  std::string error;
+  if (const auto it = fhir.protocol_error.find(protocol); it != fhir.protocol_error.end()) {
+    error = it->second;
+  } else {
+    const std::string& refused = fhir.refused.at(protocol)[index];
+    if (refused.empty()) return ScreenOne(catalog, protocol, fhir.facts.at(protocol)[index], tally);
+    error = refused;
+  }
+  screened.decision = "REFUSED";
+  screened.error = error;
+  ++tally->decisions["REFUSED"];
+  return screened;
+}
+
 }  // namespace
 
 int RunScreen(const std::vector<std::string>& argv) {
-  absl::StatusOr<Args> args = ParseArgs(argv, {"rules", "protocols", "patients"}, {"json"});
+  absl::StatusOr<Args> args = ParseArgs(
+      argv, {"rules", "protocols", "patients", "fhir-ndjson", "assessment-date"}, {"json"});
   const std::vector<std::string> protocols =
       args.ok() ? absl::StrSplit(args->Get("protocols"), ',', absl::SkipEmpty())
                 : std::vector<std::string>();
   if (!args.ok() || !args->positional.empty() || args->Get("rules").empty() ||
-      protocols.empty() || args->Get("patients").empty()) {
+      protocols.empty() || args->Get("patients").empty() == args->Get("fhir-ndjson").empty() ||
+      (!args->Get("assessment-date").empty() && args->Get("fhir-ndjson").empty())) {
     if (!args.ok()) std::cerr << args.status().message() << "\n";
     std::cerr << kUsage;
     return kExitUsage;
   }
-  absl::StatusOr<std::vector<PatientFacts>> patients = ReadPatientsFile(args->Get("patients"));
+  const std::shared_ptr<const Catalog> catalog =
+      LoadLocalCatalog(args->Get("rules"), /*report_refusals=*/true);
+  FhirExport fhir;
+  absl::StatusOr<std::vector<PatientFacts>> patients =
+      args->Get("fhir-ndjson").empty()
+          ? ReadPatientsFile(args->Get("patients"))
+          : ReadFhirExport(*catalog, protocols, args->Get("fhir-ndjson"),
+                           args->Get("assessment-date"), &fhir);
   if (!patients.ok()) {
     std::cerr << "error: " << patients.status().message() << "\n";
     return kExitProblems;
   }
-  const std::shared_ptr<const Catalog> catalog =
-      LoadLocalCatalog(args->Get("rules"), /*report_refusals=*/true);
   const bool json = args->Has("json");
   std::map<std::string, Tally> tallies;
   if (!json) {
@@ -108,7 +231,10 @@ int RunScreen(const std::vector<std::string>& argv) {
     std::vector<std::string> fields;
     if (!json) std::cout << absl::StrFormat("%-16s", patient.subject_ref);
     for (const std::string& protocol : protocols) {
-      const Screened screened = ScreenOne(*catalog, protocol, patient, &tallies[protocol]);
+      const Screened screened =
+          fhir.used ? ScreenFhir(*catalog, protocol, &patient - patients->data(), fhir,
+                                 &tallies[protocol])
+                    : ScreenOne(*catalog, protocol, patient, &tallies[protocol]);
       if (json) {
         fields.push_back(absl::StrCat(
             JsonQuote(protocol), ":{\"version\":", JsonQuote(screened.version),

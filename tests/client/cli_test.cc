@@ -1,8 +1,13 @@
 // The trialrules CLI as a rule author runs it: real binary, real files.
+#include <cstdio>
+#include <fstream>
 #include <string>
 
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "tests/command.h"
+#include "tests/fhir/ndjson_export.h"
 
 namespace {
 
@@ -310,6 +315,48 @@ TEST(CliTest, ScreenAnswersEveryProtocolForEachPatientInOnePass) {
   EXPECT_NE(run.output.find("NCT03671460: 3 eligible, 0 ineligible, 1 indeterminate, 0 refused"),
             std::string::npos)
       << run.output;
+}
+
+// A FHIR Bulk Data export screened offline through the protocol's
+// bindings: a line per patient with --json, the refused one naming its
+// line, and the counts adding up to every patient.
+TEST(CliTest, ScreenReadsAFhirBulkExport) {
+  std::vector<trialrules::testing::PatientLines> patients =
+      trialrules::testing::SyntheticPatients(20, 1);
+  patients[3][1] = absl::StrReplaceAll(
+      patients[3][1], {{R"("code":"mg/dL"})", R"("code":"mmol/L"})"},
+                       {R"("code":"umol/L"})", R"("code":"mmol/L"})"}});
+  const std::string path = ::testing::TempDir() + "/screen_export.ndjson";
+  std::ofstream(path) << trialrules::testing::ExportText(patients);
+  CliRun run = Cli("screen --rules rules/ --protocols NCT04094766 --fhir-ndjson " + path +
+                   " --assessment-date 2020-01-15 --json");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  const std::vector<std::string> lines = absl::StrSplit(run.output, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 21u) << run.output;
+  EXPECT_EQ(lines[0].rfind("{\"subject_ref\":\"Patient/pt0\",\"protocols\":{\"NCT04094766\":{"
+                           "\"version\":\"1.0\",\"decision\":\"",
+                           0),
+            0u)
+      << lines[0];
+  EXPECT_EQ(lines[3],
+            "{\"subject_ref\":\"Patient/pt3\",\"protocols\":{\"NCT04094766\":{\"version\":\"\","
+            "\"decision\":\"REFUSED\",\"error\":\"line 78 (Observation/pt3-o1): "
+            "valueQuantity.code \\\"mmol/L\\\" is not a unit creatinine_mg_dl takes "
+            "(\\\"mg/dL\\\", \\\"umol/L\\\")\"}}}");
+  int eligible = 0, ineligible = 0, indeterminate = 0, refused = 0;
+  ASSERT_EQ(std::sscanf(lines[20].c_str(),
+                        "{\"summary\":{\"NCT04094766\":{\"eligible\":%d,\"ineligible\":%d,"
+                        "\"indeterminate\":%d,\"refused\":%d",
+                        &eligible, &ineligible, &indeterminate, &refused),
+            4)
+      << lines[20];
+  EXPECT_EQ(eligible + ineligible + indeterminate + refused, 20);
+  EXPECT_EQ(refused, 1);
+
+  run = Cli("screen --rules rules/ --protocols NCT04094766 --fhir-ndjson " + path +
+            " --assessment-date 2020-01-15");
+  EXPECT_NE(run.output.find("Patient/pt3       REFUSED"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find(" refused; excluded by "), std::string::npos) << run.output;
 }
 
 // The boundary table of SAFETY.md 4.2 for phi = 0.30, n = 1..12, as
