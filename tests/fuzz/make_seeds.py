@@ -244,6 +244,15 @@ def request_seeds():
         "GetDecisionProofRequest", 'decision_id: "0123456789abcdef0123456789abcdef"')))
     seeds.append(("GetDecisionProof-bad_id", bytes([11]) + protoc_encode(
         "GetDecisionProofRequest", 'decision_id: "../../etc/passwd"')))
+    # One patient's FHIR Bundle in place of facts: as its typed facts, with a
+    # fact given both ways, and cut short.
+    bundle = open(os.path.join(ROOT, "tests", "data", "fhir", "eligible_patient.json")).read()
+    on_date = 'protocol_id: "NCT04094766" facts { name: "assessment_date" date: "2020-01-15" } '
+    for name, text in [("fhir_bundle", on_date + "fhir_bundle_json: " + json.dumps(bundle)),
+                       ("fhir_twice", on_date + 'facts { name: "karnofsky" number: 90 } '
+                        "fhir_bundle_json: " + json.dumps(bundle)),
+                       ("fhir_cut", on_date + "fhir_bundle_json: " + json.dumps(bundle[:300]))]:
+        seeds.append(("CheckEligibility-" + name, bytes([0]) + protoc_encode("EvaluateRequest", text)))
     # Bytes that are not a valid message of their type.
     seeds.append(("CheckEligibility-garbage", bytes([0]) + b"\x0a\xff\xff\x12"))
     seeds.append(("CheckEligibility-truncated", bytes([0]) + protoc_encode(
