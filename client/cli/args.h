@@ -76,6 +76,9 @@ int RunDiff(const std::vector<std::string>& argv);
 int RunGrade(const std::vector<std::string>& argv);
 int RunTrial(const std::vector<std::string>& argv);
 int RunScreen(const std::vector<std::string>& argv);
+// screen --fhir-ndjson with --server: the export spread over every replica
+// the target resolves to (screen_servers.cc).
+int ScreenExportOnServers(const Args& args, const std::vector<std::string>& protocols);
 int RunDesign(const std::vector<std::string>& argv);
 int RunAudit(const std::vector<std::string>& argv);
 int RunReplay(const std::vector<std::string>& argv);

@@ -13,7 +13,9 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "client/cli/args.h"
+#include "client/cli/screen_output.h"
 #include "client/facts_file.h"
+#include "client/fhir_export.h"
 #include "service/catalog/reload.h"
 #include "service/fhir/ndjson.h"
 #include "service/util/file.h"
@@ -26,26 +28,19 @@ constexpr char kUsage[] =
     "usage: trialrules screen --rules PATH --protocols ID[,ID...]\n"
     "         (--patients FILE.json | --fhir-ndjson FILE|DIR [--assessment-date YYYY-MM-DD])\n"
     "         [--json]\n"
+    "       trialrules screen --server TARGET [TLS options] --protocols ID[,ID...]\n"
+    "         --fhir-ndjson FILE|DIR [--assessment-date YYYY-MM-DD] [--json]\n"
+    "         [--batch PATIENTS] [--streams-per-server N] [--deadline-ms N]\n"
     "FILE.json is {\"patients\": [{\"subject_ref\": \"...\", \"facts\": {...}}, ...]}; a\n"
     "patient's facts may serve several protocols: each protocol uses the facts it\n"
     "declares and ignores the others\n"
     "--fhir-ndjson reads a FHIR Bulk Data export (a file, or every *.ndjson file of a\n"
     "directory in name order) through each protocol's FHIR bindings, assessed on\n"
-    "--assessment-date (default today); a patient is named Patient/ID\n";
-
-// One protocol's tally over the file.
-struct Tally {
-  std::map<std::string, int> decisions;  // ELIGIBLE, INELIGIBLE, INDETERMINATE, REFUSED
-  std::map<std::string, int> excluded_by;  // rule id → patients it excluded
-  std::vector<std::string> rule_order;
-};
-
-// One patient under one protocol: the decision word (or REFUSED and why).
-struct Screened {
-  std::string version;
-  std::string decision;
-  std::string error;
-};
+    "--assessment-date (default today); a patient is named Patient/ID\n"
+    "With --server the servers screen the export: a dns:///NAME:PORT target (or an\n"
+    "ipv4:A:P,B:P list) spreads it over every address, each with --streams-per-server\n"
+    "streams (default 2) taking messages of --batch patients (default 500) as they\n"
+    "finish; --deadline-ms bounds each message. A progress line shows on a terminal.\n";
 
 Screened ScreenOne(const Catalog& catalog, const std::string& protocol,
                    const PatientFacts& patient, Tally* tally) {
@@ -63,23 +58,17 @@ Screened ScreenOne(const Catalog& catalog, const std::string& protocol,
   if (!status.ok()) {
     screened.decision = "REFUSED";
     screened.error = std::string(status.message());
-    ++tally->decisions["REFUSED"];
     return screened;
   }
   const RuleSet& rules = **rule_set;
   const Evaluation evaluation = rules.Evaluate(EvaluationKind::kEligibility, *facts);
   screened.version = rules.version();
   screened.decision = std::string(DecisionName(evaluation.decision));
-  ++tally->decisions[screened.decision];
   for (const RuleResult& result : evaluation.rules) {
     const RuleSpec& spec = rules.rules()[result.rule];
-    if (std::find(tally->rule_order.begin(), tally->rule_order.end(), spec.id) ==
-        tally->rule_order.end()) {
-      tally->rule_order.push_back(spec.id);
-    }
     const Outcome excluding =
         spec.kind == RuleKind::kInclusion ? Outcome::kFalse : Outcome::kTrue;
-    if (!spec.informational && result.outcome == excluding) ++tally->excluded_by[spec.id];
+    tally->CountRule(spec.id, !spec.informational && result.outcome == excluding);
   }
   return screened;
 }
@@ -95,27 +84,6 @@ struct FhirExport {
   std::map<std::string, std::string> protocol_error;  // no rule set on the date
   std::vector<std::string> line_errors;
 };
-
-// The export at `path` (a file, or a directory's *.ndjson files in name
-// order, one after the other; lines are numbered through them all).
-absl::StatusOr<std::string> ReadNdjson(const std::string& path) {
-  std::error_code error;
-  if (!std::filesystem::is_directory(path, error)) return ReadFileBytes(path);
-  std::vector<std::string> files;
-  for (const auto& entry : std::filesystem::directory_iterator(path, error)) {
-    if (entry.path().extension() == ".ndjson") files.push_back(entry.path().string());
-  }
-  if (error) return absl::NotFoundError(absl::StrCat("cannot list ", path));
-  std::sort(files.begin(), files.end());
-  std::string text;
-  for (const std::string& file : files) {
-    absl::StatusOr<std::string> bytes = ReadFileBytes(file);
-    if (!bytes.ok()) return bytes.status();
-    text += *bytes;
-    if (!text.empty() && text.back() != '\n') text += '\n';
-  }
-  return text;
-}
 
 // The patients of the export, one PatientFacts each (subject_ref
 // "Patient/ID"; the facts are in `fhir`, per protocol).
@@ -133,8 +101,8 @@ absl::StatusOr<std::vector<PatientFacts>> ReadFhirExport(const Catalog& catalog,
     }
     date = *day;
   }
-  absl::StatusOr<std::string> text = ReadNdjson(path);
-  if (!text.ok()) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  absl::StatusOr<std::string> text = ReadNdjsonExport(path);
+  if (!text.ok()) return text.status();
   std::vector<PatientFacts> patients;
   for (const std::string& protocol : protocols) {
     std::vector<PatientFacts>& facts = fhir->facts[protocol];
@@ -189,25 +157,31 @@ Screened ScreenFhir(const Catalog& catalog, const std::string& protocol, size_t 
   }
   screened.decision = "REFUSED";
   screened.error = error;
-  ++tally->decisions["REFUSED"];
   return screened;
 }
 
 }  // namespace
 
 int RunScreen(const std::vector<std::string>& argv) {
-  absl::StatusOr<Args> args = ParseArgs(
-      argv, {"rules", "protocols", "patients", "fhir-ndjson", "assessment-date"}, {"json"});
+  absl::StatusOr<Args> args =
+      ParseArgs(argv,
+                WithServerOptions({"rules", "protocols", "patients", "fhir-ndjson",
+                                   "assessment-date", "batch", "streams-per-server"}),
+                {"json"});
   const std::vector<std::string> protocols =
       args.ok() ? absl::StrSplit(args->Get("protocols"), ',', absl::SkipEmpty())
                 : std::vector<std::string>();
-  if (!args.ok() || !args->positional.empty() || args->Get("rules").empty() ||
-      protocols.empty() || args->Get("patients").empty() == args->Get("fhir-ndjson").empty() ||
+  const bool on_servers = args.ok() && !args->Get("server").empty();
+  if (!args.ok() || !args->positional.empty() || protocols.empty() ||
+      args->Get("rules").empty() != on_servers ||
+      args->Get("patients").empty() == args->Get("fhir-ndjson").empty() ||
+      (on_servers && args->Get("fhir-ndjson").empty()) ||
       (!args->Get("assessment-date").empty() && args->Get("fhir-ndjson").empty())) {
     if (!args.ok()) std::cerr << args.status().message() << "\n";
-    std::cerr << kUsage;
+    std::cerr << kUsage << kServerUsage;
     return kExitUsage;
   }
+  if (on_servers) return ScreenExportOnServers(*args, protocols);
   const std::shared_ptr<const Catalog> catalog =
       LoadLocalCatalog(args->Get("rules"), /*report_refusals=*/true);
   FhirExport fhir;
@@ -220,74 +194,18 @@ int RunScreen(const std::vector<std::string>& argv) {
     std::cerr << "error: " << patients.status().message() << "\n";
     return kExitProblems;
   }
-  const bool json = args->Has("json");
-  std::map<std::string, Tally> tallies;
-  if (!json) {
-    std::cout << absl::StrFormat("%-16s", "PATIENT");
-    for (const std::string& protocol : protocols) std::cout << absl::StrFormat("  %-22s", protocol);
-    std::cout << "\n";
-  }
+  ScreenPrinter printer(protocols, args->Has("json"));
+  std::vector<Screened> screened(protocols.size());
   for (const PatientFacts& patient : *patients) {
-    std::vector<std::string> fields;
-    if (!json) std::cout << absl::StrFormat("%-16s", patient.subject_ref);
-    for (const std::string& protocol : protocols) {
-      const Screened screened =
-          fhir.used ? ScreenFhir(*catalog, protocol, &patient - patients->data(), fhir,
-                                 &tallies[protocol])
-                    : ScreenOne(*catalog, protocol, patient, &tallies[protocol]);
-      if (json) {
-        fields.push_back(absl::StrCat(
-            JsonQuote(protocol), ":{\"version\":", JsonQuote(screened.version),
-            ",\"decision\":", JsonQuote(screened.decision),
-            screened.error.empty() ? "" : ",\"error\":" + JsonQuote(screened.error), "}"));
-      } else {
-        std::cout << absl::StrFormat(
-            "  %-22s", screened.version.empty() ? screened.decision
-                                                : screened.decision + " (" + screened.version + ")");
-      }
-      if (!json && !screened.error.empty()) {
-        std::cerr << patient.subject_ref << " under " << protocol << ": " << screened.error << "\n";
-      }
+    for (size_t i = 0; i < protocols.size(); ++i) {
+      Tally* tally = &printer.tallies()[protocols[i]];
+      screened[i] = fhir.used ? ScreenFhir(*catalog, protocols[i], &patient - patients->data(),
+                                           fhir, tally)
+                              : ScreenOne(*catalog, protocols[i], patient, tally);
     }
-    if (json) {
-      std::cout << "{\"subject_ref\":" << JsonQuote(patient.subject_ref) << ",\"protocols\":{"
-                << absl::StrJoin(fields, ",") << "}}\n";
-    } else {
-      std::cout << "\n";
-    }
+    printer.Patient(patient.subject_ref, screened);
   }
-  // Per protocol: the counts, and the funnel (patients each criterion
-  // excluded), in rule order.
-  std::vector<std::string> summaries;
-  if (!json) std::cout << "\n";
-  for (const std::string& protocol : protocols) {
-    const Tally& tally = tallies[protocol];
-    auto count = [&](const char* word) {
-      const auto it = tally.decisions.find(word);
-      return it == tally.decisions.end() ? 0 : it->second;
-    };
-    std::vector<std::string> funnel;
-    for (const std::string& rule : tally.rule_order) {
-      const auto it = tally.excluded_by.find(rule);
-      if (it == tally.excluded_by.end()) continue;
-      funnel.push_back(json ? absl::StrCat(JsonQuote(rule), ":", it->second)
-                            : absl::StrCat(rule, " ", it->second));
-    }
-    if (json) {
-      summaries.push_back(absl::StrCat(
-          JsonQuote(protocol), ":{\"eligible\":", count("ELIGIBLE"),
-          ",\"ineligible\":", count("INELIGIBLE"), ",\"indeterminate\":", count("INDETERMINATE"),
-          ",\"refused\":", count("REFUSED"), ",\"excluded_by\":{", absl::StrJoin(funnel, ","),
-          "}}"));
-    } else {
-      std::cout << protocol << ": " << count("ELIGIBLE") << " eligible, "
-                << count("INELIGIBLE") << " ineligible, " << count("INDETERMINATE")
-                << " indeterminate, " << count("REFUSED") << " refused"
-                << (funnel.empty() ? "" : "; excluded by " + absl::StrJoin(funnel, ", "))
-                << "\n";
-    }
-  }
-  if (json) std::cout << "{\"summary\":{" << absl::StrJoin(summaries, ",") << "}}\n";
+  printer.Summary();
   return kExitOk;
 }
 

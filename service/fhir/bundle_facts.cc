@@ -117,4 +117,26 @@ absl::StatusOr<BundleFacts> FactsFromBundle(absl::string_view bundle_json,
   return BundleReader(rules, options).Read(bundle_json);
 }
 
+absl::Status BindFhirFacts(const BundleFacts& fhir, const RuleSet& rules,
+                           DayNumber assessment_date, bool bind_assessment_date,
+                           FactValues* facts) {
+  for (size_t i = 0; i < fhir.facts.size(); ++i) {
+    const FactInput& fact = fhir.facts[i];
+    const std::string& resource = fhir.provenance[i].second;
+    if (fact.name == kAssessmentDateFact) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "fact \"", fact.name, "\" is given more than one way: ", resource,
+          " and the assessment date; a fact has one source"));
+    }
+    if (absl::Status bound = rules.BindFact(fact.name, fact.value, fact.unit, facts);
+        !bound.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(resource, ": ", bound.message()));
+    }
+  }
+  if (bind_assessment_date && rules.FindFact(kAssessmentDateFact) >= 0) {
+    return rules.BindFact(kAssessmentDateFact, FormatIsoDate(assessment_date), "", facts);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace trialrules

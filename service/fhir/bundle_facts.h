@@ -57,6 +57,19 @@ absl::StatusOr<BundleFacts> FactsFromBundle(absl::string_view bundle_json,
                                             const RuleSet& rules,
                                             const BundleOptions& options);
 
+// The fact every rule set may declare for the day a patient is assessed.
+inline constexpr absl::string_view kAssessmentDateFact = "assessment_date";
+
+// Binds `fhir`'s facts into `facts` as RuleSet::BindFact does (ranges,
+// units), each refusal naming the resource the fact came from; then, when
+// `bind_assessment_date` and `rules` declare it, the assessment_date fact:
+// the facts were selected for that day, so the rules see it too. A
+// resource giving assessment_date itself is refused (a fact has one
+// source).
+absl::Status BindFhirFacts(const BundleFacts& fhir, const RuleSet& rules,
+                           DayNumber assessment_date, bool bind_assessment_date,
+                           FactValues* facts);
+
 }  // namespace trialrules
 
 #endif  // TRIALRULES_SERVICE_FHIR_BUNDLE_FACTS_H_

@@ -1,5 +1,6 @@
 #include "service/fhir/ndjson.h"
 
+#include <algorithm>
 #include <cstddef>
 #include <string_view>
 #include <utility>
@@ -26,15 +27,16 @@ struct Line {
   absl::string_view text;
 };
 
-// The non-blank lines of `text`.
-std::vector<Line> SplitLines(absl::string_view text) {
+// The non-blank lines of `text`, numbered from 1 or by `numbers`.
+std::vector<Line> SplitLines(absl::string_view text, absl::Span<const uint64_t> numbers) {
   std::vector<Line> lines;
-  size_t number = 0;
+  size_t count = 0;
   while (!text.empty()) {
     const size_t end = text.find('\n');
     absl::string_view line = text.substr(0, end);
     text = end == absl::string_view::npos ? absl::string_view() : text.substr(end + 1);
-    ++number;
+    const size_t number = count < numbers.size() ? numbers[count] : count + 1;
+    ++count;
     if (!absl::StripAsciiWhitespace(line).empty()) lines.push_back({number, line});
   }
   return lines;
@@ -58,9 +60,9 @@ class NdjsonReader {
  public:
   NdjsonReader(const RuleSet& rules, const BundleOptions& options) : reader_(rules, options) {}
 
-  NdjsonFacts Read(absl::string_view text) {
+  NdjsonFacts Read(absl::string_view text, absl::Span<const uint64_t> line_numbers) {
     text_end_ = text.data() + text.size();
-    for (const Line& line : SplitLines(text)) Sort(line);
+    for (const Line& line : SplitLines(text, line_numbers)) Sort(line);
     for (Group& group : groups_) {
       NdjsonPatient patient{group.id, BundleFacts()};
       if (!group.error.ok()) {
@@ -219,8 +221,14 @@ class NdjsonReader {
 }  // namespace
 
 NdjsonFacts FactsFromNdjson(absl::string_view ndjson, const RuleSet& rules,
-                            const BundleOptions& options) {
-  return NdjsonReader(rules, options).Read(ndjson);
+                            const BundleOptions& options,
+                            absl::Span<const uint64_t> line_numbers) {
+  return NdjsonReader(rules, options).Read(ndjson, line_numbers);
+}
+
+size_t CountNdjsonLines(absl::string_view ndjson) {
+  const size_t breaks = std::count(ndjson.begin(), ndjson.end(), '\n');
+  return breaks + (!ndjson.empty() && ndjson.back() != '\n' ? 1 : 0);
 }
 
 }  // namespace trialrules

@@ -8,11 +8,13 @@
 #define TRIALRULES_SERVICE_FHIR_NDJSON_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "service/engine/rule_set.h"
 #include "service/fhir/bundle_facts.h"
 
@@ -40,9 +42,15 @@ struct NdjsonFacts {
 // ignored. Two Patients with one id, or Observations of a Patient the
 // export does not have, are that patient's error. The whole text is
 // parsed at once (about 3x its size in memory): callers split a large
-// export by patients.
+// export by patients. Errors number the lines from 1, or, when
+// `line_numbers` is not empty, by it: one number per line of `ndjson` (e.g.
+// the lines' numbers in the export a caller split).
 NdjsonFacts FactsFromNdjson(absl::string_view ndjson, const RuleSet& rules,
-                            const BundleOptions& options);
+                            const BundleOptions& options,
+                            absl::Span<const uint64_t> line_numbers = {});
+
+// How many lines `ndjson` has (a last line without '\n' counts).
+size_t CountNdjsonLines(absl::string_view ndjson);
 
 }  // namespace trialrules
 

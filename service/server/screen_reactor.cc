@@ -3,6 +3,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "service/fhir/bundle_facts.h"
+#include "service/fhir/ndjson.h"
 #include "service/server/convert.h"
 #include "service/server/trial_rules_service.h"
 #include "service/util/number_text.h"
@@ -97,52 +99,122 @@ class TrialRulesService::ScreenReactor
       return absl::InvalidArgumentError(
           "header: only the first ScreenRequest may carry a header");
     }
+    if (!request_->fhir_ndjson().empty() || request_->fhir_line_numbers_size() > 0) {
+      return ProcessFhir(audit_lines);
+    }
     const ServiceLimits& limits = service_->limits_;
     if (static_cast<size_t>(request_->patients_size()) > limits.max_patients_per_message) {
       return absl::InvalidArgumentError(
           absl::StrCat("patients: ", request_->patients_size(),
                        " in one message; the limit is ", limits.max_patients_per_message));
     }
-    // Per-patient storage is kept across batches: its capacity is reused.
-    const size_t count = request_->patients_size();
-    if (evaluations_.size() < count) {
-      evaluations_.resize(count);
-      facts_.resize(count);
-    }
-    std::vector<Evaluation>& evaluations = evaluations_;
-    std::vector<FactValues>& facts = facts_;
-    records_.clear();
-    std::vector<DecisionRecord>& records = records_;
+    Reserve(request_->patients_size());
     for (int p = 0; p < request_->patients_size(); ++p) {
       const v1::ScreenPatient& patient = request_->patients(p);
       v1::ScreenResult* result = response_->add_results();
       result->set_subject_ref(patient.subject_ref());
       absl::Status status = CheckLength("subject_ref", patient.subject_ref(),
                                         limits.max_reference_length);
-      if (status.ok()) status = Bind(patient, &facts[p]);
+      if (status.ok()) status = Bind(patient, &facts_[p]);
       if (!status.ok()) {
         result->set_error(absl::StrCat("patients[", p, "]: ", status.message()));
         continue;
       }
-      Evaluation& evaluation = evaluations[p];
-      rule_set_->Evaluate(EvaluationKind::kEligibility, facts[p], &evaluation);
-      rule_set_->MarkServed();
-      result->set_decision_id(NewDecisionId());
-      result->set_decision(ToProto(evaluation.decision));
-      for (const RuleResult& rule : evaluation.rules) {
-        result->add_outcomes(ToProto(rule.outcome));
-      }
-      for (int f : evaluation.missing_facts) result->add_missing_fact_indexes(f);
-      records.push_back({result->decision_id(), "ScreenPatients", rule_set_.get(), as_of_,
-                         patient.subject_ref(), site_id_, "", &evaluation, &facts[p]});
+      Decide(p, result);
     }
+    Record(audit_lines);
+    return absl::OkStatus();
+  }
+
+  // A message of FHIR Bulk Data NDJSON: its patients, each read through the
+  // rule set's bindings, are the batch.
+  absl::Status ProcessFhir(std::string* audit_lines) {
+    const ServiceLimits& limits = service_->limits_;
+    if (request_->patients_size() > 0) {
+      return absl::InvalidArgumentError(
+          "patients and fhir_ndjson are both set; send a message's patients in one form");
+    }
+    const std::string& text = request_->fhir_ndjson();
+    const absl::Span<const uint64_t> numbers(request_->fhir_line_numbers().data(),
+                                             request_->fhir_line_numbers_size());
+    if (!numbers.empty()) {
+      const size_t lines = CountNdjsonLines(text);
+      if (numbers.size() != lines) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("fhir_line_numbers: ", numbers.size(), " numbers for ", lines,
+                         " lines of fhir_ndjson (give one per line, or none)"));
+      }
+      for (size_t i = 0; i < numbers.size(); ++i) {
+        if (numbers[i] == 0) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("fhir_line_numbers[", i, "] = 0: lines are numbered from 1"));
+        }
+      }
+    }
+    NdjsonFacts read = FactsFromNdjson(text, *rule_set_, fhir_options_, numbers);
+    if (read.patients.size() > limits.max_patients_per_message) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("fhir_ndjson: ", read.patients.size(),
+                       " patients in one message; the limit is ",
+                       limits.max_patients_per_message));
+    }
+    for (std::string& error : read.line_errors) {
+      response_->add_fhir_line_errors(std::move(error));
+    }
+    Reserve(read.patients.size());
+    for (size_t p = 0; p < read.patients.size(); ++p) {
+      const NdjsonPatient& patient = read.patients[p];
+      v1::ScreenResult* result = response_->add_results();
+      result->set_subject_ref(absl::StrCat("Patient/", patient.id));
+      absl::Status status = CheckLength("Patient.id", patient.id, limits.max_reference_length);
+      if (status.ok()) status = patient.facts.status();
+      if (status.ok()) {
+        rule_set_->ResetFacts(&facts_[p]);
+        status = BindFhirFacts(*patient.facts, *rule_set_, as_of_,
+                               /*bind_assessment_date=*/true, &facts_[p]);
+      }
+      if (!status.ok()) {
+        result->set_error(std::string(status.message()));
+        continue;
+      }
+      Decide(p, result);
+    }
+    Record(audit_lines);
+    return absl::OkStatus();
+  }
+
+  // Per-patient storage is kept across batches: its capacity is reused.
+  void Reserve(size_t count) {
+    if (evaluations_.size() < count) {
+      evaluations_.resize(count);
+      facts_.resize(count);
+    }
+    records_.clear();
+  }
+
+  // The `p`th patient of the batch, whose facts are bound: its decision.
+  void Decide(size_t p, v1::ScreenResult* result) {
+    Evaluation& evaluation = evaluations_[p];
+    rule_set_->Evaluate(EvaluationKind::kEligibility, facts_[p], &evaluation);
+    rule_set_->MarkServed();
+    result->set_decision_id(NewDecisionId());
+    result->set_decision(ToProto(evaluation.decision));
+    for (const RuleResult& rule : evaluation.rules) {
+      result->add_outcomes(ToProto(rule.outcome));
+    }
+    for (int f : evaluation.missing_facts) result->add_missing_fact_indexes(f);
+    records_.push_back({result->decision_id(), "ScreenPatients", rule_set_.get(), as_of_,
+                        result->subject_ref(), site_id_, "", &evaluation, &facts_[p]});
+  }
+
+  // The batch's decisions, to the metrics and the audit log.
+  void Record(std::string* audit_lines) {
     if (service_->metrics_ != nullptr) {
       evaluated_.clear();
-      for (const DecisionRecord& record : records) evaluated_.push_back(record.evaluation);
+      for (const DecisionRecord& record : records_) evaluated_.push_back(record.evaluation);
       service_->metrics_->RecordDecisions(rule_set_, evaluated_);
     }
-    *audit_lines = service_->audit_->FormatBatch(records);
-    return absl::OkStatus();
+    *audit_lines = service_->audit_->FormatBatch(records_);
   }
 
   absl::Status Start(const v1::ScreenHeader& header) {
@@ -179,6 +251,8 @@ class TrialRulesService::ScreenReactor
     rule_set_ = *rule_set;
     site_id_ = header.site_id();
     as_of_ = as_of->value_or(TodayUtc());
+    fhir_options_.assessment_date = as_of_;
+    fhir_options_.ignore_unknown_facts = header.ignore_unknown_facts();
     std::set<int> seen;
     for (int c = 0; c < header.fact_names_size(); ++c) {
       const std::string& name = header.fact_names(c);
@@ -289,6 +363,7 @@ class TrialRulesService::ScreenReactor
   std::shared_ptr<const RuleSet> rule_set_;
   std::string site_id_;
   DayNumber as_of_ = 0;  // the date rule_set_ was selected for
+  BundleOptions fhir_options_;  // FHIR patients are assessed on as_of_
   std::vector<int> columns_;  // fact index per column, -1 when ignored
   std::vector<ValueType> column_types_;  // kNumber for ignored columns
   int date_columns_ = 0;

@@ -167,41 +167,24 @@ absl::Status TrialRulesService::BindRequestFacts(
     return absl::InvalidArgumentError(
         absl::StrCat("fhir_bundle_json: ", bundle.status().message()));
   }
-  // The Bundle's facts were selected for the assessment date, so the rules
-  // see that date too, whether the request typed it or it is today.
-  const bool typed_date = std::any_of(
-      request.facts().begin(), request.facts().end(),
-      [](const v1::FactValue& fact) { return fact.name() == kAssessmentDateFact; });
   // A fact has one source: a typed fact the Bundle also gives is refused
   // rather than one silently winning.
   for (size_t i = 0; i < bundle->facts.size(); ++i) {
-    const std::string& name = bundle->facts[i].name;
-    const std::string& resource = bundle->provenance[i].second;
-    if (name == kAssessmentDateFact) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "fact \"", name, "\" is given more than one way: ", resource,
-          " (fhir_bundle_json) and the request (the assessment date); a fact has one source"));
-    }
     for (const v1::FactValue& fact : request.facts()) {
-      if (fact.name() == name) {
+      if (fact.name() == bundle->facts[i].name) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "fact \"", name, "\" is given more than one way: ", resource,
-            " (fhir_bundle_json) and facts; a fact has one source"));
+            "fact \"", fact.name(), "\" is given more than one way: ",
+            bundle->provenance[i].second, " (fhir_bundle_json) and facts; a fact has one source"));
       }
     }
-    if (absl::Status bound = rule_set.BindFact(name, bundle->facts[i].value,
-                                               bundle->facts[i].unit, facts);
-        !bound.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("fhir_bundle_json: ", resource, ": ",
-                                                     bound.message()));
-    }
   }
-  if (!typed_date && rule_set.FindFact(kAssessmentDateFact) >= 0) {
-    if (absl::Status bound = rule_set.BindFact(kAssessmentDateFact,
-                                               FormatIsoDate(as_of_date), "", facts);
-        !bound.ok()) {
-      return bound;
-    }
+  // A typed assessment date stands; else the Bundle's day is bound.
+  const bool typed_date = std::any_of(
+      request.facts().begin(), request.facts().end(),
+      [](const v1::FactValue& fact) { return fact.name() == kAssessmentDateFact; });
+  if (absl::Status bound = BindFhirFacts(*bundle, rule_set, as_of_date, !typed_date, facts);
+      !bound.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("fhir_bundle_json: ", bound.message()));
   }
   ignored->insert(ignored->end(), bundle->ignored_unknown.begin(),
                   bundle->ignored_unknown.end());

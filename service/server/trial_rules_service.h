@@ -98,9 +98,6 @@ class TrialRulesService final : public v1::TrialRules::CallbackService {
                      std::string* audit_line);
   absl::Status CheckTrialLimits(const v1::EvaluateTrialRequest& request) const;
 
-  // The name of the fact whose value is a one-patient request's as-of date.
-  static constexpr absl::string_view kAssessmentDateFact = "assessment_date";
-
   // The steps of a one-patient answer (Answer), in order.
   absl::Status CheckRequestLimits(const v1::EvaluateRequest& request) const;
   static absl::StatusOr<std::optional<DayNumber>> RequestAsOfDate(

@@ -23,8 +23,8 @@ namespace trialrules::testing {
 using PatientLines = std::vector<std::string>;
 
 // `count` patients assessed on 2020-01-15 (their results are dated in the
-// four weeks before), ids "pt<N>" and "pt<N>-o<K>".
-inline std::vector<PatientLines> SyntheticPatients(int count, uint32_t seed) {
+// four weeks before), ids "pt<N>" and "pt<N>-o<K>", N from `first`.
+inline std::vector<PatientLines> SyntheticPatients(int count, uint32_t seed, int first = 0) {
   std::mt19937 random(seed);
   auto uniform = [&](double low, double high) {
     return std::round(std::uniform_real_distribution<double>(low, high)(random) * 10) / 10;
@@ -33,7 +33,7 @@ inline std::vector<PatientLines> SyntheticPatients(int count, uint32_t seed) {
   std::vector<PatientLines> patients;
   patients.reserve(count);
   for (int n = 0; n < count; ++n) {
-    const std::string id = absl::StrCat("pt", n);
+    const std::string id = absl::StrCat("pt", first + n);
     PatientLines lines;
     const bool female = chance(0.5);
     lines.push_back(absl::StrCat(
