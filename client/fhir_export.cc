@@ -1,5 +1,8 @@
 #include "client/fhir_export.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <string_view>
@@ -8,7 +11,6 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "service/util/file.h"
 #include "simdjson.h"
 
 namespace trialrules {
@@ -56,12 +58,21 @@ std::string_view PatientOf(simdjson::ondemand::parser& parser, const char* json,
 }
 
 void Append(const std::string& text, const Line& line, ExportBatch* batch) {
-  batch->ndjson.append(text, line.offset, line.length);
-  batch->ndjson += '\n';
+  batch->lines.push_back(absl::string_view(text.data() + line.offset, line.length));
   batch->line_numbers.push_back(line.number);
+  batch->bytes += line.length + 1;
 }
 
 }  // namespace
+
+void ExportBatch::WriteNdjson(std::string* out) const {
+  out->clear();
+  out->reserve(bytes);
+  for (absl::string_view line : lines) {
+    out->append(line.data(), line.size());
+    out->push_back('\n');
+  }
+}
 
 absl::StatusOr<std::string> ReadNdjsonExport(const std::string& path) {
   std::error_code error;
@@ -75,14 +86,28 @@ absl::StatusOr<std::string> ReadNdjsonExport(const std::string& path) {
   } else {
     files.push_back(path);
   }
-  std::string text;
+  // Read in place into one buffer: an export may be gigabytes, and each
+  // pass over fresh memory costs its page faults.
+  size_t total = 0;
   for (const std::string& file : files) {
-    absl::StatusOr<std::string> bytes = ReadFileBytes(file);
-    if (!bytes.ok()) return absl::NotFoundError(absl::StrCat("cannot read ", file));
-    text += *bytes;
-    if (!text.empty() && text.back() != '\n') text += '\n';
+    const uintmax_t size = std::filesystem::file_size(file, error);
+    if (error) return absl::NotFoundError(absl::StrCat("cannot read ", file));
+    total += size + 1;
   }
-  text.reserve(text.size() + simdjson::SIMDJSON_PADDING);
+  std::string text;
+  text.resize(total + simdjson::SIMDJSON_PADDING);
+  size_t used = 0;
+  for (const std::string& file : files) {
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot read ", file));
+    ssize_t got = 0;
+    while (used < total && (got = ::read(fd, text.data() + used, total - used)) > 0) used += got;
+    ::close(fd);
+    if (got < 0) return absl::NotFoundError(absl::StrCat("cannot read ", file));
+    if (used > 0 && text[used - 1] != '\n') text[used++] = '\n';
+  }
+  // The padding stays in the capacity.
+  text.resize(used);
   return text;
 }
 
@@ -134,13 +159,13 @@ ExportBatches BatchExportByPatient(const std::string& text, size_t max_patients,
   for (const PatientLines& patient : patients) {
     ExportBatch* batch = &out.batches.back();
     if (batch->patients > 0 && (batch->patients >= max_patients ||
-                                batch->ndjson.size() + patient.bytes > max_bytes)) {
+                                batch->bytes + patient.bytes > max_bytes)) {
       batch = &out.batches.emplace_back();
     }
     for (const Line& line : patient.lines) Append(text, line, batch);
     ++batch->patients;
   }
-  if (out.batches.back().ndjson.empty()) out.batches.pop_back();
+  if (out.batches.back().lines.empty()) out.batches.pop_back();
   return out;
 }
 

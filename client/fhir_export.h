@@ -21,12 +21,16 @@ namespace trialrules {
 // string has simdjson's padding in its capacity.
 absl::StatusOr<std::string> ReadNdjsonExport(const std::string& path);
 
+// One ScreenRequest's worth of the export: views of its lines (into the
+// text they were cut from) and each line's number in the export.
 struct ExportBatch {
-  // The batch's lines, each ending in '\n', and each line's number in the
-  // export (fhir_ndjson and fhir_line_numbers of one ScreenRequest).
-  std::string ndjson;
+  std::vector<absl::string_view> lines;
   std::vector<uint64_t> line_numbers;
+  size_t bytes = 0;  // of its lines, with a '\n' each
   size_t patients = 0;
+
+  // The lines as NDJSON (fhir_ndjson), into `out`'s reused capacity.
+  void WriteNdjson(std::string* out) const;
 };
 
 struct ExportBatches {
@@ -34,7 +38,7 @@ struct ExportBatches {
   size_t patients = 0;
 };
 
-// `text` (ReadNdjsonExport's) cut into batches of up to `max_patients`
+// `text` (ReadNdjsonExport's, which must outlive the batches) cut into batches of up to `max_patients`
 // patients and about `max_bytes` bytes (a larger patient gets a batch of
 // its own), patients in the order the export first names them. Lines
 // whose patient cannot be told (not JSON, no resourceType, an Observation

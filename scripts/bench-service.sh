@@ -22,7 +22,12 @@
 #     logging to a synced file, alternating for CheckEligibility and in
 #     alternating runs for ScreenPatients;
 #  7. the engine against a raw muparser loop over the same expressions
-#     (build/tests/engine_benchmark, pinned to SERVER_CPU).
+#     (build/tests/engine_benchmark, pinned to SERVER_CPU);
+#  8. FHIR Bulk Data screening: a seeded export of FHIR_PATIENTS patients
+#     (default 20000; 20 resources, about 8.6 KB each, make_fhir_export)
+#     screened end to end by `trialrules screen --fhir-ndjson --server` on
+#     the synced server, and read to facts and screened in process on one
+#     core (build/tests/fhir_benchmark, pinned to SERVER_CPU).
 # Prints each result and a summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +38,7 @@ round_seconds="${ROUND_SECONDS:-2}"
 server_cpu="${SERVER_CPU:-0}"
 client_cpu="${CLIENT_CPU:-1}"
 cmake --build build -j "$(nproc)" --target trialrules-server trialrules empty_server \
-  engine_benchmark >/dev/null
+  engine_benchmark fhir_benchmark make_fhir_export >/dev/null
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 
@@ -140,6 +145,29 @@ for name, value in sorted(medians.items()):
 print("%.2f" % (medians["BM_EngineEligibility/all_facts"] / medians["BM_RawMuparserEligibility"]))
 ' "$work/engine.json")
 
+echo "== FHIR Bulk Data export screened by the server, 2 streams of 500 patients per message" >&2
+fhir_patients="${FHIR_PATIENTS:-20000}"
+build/tests/make_fhir_export "$fhir_patients" 1 "$work/export"
+fhir_runs=()
+for _ in 1 2 3; do
+  fhir_runs+=("$(on_client build/client/trialrules screen --server "$real" \
+    --protocols NCT04094766 --fhir-ndjson "$work/export" --assessment-date 2020-01-15 --json \
+    2>&1 >/dev/null | sed -n 's/.*(\([0-9]*\) patients\/s).*/\1/p')")
+done
+echo "runs: ${fhir_runs[*]} patients/s" >&2
+rm -rf "$work/export" "$work"/audit*.jsonl*
+echo "== FHIR Bulk Data NDJSON to facts, in process on one core" >&2
+taskset -c "$server_cpu" build/tests/fhir_benchmark --benchmark_min_time=1 \
+  --benchmark_repetitions=3 --benchmark_report_aggregates_only=true --benchmark_format=json \
+  2>/dev/null >"$work/fhir.json"
+fhir_in_process=$(python3 -c '
+import json, sys
+medians = {b["run_name"]: b["items_per_second"] for b in json.load(open(sys.argv[1]))["benchmarks"]
+           if b.get("aggregate_name") == "median"}
+print(", ".join(f"{name} {value:,.0f} patients/s" for name, value in sorted(medians.items())))
+' "$work/fhir.json")
+echo "$fhir_in_process" >&2
+
 echo
 echo "CheckEligibility throughput, trialrules / empty handler (server on CPU $server_cpu," \
      "load on CPU $client_cpu): ${service_ratio}"
@@ -156,3 +184,6 @@ echo "CheckEligibility throughput, trialrules with an unsynced audit log / empty
 echo "Signed / unsigned audit log: CheckEligibility throughput ${signed_ratio}," \
      "ScreenPatients ${screen_signed_ratio} (runs ${screen_plain_runs[*]} vs ${screen_signed_runs[*]} patients/s)"
 echo "Engine / raw muparser loop, eligibility decisions per second: ${engine_ratio}"
+echo "FHIR Bulk Data screening, ${fhir_patients} patients through trialrules screen --server:" \
+     "${fhir_runs[*]} patients/s"
+echo "FHIR Bulk Data in process (medians, one core): ${fhir_in_process}"

@@ -236,10 +236,11 @@ void ScreenOnReplica(Screening* screening, ScreenPrinter* printer, Replica* repl
                                "); screen when every replica serves the same rules"));
     }
   }
+  v1::ScreenRequest request;  // reused: its buffers keep their capacity
   for (size_t b = screening->next_batch++; b < batches.size() && !screening->failed;
        b = screening->next_batch++) {
-    v1::ScreenRequest request;
-    request.set_fhir_ndjson(batches[b].ndjson);
+    batches[b].WriteNdjson(request.mutable_fhir_ndjson());
+    request.clear_fhir_line_numbers();
     request.mutable_fhir_line_numbers()->Add(batches[b].line_numbers.begin(),
                                              batches[b].line_numbers.end());
     for (size_t i = 0; i < protocols.size(); ++i) {
@@ -368,8 +369,6 @@ int ScreenExportOnServers(const Args& args, const std::vector<std::string>& prot
   // Well under the server's 16 MiB message limit.
   constexpr size_t kBatchBytes = 4 << 20;
   const ExportBatches batches = BatchExportByPatient(*text, batch_patients, kBatchBytes);
-  text->clear();
-  text->shrink_to_fit();
 
   Screening screening;
   screening.export_batches = &batches;

@@ -1,7 +1,7 @@
 #include "service/fhir/ndjson.h"
 
-#include <algorithm>
 #include <cstddef>
+#include <cstring>
 #include <string_view>
 #include <utility>
 
@@ -227,7 +227,13 @@ NdjsonFacts FactsFromNdjson(absl::string_view ndjson, const RuleSet& rules,
 }
 
 size_t CountNdjsonLines(absl::string_view ndjson) {
-  const size_t breaks = std::count(ndjson.begin(), ndjson.end(), '\n');
+  size_t breaks = 0;
+  const char* end = ndjson.data() + ndjson.size();
+  for (const char* at = ndjson.data();
+       at < end && (at = static_cast<const char*>(std::memchr(at, '\n', end - at))) != nullptr;
+       ++at) {
+    ++breaks;
+  }
   return breaks + (!ndjson.empty() && ndjson.back() != '\n' ? 1 : 0);
 }
 
