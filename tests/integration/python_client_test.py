@@ -172,6 +172,48 @@ class TrialRulesFromPython(unittest.TestCase):
         self.assertEqual(raised.exception.code(), self.grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn('fact "karnofsky" is given more than one way', raised.exception.details())
 
+    def test_screen_patients_from_fhir_bulk_ndjson(self):
+        # The eligible patient's Bundle as two patients of a Bulk Data
+        # export (resources one per line, each Observation naming its
+        # patient), screened on the Bundle's assessment date: both eligible,
+        # and their facts hash as the Bundle's and the typed facts do.
+        with open(os.path.join(ARGS.source, "tests/data/fhir/eligible_patient.json")) as f:
+            bundle = json.load(f)
+        lines = []
+        for patient in ("p1", "p2"):
+            for entry in bundle["entry"]:
+                resource = json.loads(json.dumps(entry["resource"]))
+                if resource["resourceType"] == "Patient":
+                    resource["id"] = patient
+                else:
+                    resource["id"] = patient + "-" + resource["id"]
+                    resource["subject"] = {"reference": "Patient/" + patient}
+                lines.append(json.dumps(resource))
+        lines.insert(3, "{not json")
+        header = self.s.ScreenHeader(protocol_id="NCT04094766", as_of_date="2020-01-15")
+        responses = list(self.stub.ScreenPatients(
+            iter([self.s.ScreenRequest(header=header, fhir_ndjson="\n".join(lines))]),
+            timeout=5))
+        self.assertEqual(len(responses), 1)
+        screened = responses[0]
+        self.assertEqual([r.subject_ref for r in screened.results], ["Patient/p1", "Patient/p2"])
+        self.assertEqual([r.decision for r in screened.results], [self.s.DECISION_ELIGIBLE] * 2)
+        self.assertEqual(len(screened.fhir_line_errors), 1)
+        self.assertTrue(screened.fhir_line_errors[0].startswith("line 4: not JSON"),
+                        screened.fhir_line_errors[0])
+        typed = self.stub.CheckEligibility(self.eligible_request(), timeout=5)
+        ids = {r.decision_id for r in screened.results}
+        hashes = set()
+        with open(self.server.audit) as audit:
+            for line in audit:
+                record = json.loads(line).get("record", {})
+                if record.get("decision_id") == typed.decision_id:
+                    hashes.add(record["facts_sha256"])
+                for decision in record.get("decisions", []):
+                    if decision["decision_id"] in ids:
+                        hashes.add(decision["facts_sha256"])
+        self.assertEqual(len(hashes), 1)
+
     def test_check_eligibility_reports_missing_facts(self):
         request = self.eligible_request()
         kept = [f for f in request.facts if f.name != "karnofsky"]
