@@ -253,6 +253,24 @@ def request_seeds():
                         "fhir_bundle_json: " + json.dumps(bundle)),
                        ("fhir_cut", on_date + "fhir_bundle_json: " + json.dumps(bundle[:300]))]:
         seeds.append(("CheckEligibility-" + name, bytes([0]) + protoc_encode("EvaluateRequest", text)))
+    # The same patient as Bulk Data NDJSON in a screening stream: whole, with
+    # a broken line and the caller's line numbers, and beside rows.
+    lines = []
+    for entry in json.loads(bundle)["entry"]:
+        resource = dict(entry["resource"])
+        if resource["resourceType"] == "Observation":
+            resource["subject"] = {"reference": "Patient/p1"}
+        lines.append(json.dumps(resource, separators=(",", ":")))
+    ndjson = "\n".join(lines) + "\n"
+    fhir_header = 'header { protocol_id: "NCT04094766" as_of_date: "2020-01-15" }'
+    numbers = " ".join("fhir_line_numbers: %d" % (100 + i) for i in range(len(lines) + 1))
+    for name, text in [("fhir_ndjson", "fhir_ndjson: " + json.dumps(ndjson)),
+                       ("fhir_numbered", "fhir_ndjson: " + json.dumps(ndjson + "{not json\n")
+                        + " " + numbers),
+                       ("fhir_and_rows", "fhir_ndjson: " + json.dumps(ndjson)
+                        + ' patients { subject_ref: "P" }')]:
+        seeds.append(("ScreenPatients-" + name, bytes([7]) + protoc_encode(
+            "ScreenRequest", fhir_header) + separator + protoc_encode("ScreenRequest", text)))
     # Bytes that are not a valid message of their type.
     seeds.append(("CheckEligibility-garbage", bytes([0]) + b"\x0a\xff\xff\x12"))
     seeds.append(("CheckEligibility-truncated", bytes([0]) + protoc_encode(
