@@ -120,6 +120,12 @@ struct RecordedDecision {
   std::vector<std::pair<std::string, std::string>> outcomes;  // rule id, outcome name
 };
 
+// A string member of a record; empty when absent.
+std::string Member(simdjson::dom::element object, const char* key) {
+  std::string_view value;
+  return object[key].get(value) ? std::string() : std::string(value);
+}
+
 absl::StatusOr<RecordedDecision> ReadRecordedDecision(absl::string_view record,
                                                       absl::string_view decision_id) {
   simdjson::dom::parser parser;
@@ -127,21 +133,17 @@ absl::StatusOr<RecordedDecision> ReadRecordedDecision(absl::string_view record,
   if (parser.parse(record.data(), record.size()).get(root)) {
     return absl::DataLossError("the decision's record is not valid JSON");
   }
-  const auto text = [](simdjson::dom::element element, const char* key) {
-    std::string_view value;
-    return element[key].get(value) ? std::string() : std::string(value);
-  };
   RecordedDecision recorded;
-  recorded.method = text(root, "method");
-  recorded.sha256 = text(root, "sha256");
-  recorded.as_of_date = text(root, "as_of_date");
-  recorded.site_id = text(root, "site_id");
+  recorded.method = Member(root, "method");
+  recorded.sha256 = Member(root, "sha256");
+  recorded.as_of_date = Member(root, "as_of_date");
+  recorded.site_id = Member(root, "site_id");
   simdjson::dom::element entry = root;
   simdjson::dom::array batch;
   if (!root["decisions"].get(batch)) {
     bool found = false;
     for (simdjson::dom::element item : batch) {
-      if (text(item, "decision_id") == decision_id) {
+      if (Member(item, "decision_id") == decision_id) {
         entry = item;
         found = true;
         break;
@@ -149,7 +151,7 @@ absl::StatusOr<RecordedDecision> ReadRecordedDecision(absl::string_view record,
     }
     if (!found) return absl::NotFoundError("the batch record does not list the decision");
     simdjson::dom::array rule_ids;
-    const std::string letters = text(entry, "outcomes");
+    const std::string letters = Member(entry, "outcomes");
     if (root["rule_ids"].get(rule_ids)) return absl::DataLossError("no rule_ids in the batch");
     size_t i = 0;
     for (simdjson::dom::element id : rule_ids) {
@@ -166,8 +168,8 @@ absl::StatusOr<RecordedDecision> ReadRecordedDecision(absl::string_view record,
       recorded.outcomes.emplace_back(std::string(id), std::string(name));
     }
   }
-  recorded.decision = text(entry, "decision");
-  recorded.facts_sha256 = text(entry, "facts_sha256");
+  recorded.decision = Member(entry, "decision");
+  recorded.facts_sha256 = Member(entry, "facts_sha256");
   simdjson::dom::element facts;
   if (!entry["facts"].get(facts)) recorded.facts = simdjson::minify(facts);
   return recorded;
@@ -223,12 +225,6 @@ absl::StatusOr<std::shared_ptr<const DecisionTableSet>> ArchivedTables(
         loaded.problems.empty() ? "" : loaded.problems.front().ToString()));
   }
   return loaded.tables;
-}
-
-// A string member of a record; empty when absent.
-std::string Member(simdjson::dom::element object, const char* key) {
-  std::string_view value;
-  return object[key].get(value) ? std::string() : std::string(value);
 }
 
 // A record written again from the replayed evaluation is compared byte for
