@@ -7,7 +7,7 @@
 #
 #   bash scripts/fuzz.sh [SECONDS_PER_TARGET]     (default 60)
 #
-# Environment: FUZZ_TARGETS (default: all three), FUZZ_JOBS (build jobs,
+# Environment: FUZZ_TARGETS (default: all four), FUZZ_JOBS (build jobs,
 # default 2), FUZZ_TIMEOUT (seconds per input, default 25), FUZZ_RSS_MB
 # (default 2560), FUZZ_BUILD_DIR (default build-fuzz).
 # Findings are left in build-fuzz/runs/latest/TARGET/artifacts/; reproduce
@@ -31,7 +31,7 @@ if ! [[ "$seconds" =~ ^[0-9]+$ ]] || [ "$seconds" -lt 1 ]; then
   echo "usage: $0 [SECONDS_PER_TARGET]" >&2
   exit 2
 fi
-targets=(${FUZZ_TARGETS:-rule_file_fuzzer expression_fuzzer request_fuzzer})
+targets=(${FUZZ_TARGETS:-rule_file_fuzzer expression_fuzzer request_fuzzer fhir_fuzzer})
 jobs="${FUZZ_JOBS:-2}"
 timeout="${FUZZ_TIMEOUT:-25}"
 rss_mb="${FUZZ_RSS_MB:-2560}"
@@ -83,6 +83,7 @@ for target in "${targets[@]}"; do
     rule_file_fuzzer) extra=(-max_len=65536 -dict=tests/fuzz/rules.dict) ;;
     expression_fuzzer) extra=(-max_len=4096 -dict=tests/fuzz/rules.dict) ;;
     request_fuzzer) extra=(-max_len=16384) ;;
+    fhir_fuzzer) extra=(-max_len=65536 -dict=tests/fuzz/fhir.dict) ;;
   esac
   echo "== $target: ${seconds}s (log: $dir/log)"
   status=0

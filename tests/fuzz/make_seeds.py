@@ -10,6 +10,11 @@ expression_fuzzer: every expression of the bundled rule files with its names
   value-selector bytes (see ReadValues in expression_fuzzer.cc).
 request_fuzzer: a method byte and serialized requests, valid and invalid,
   encoded with protoc --encode from text format.
+fhir_fuzzer: a selector byte (see fhir_fuzzer.cc) and a FHIR Bundle or NDJSON
+  export, made from tests/data/fhir/eligible_patient.json: the patient as
+  is, with equally recent results (one pair disagreeing, one told apart by
+  `issued`), with a fact given both ways, cut short, and as an export of
+  three patients of whom one is refused.
 """
 import hashlib
 import json
@@ -279,10 +284,121 @@ def request_seeds():
         write(out, name, data)
 
 
+# fhir_fuzzer's selector byte.
+NDJSON, VERSION_2, IGNORE_UNKNOWN = 1, 2, 4
+
+
+def date_selector(index):
+    """kDates[index] of fhir_fuzzer.cc: 0 is 2020-01-15, the seeds' day."""
+    return index << 3
+
+
+def fhir_seeds():
+    out = fresh("fhir_fuzzer")
+    path = os.path.join(ROOT, "tests", "data", "fhir", "eligible_patient.json")
+    bundle = json.load(open(path))
+    text = open(path, "rb").read()
+
+    def observation(oid, system, code, value, date="2020-01-10", **more):
+        resource = {"resourceType": "Observation", "id": oid, "status": "final",
+                    "subject": {"reference": "Patient/p1"},
+                    "code": {"coding": [{"system": system, "code": code}]},
+                    "effectiveDateTime": date + "T08:00:00Z"}
+        resource.update(value)
+        resource.update(more)
+        return resource
+
+    def weight(kg, unit="kg"):
+        return {"valueQuantity": {"value": kg, "unit": unit,
+                                  "system": "http://unitsofmeasure.org", "code": unit}}
+
+    def with_entries(*resources):
+        copy = json.loads(json.dumps(bundle))
+        copy["entry"] += [{"resource": r} for r in resources]
+        return json.dumps(copy, separators=(",", ":")).encode()
+
+    loinc, fact = "http://loinc.org", "urn:trialrules:fact"
+    seeds = [
+        ("bundle-eligible-v1", bytes([0]), text),
+        ("bundle-eligible-v2", bytes([VERSION_2]), text),
+        ("bundle-eligible-later", bytes([date_selector(2)]), text),
+        ("bundle-eligible-before", bytes([VERSION_2 | date_selector(1)]), text),
+        # Results of one day that disagree, with no `issued` to tell them
+        # apart (refused); a pair that `issued` tells apart, assessed on a
+        # day before the rest of the record.
+        ("bundle-ambiguous", bytes([0]), with_entries(
+            observation("w1", loinc, "29463-7", weight(70.5), "2020-01-15"),
+            observation("w2", loinc, "29463-7", weight(71000, "g"), "2020-01-15"),
+            observation("w3", loinc, "29463-7", weight(150, "[lb_av]"), "2020-01-15"))),
+        ("bundle-issued", bytes([date_selector(1)]), with_entries(
+            observation("l1", loinc, "10230-1",
+                        {"valueQuantity": {"value": 55, "system": "http://unitsofmeasure.org",
+                                           "code": "%"}}, "2019-11-30",
+                        issued="2019-11-30T10:00:00Z"),
+            observation("l2", loinc, "18043-0",
+                        {"valueQuantity": {"value": 60, "system": "http://unitsofmeasure.org",
+                                           "code": "%"}}, "2019-11-30",
+                        issued="2019-11-30T11:30:00+01:00"))),
+        ("bundle-ambiguous-later", bytes([date_selector(2)]), with_entries(
+            observation("w1", loinc, "29463-7", weight(70.5), "2020-01-16"),
+            observation("w2", loinc, "29463-7", weight(72), "2020-01-16"))),
+        ("bundle-twice", bytes([VERSION_2]), with_entries(
+            observation("c1", fact, "creatinine_mg_dl",
+                        {"valueQuantity": {"value": 0.9, "system": "http://unitsofmeasure.org",
+                                           "code": "mg/dL"}}))),
+        ("bundle-unknown-ignored", bytes([IGNORE_UNKNOWN]), with_entries(
+            observation("u1", fact, "not_a_fact", {"valueBoolean": True}),
+            observation("u2", fact, "karnofsky", {"valueInteger": 80},
+                        effectivePeriod={"start": "2020-01-01"}, status="preliminary"),
+            {"resourceType": "Condition", "id": "c1"})),
+        ("bundle-cut", bytes([0]), text[:300]),
+        ("bundle-cut-deep", bytes([VERSION_2]), text[:len(text) * 2 // 3]),
+        ("bundle-two-patients", bytes([0]),
+         open(os.path.join(ROOT, "tests", "data", "fhir", "two_patients.json"), "rb").read()),
+    ]
+
+    # An export as a Bulk Data server writes it (Patient lines, then
+    # Observation lines): p1 eligible, p2 refused (a weight in a unit the
+    # binding does not take), p3 with its date given twice; then a line
+    # that is not JSON, a blank one, and an Observation of no Patient.
+    patients = []
+    for n, pid in enumerate(["p1", "p2", "p3"]):
+        lines = []
+        for entry in bundle["entry"]:
+            resource = json.loads(json.dumps(entry["resource"]).replace('"p1"', '"%s"' % pid)
+                                  .replace("Patient/p1", "Patient/" + pid))
+            if resource["resourceType"] == "Observation":
+                resource["id"] = "%s-%s" % (pid, resource["id"])
+            lines.append(resource)
+        patients.append(lines)
+    patients[1].append(dict(observation("p2-w", loinc, "29463-7", weight(70, "mg/dL")),
+                            subject={"reference": "Patient/p2"}))
+    patients[2].append(dict(observation("p3-d", fact, "immunophenotype_date",
+                                        {"valueDateTime": "2019-12-02"}, "2020-01-15"),
+                            subject={"reference": "Patient/p3"}))
+    export = [json.dumps(p[0], separators=(",", ":")) for p in patients]
+    export += [json.dumps(r, separators=(",", ":")) for p in patients for r in p[1:]]
+    tail = ['{"resourceType":"Observation","id":"x"', "",
+            json.dumps(dict(observation("q1", fact, "ecg_normal", {"valueBoolean": True}),
+                            subject={"reference": "Patient/nobody"}), separators=(",", ":"))]
+    ndjson = "\n".join(export).encode() + b"\n"
+    seeds += [
+        ("ndjson-three", bytes([NDJSON]), ndjson + "\n".join(tail).encode() + b"\n"),
+        ("ndjson-three-v2", bytes([NDJSON | VERSION_2 | IGNORE_UNKNOWN]), ndjson),
+        ("ndjson-one", bytes([NDJSON]), b"\n".join(
+            json.dumps(r, separators=(",", ":")).encode() for r in patients[0])),
+        ("ndjson-duplicate", bytes([NDJSON | date_selector(3)]),
+         ndjson + export[0].encode() + b"\r\n"),
+    ]
+    for name, selector, data in seeds:
+        write(out, name, selector + data)
+
+
 def main():
     rule_file_seeds()
     expression_seeds()
     request_seeds()
+    fhir_seeds()
     for target in sorted(os.listdir(CORPUS)):
         files = os.listdir(os.path.join(CORPUS, target))
         size = sum(os.path.getsize(os.path.join(CORPUS, target, f)) for f in files)
