@@ -58,7 +58,14 @@ struct Group {
 // array and reads them with the shared selection rules.
 class NdjsonReader {
  public:
-  NdjsonReader(const RuleSet& rules, const BundleOptions& options) : reader_(rules, options) {}
+  NdjsonReader(const RuleSet& rules, const BundleOptions& options) : reader_(rules, options) {
+    // The second pass reads a patient's lines one level deeper, in an
+    // array: a line as deep as the first pass allows must read there too.
+    // Should this allocation fail, parse() allocates at the default depth.
+    const simdjson::error_code deeper = parser_.allocate(
+        simdjson::dom::MINIMAL_DOCUMENT_CAPACITY, simdjson::DEFAULT_MAX_DEPTH + 1);
+    static_cast<void>(deeper);
+  }
 
   NdjsonFacts Read(absl::string_view text, absl::Span<const uint64_t> line_numbers) {
     text_end_ = text.data() + text.size();

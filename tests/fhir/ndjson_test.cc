@@ -138,5 +138,25 @@ TEST(NdjsonTest, ObservationsOfAnAbsentOrDoubledPatientAreItsError) {
                          "e.g. line ", LineOf(text, "pt1-o1"), " (Observation/pt1-o1))"));
 }
 
+// A patient's lines are read again as one JSON array, one level deeper than
+// each line alone: a line nested as deep as a line may be is read with its
+// patient (it was refused as INTERNAL; fhir_fuzzer checks the code).
+TEST(NdjsonTest, ALineAsDeepAsALineMayBeIsReadWithItsPatient) {
+  const std::string deep = absl::StrCat(std::string(1023, '['), std::string(1023, ']'));
+  const std::string text = absl::StrCat(
+      R"({"resourceType":"Patient","id":"p1","extension":)", deep, "}\n",
+      R"({"resourceType":"Observation","id":"o1","status":"final",)",
+      R"("subject":{"reference":"Patient/p1"},)",
+      R"("code":{"coding":[{"system":"urn:trialrules:fact","code":"informed_consent"}]},)",
+      R"("effectiveDateTime":"2020-01-10","valueBoolean":true})", "\n");
+  const NdjsonFacts read = Read(text);
+  EXPECT_TRUE(read.line_errors.empty());
+  ASSERT_EQ(read.patients.size(), 1u);
+  ASSERT_TRUE(read.patients[0].facts.ok()) << read.patients[0].facts.status();
+  ASSERT_EQ(read.patients[0].facts->facts.size(), 1u);
+  EXPECT_EQ(read.patients[0].facts->facts[0].name, "informed_consent");
+  EXPECT_EQ(read.patients[0].facts->provenance[0].second, "Observation/o1");
+}
+
 }  // namespace
 }  // namespace trialrules
