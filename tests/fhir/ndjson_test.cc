@@ -139,8 +139,8 @@ TEST(NdjsonTest, ObservationsOfAnAbsentOrDoubledPatientAreItsError) {
 }
 
 // A patient's lines are read again as one JSON array, one level deeper than
-// each line alone: a line nested as deep as a line may be is read with its
-// patient (it was refused as INTERNAL; fhir_fuzzer checks the code).
+// each line alone: a line nested as deep as a line may be must still read
+// with its patient.
 TEST(NdjsonTest, ALineAsDeepAsALineMayBeIsReadWithItsPatient) {
   const std::string deep = absl::StrCat(std::string(1023, '['), std::string(1023, ']'));
   const std::string text = absl::StrCat(
