@@ -35,6 +35,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "service/engine/loader.h"
 #include "service/engine/rule_set.h"
@@ -87,7 +88,10 @@ const RuleSets& Rules() {
 }
 
 std::string ValueText(const FactValue& value) {
-  if (const double* number = std::get_if<double>(&value)) return absl::StrCat(*number);
+  // Every digit: StrCat's six would hide a difference in the last ones.
+  if (const double* number = std::get_if<double>(&value)) {
+    return absl::StrFormat("%.17g", *number);
+  }
   if (const bool* flag = std::get_if<bool>(&value)) return *flag ? "true" : "false";
   return "\"" + std::get<std::string>(value) + "\"";
 }
@@ -101,7 +105,9 @@ std::string Describe(const absl::StatusOr<BundleFacts>& read) {
     absl::StrAppend(&out, fact.name, "=", ValueText(fact.value), " ", fact.unit, "@",
                     i < read->provenance.size() ? read->provenance[i].second : "?", ";");
   }
-  for (const std::string& name : read->ignored_unknown) absl::StrAppend(&out, "ignored ", name, ";");
+  for (const std::string& name : read->ignored_unknown) {
+    absl::StrAppend(&out, "ignored ", name, ";");
+  }
   return out;
 }
 
