@@ -15,6 +15,9 @@ namespace trialrules {
 namespace {
 
 namespace dom = simdjson::dom;
+
+// Debian's Abseil has its own string_view; simdjson hands out std's.
+absl::string_view View(std::string_view text) { return {text.data(), text.size()}; }
 using fhir_internal::PatientFactsReader;
 using fhir_internal::Refuse;
 using fhir_internal::Resource;
@@ -25,6 +28,9 @@ constexpr std::string_view kPatientPrefix = "Patient/";
 struct Line {
   size_t number = 0;  // 1-based
   absl::string_view text;
+  // Sorted by QuickSort, unparsed: what its parse must confirm. Empty when
+  // the line was parsed to be sorted.
+  std::string_view quick_id;
 };
 
 // The non-blank lines of `text`, numbered from 1 or by `numbers`.
@@ -37,9 +43,51 @@ std::vector<Line> SplitLines(absl::string_view text, absl::Span<const uint64_t> 
     text = end == absl::string_view::npos ? absl::string_view() : text.substr(end + 1);
     const size_t number = count < numbers.size() ? numbers[count] : count + 1;
     ++count;
-    if (!absl::StripAsciiWhitespace(line).empty()) lines.push_back({number, line});
+    if (!absl::StripAsciiWhitespace(line).empty()) lines.push_back({number, line, {}});
   }
   return lines;
+}
+
+// Whose a line is, read from its text without parsing it, for the way
+// exports write resources: {"resourceType":"T","id":"I", ... with the
+// Observation's "subject":{"reference":"Patient/P"} further on. Any other
+// way of writing (spaces, escapes, members in another order) gives false
+// and the line is parsed to be sorted. A true is a guess that the line's
+// parse, which reading its patient does anyway, confirms (Confirms):
+// "subject" could be a nested member's, or the line not JSON at all.
+struct QuickSorted {
+  std::string_view type, id, patient;
+};
+
+bool QuickSort(std::string_view line, QuickSorted* out) {
+  constexpr std::string_view kStart = R"({"resourceType":")";
+  constexpr std::string_view kId = R"(,"id":")";
+  constexpr std::string_view kSubject = R"("subject":{"reference":"Patient/)";
+  // The string from `at` to the next quote, when it has no escapes.
+  auto text = [&](size_t at, std::string_view* string) {
+    const size_t end = line.find('"', at);
+    if (end == std::string_view::npos) return std::string_view::npos;
+    *string = line.substr(at, end - at);
+    return string->find('\\') == std::string_view::npos ? end + 1 : std::string_view::npos;
+  };
+  if (line.substr(0, kStart.size()) != kStart) return false;
+  size_t at = text(kStart.size(), &out->type);
+  if (at == std::string_view::npos || (out->type != "Patient" && out->type != "Observation") ||
+      line.substr(at, kId.size()) != kId) {
+    return false;
+  }
+  at = text(at + kId.size(), &out->id);
+  if (at == std::string_view::npos || out->id.empty()) return false;
+  if (out->type == "Patient") return true;
+  // Found by its 'j', rare in FHIR JSON: a search for the whole key stops
+  // at every quote of the line.
+  for (at = line.find('j', at); at != std::string_view::npos; at = line.find('j', at + 1)) {
+    if (at >= 4 && line.substr(at - 4, kSubject.size()) == kSubject) {
+      return text(at - 4 + kSubject.size(), &out->patient) != std::string_view::npos &&
+             !out->patient.empty();
+    }
+  }
+  return false;
 }
 
 // A patient's lines as the export gives them.
@@ -51,74 +99,121 @@ struct Group {
   absl::Status error;             // the first refusal of one of its resources
 };
 
-// Two passes, each parsing one small piece at a time with a parser whose
-// buffers are reused, so that memory stays near one patient's size and hot
-// in cache: the first parses each line for whose it is (Patient.id or
-// Observation.subject), the second parses each patient's lines as one JSON
-// array and reads them with the shared selection rules.
+// Two passes over the lines. The first sorts each line to its patient
+// (Patient.id or Observation.subject), by QuickSort where it can and by
+// parsing it where it cannot. The second parses each patient's lines, each
+// into a document of its own kept for the patient (the parser and the
+// documents' buffers are reused, so memory stays near one patient's size
+// and hot in cache), confirms each quick sort, and reads them with the
+// shared selection rules. So a line of the usual form is parsed once.
+// Should a quick sort prove wrong, the whole text is read again with every
+// line parsed to be sorted, so the result is always that of parsing.
 class NdjsonReader {
  public:
-  NdjsonReader(const RuleSet& rules, const BundleOptions& options) : reader_(rules, options) {
-    // The second pass reads a patient's lines one level deeper, in an
-    // array: a line as deep as the first pass allows must read there too.
-    // Should this allocation fail, parse() allocates at the default depth.
-    const simdjson::error_code deeper = parser_.allocate(
-        simdjson::dom::MINIMAL_DOCUMENT_CAPACITY, simdjson::DEFAULT_MAX_DEPTH + 1);
-    static_cast<void>(deeper);
-  }
+  NdjsonReader(const RuleSet& rules, const BundleOptions& options) : reader_(rules, options) {}
 
   NdjsonFacts Read(absl::string_view text, absl::Span<const uint64_t> line_numbers) {
-    text_end_ = text.data() + text.size();
-    for (const Line& line : SplitLines(text, line_numbers)) Sort(line);
-    for (Group& group : groups_) {
-      NdjsonPatient patient{group.id, BundleFacts()};
-      if (!group.error.ok()) {
-        patient.facts = group.error;
-      } else if (group.patient.number == 0) {
-        patient.facts = absl::InvalidArgumentError(
-            absl::StrCat("no Patient resource with id \"", group.id,
-                         "\" (its Observations name it, e.g. ", group.first_observation, ")"));
-      } else {
-        patient.facts = ReadPatient(group);
-      }
-      out_.patients.push_back(std::move(patient));
+    NdjsonFacts out;
+    if (!ReadAll(text, line_numbers, /*quick=*/true, &out)) {
+      groups_.clear();
+      group_of_.clear();
+      out = NdjsonFacts();
+      ReadAll(text, line_numbers, /*quick=*/false, &out);
     }
-    return std::move(out_);
+    return out;
   }
 
  private:
+  // False when a quick sort proved wrong (never when `quick` is false).
+  bool ReadAll(absl::string_view text, absl::Span<const uint64_t> line_numbers, bool quick,
+               NdjsonFacts* out) {
+    text_end_ = text.data() + text.size();
+    quick_ = quick;
+    out_ = out;
+    for (const Line& line : SplitLines(text, line_numbers)) Sort(line);
+    out->patients.reserve(groups_.size());
+    for (Group& group : groups_) {
+      NdjsonPatient patient{std::string(), BundleFacts()};
+      if (!group.error.ok()) {
+        if (!ConfirmAll(group)) return false;
+        patient.facts = group.error;
+      } else if (group.patient.number == 0) {
+        if (!ConfirmAll(group)) return false;
+        patient.facts = absl::InvalidArgumentError(
+            absl::StrCat("no Patient resource with id \"", group.id,
+                         "\" (its Observations name it, e.g. ", group.first_observation, ")"));
+      } else if (!ReadPatient(group, &patient.facts)) {
+        return false;
+      }
+      patient.id = std::move(group.id);
+      out->patients.push_back(std::move(patient));
+    }
+    return true;
+  }
+
   Group& GroupOf(std::string_view id) {
-    const auto [it, inserted] = group_of_.try_emplace(std::string(id), groups_.size());
-    if (inserted) groups_.push_back({std::string(id), {}, {}, "", absl::OkStatus()});
-    return groups_[it->second];
+    if (const auto it = group_of_.find(absl::string_view(id.data(), id.size()));
+        it != group_of_.end()) {
+      return groups_[it->second];
+    }
+    group_of_.emplace(std::string(id), groups_.size());
+    groups_.push_back({std::string(id), {}, {}, "", absl::OkStatus()});
+    return groups_.back();
   }
 
   static void Charge(Group& group, absl::Status error) {
     if (group.error.ok()) group.error = std::move(error);
   }
 
+  // simdjson reads up to SIMDJSON_PADDING bytes past the end: the export's
+  // next lines are there, except near its end, where the line is copied.
+  simdjson::simdjson_result<dom::element> Parse(const Line& line, dom::document& document) {
+    const bool padded = text_end_ - (line.text.data() + line.text.size()) >=
+                        static_cast<std::ptrdiff_t>(simdjson::SIMDJSON_PADDING);
+    return parser_.parse_into_document(document, line.text.data(), line.text.size(),
+                                       /*realloc_if_needed=*/!padded);
+  }
+
   // First pass: the group `line` belongs to, or a line error.
-  void Sort(const Line& line) {
+  void Sort(Line line) {
+    QuickSorted sorted;
+    if (quick_ && QuickSort(std::string_view(line.text.data(), line.text.size()), &sorted)) {
+      line.quick_id = sorted.id;
+      if (sorted.type == "Patient") {
+        Group& group = GroupOf(sorted.id);
+        // A second Patient of one id is refused as parsing says.
+        if (group.patient.number == 0) {
+          group.patient = line;
+          return;
+        }
+      } else {
+        Group& group = GroupOf(sorted.patient);
+        if (group.observations.empty()) {
+          group.first_observation = absl::StrCat("line ", line.number, " (Observation/",
+                                                 View(sorted.id), ")");
+        }
+        group.observations.push_back(line);
+        return;
+      }
+      line.quick_id = {};
+    }
+    SortParsed(line);
+  }
+
+  void SortParsed(const Line& line) {
     Resource resource;
     resource.index = line.number;
     resource.ndjson_line = true;
     dom::element element;
-    // simdjson reads up to simdjson::SIMDJSON_PADDING bytes past the end: the export's
-    // next lines are there, except near its end, where the line is copied.
-    const bool padded = text_end_ - (line.text.data() + line.text.size()) >=
-                        static_cast<std::ptrdiff_t>(simdjson::SIMDJSON_PADDING);
-    if (const auto error =
-            line_parser_.parse(line.text.data(), line.text.size(), /*realloc_if_needed=*/!padded)
-                .get(element);
-        error != simdjson::SUCCESS) {
-      out_.line_errors.push_back(absl::StrCat("line ", line.number, ": not JSON: ",
-                                              simdjson::error_message(error)));
+    if (const auto error = Parse(line, scratch_).get(element); error != simdjson::SUCCESS) {
+      out_->line_errors.push_back(absl::StrCat("line ", line.number, ": not JSON: ",
+                                               simdjson::error_message(error)));
       return;
     }
     std::string_view type;
     if (element.get_object().get(resource.object) != simdjson::SUCCESS ||
         resource.object["resourceType"].get_string().get(type) != simdjson::SUCCESS) {
-      out_.line_errors.push_back(absl::StrCat(
+      out_->line_errors.push_back(absl::StrCat(
           "line ", line.number, ": must be an object with a string \"resourceType\""));
       return;
     }
@@ -133,7 +228,7 @@ class NdjsonReader {
 
     if (type == "Patient") {
       if (id.empty()) {
-        out_.line_errors.push_back(std::string(
+        out_->line_errors.push_back(std::string(
             Refuse(resource, "id", "is required (a Patient is found by its id)").message()));
         return;
       }
@@ -149,18 +244,14 @@ class NdjsonReader {
       return;
     }
     // An Observation belongs to the patient its subject names.
-    dom::object subject;
-    std::string_view reference;
-    if (resource.object["subject"].get_object().get(subject) != simdjson::SUCCESS ||
-        subject["reference"].get_string().get(reference) != simdjson::SUCCESS ||
-        reference.substr(0, kPatientPrefix.size()) != kPatientPrefix ||
-        reference.size() == kPatientPrefix.size()) {
-      out_.line_errors.push_back(std::string(
+    std::string_view patient;
+    if (!SubjectPatient(resource.object, &patient)) {
+      out_->line_errors.push_back(std::string(
           Refuse(resource, "subject.reference", "must be \"Patient/ID\" (whose result it is)")
               .message()));
       return;
     }
-    Group& group = GroupOf(reference.substr(kPatientPrefix.size()));
+    Group& group = GroupOf(patient);
     if (id.empty()) {
       Charge(group, Refuse(resource, "id",
                            "is required (answers name where each fact came from)"));
@@ -170,59 +261,100 @@ class NdjsonReader {
     group.observations.push_back(line);
   }
 
-  // Second pass: one patient's lines, parsed together, through the
-  // selection rules.
-  absl::StatusOr<BundleFacts> ReadPatient(const Group& group) {
-    size_t size = 2 + group.patient.text.size();
-    for (const Line& line : group.observations) size += 1 + line.text.size();
-    array_.clear();
-    // Room for simdjson's padding, so that it parses in place.
-    array_.reserve(size + simdjson::SIMDJSON_PADDING);
-    array_ += '[';
-    array_.append(group.patient.text.data(), group.patient.text.size());
-    for (const Line& line : group.observations) {
-      array_ += ',';
-      array_.append(line.text.data(), line.text.size());
+  // The ID of an Observation's subject.reference "Patient/ID".
+  static bool SubjectPatient(dom::object object, std::string_view* patient) {
+    dom::object subject;
+    std::string_view reference;
+    if (object["subject"].get_object().get(subject) != simdjson::SUCCESS ||
+        subject["reference"].get_string().get(reference) != simdjson::SUCCESS ||
+        reference.substr(0, kPatientPrefix.size()) != kPatientPrefix ||
+        reference.size() == kPatientPrefix.size()) {
+      return false;
     }
-    array_ += ']';
-    dom::array array;
-    if (parser_.parse(array_.data(), array_.size(), /*realloc_if_needed=*/false)
-            .get_array()
-            .get(array) != simdjson::SUCCESS) {
-      return absl::InternalError("a patient's lines, each JSON, were not a JSON array");
+    *patient = reference.substr(kPatientPrefix.size());
+    return true;
+  }
+
+  // Whether parsing `line` sorts it where its quick sort did (to `group`,
+  // as `type` `line.quick_id`); for a parsed line, that it is still a
+  // resource with a string id. Fills `resource` from the parse.
+  static bool Confirms(const Line& line, const Group& group, std::string_view type,
+                       simdjson::simdjson_result<dom::element> parsed, Resource* resource) {
+    dom::element element;
+    std::string_view read_type, id;
+    if (parsed.get(element) != simdjson::SUCCESS ||
+        element.get_object().get(resource->object) != simdjson::SUCCESS ||
+        resource->object["resourceType"].get_string().get(read_type) != simdjson::SUCCESS ||
+        resource->object["id"].get_string().get(id) != simdjson::SUCCESS) {
+      return false;
     }
-    resources_.resize(1 + group.observations.size());
-    observations_.clear();
-    size_t i = 0;
-    for (dom::element element : array) {
-      Resource& resource = resources_[i];
-      resource.index = i == 0 ? group.patient.number : group.observations[i - 1].number;
-      resource.ndjson_line = true;
-      std::string_view type, id;
-      // Each was checked in the first pass.
-      if (element.get_object().get(resource.object) != simdjson::SUCCESS ||
-          resource.object["resourceType"].get_string().get(type) != simdjson::SUCCESS ||
-          resource.object["id"].get_string().get(id) != simdjson::SUCCESS) {
-        return absl::InternalError("a line read in the first pass changed in the second");
+    if (!line.quick_id.empty()) {
+      std::string_view patient;
+      if (read_type != type || id != line.quick_id ||
+          (type == "Observation" && (!SubjectPatient(resource->object, &patient) ||
+                                     patient != std::string_view(group.id)))) {
+        return false;
       }
-      resource.type.assign(type.data(), type.size());
-      resource.id.assign(id.data(), id.size());
-      if (i > 0) observations_.push_back(&resource);
-      ++i;
     }
-    return reader_.Read(resources_[0], "", observations_);
+    resource->type.assign(read_type.data(), read_type.size());
+    resource->id.assign(id.data(), id.size());
+    return true;
+  }
+
+  // The lines of a patient that is refused unread: each quick sort
+  // confirmed.
+  bool ConfirmAll(const Group& group) {
+    Resource resource;
+    if (group.patient.number != 0 && !group.patient.quick_id.empty() &&
+        !Confirms(group.patient, group, "Patient", Parse(group.patient, scratch_), &resource)) {
+      return false;
+    }
+    for (const Line& line : group.observations) {
+      if (!line.quick_id.empty() &&
+          !Confirms(line, group, "Observation", Parse(line, scratch_), &resource)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // Second pass: one patient's lines, each parsed into a document of its
+  // own, through the selection rules. False when a quick sort proved wrong.
+  bool ReadPatient(const Group& group, absl::StatusOr<BundleFacts>* facts) {
+    const size_t count = 1 + group.observations.size();
+    // Sized before any is parsed: elements point into their documents.
+    if (documents_.size() < count) documents_.resize(count);
+    if (resources_.size() < count) resources_.resize(count);
+    observations_.clear();
+    for (size_t i = 0; i < count; ++i) {
+      const Line& line = i == 0 ? group.patient : group.observations[i - 1];
+      Resource& resource = resources_[i];
+      resource.index = line.number;
+      resource.ndjson_line = true;
+      if (!Confirms(line, group, i == 0 ? "Patient" : "Observation",
+                    Parse(line, documents_[i]), &resource)) {
+        if (!line.quick_id.empty()) return false;
+        *facts = absl::InternalError("a line read in the first pass changed in the second");
+        return true;
+      }
+      if (i > 0) observations_.push_back(&resource);
+    }
+    *facts = reader_.Read(resources_[0], "", observations_);
+    return true;
   }
 
   PatientFactsReader reader_;
   const char* text_end_ = nullptr;
-  dom::parser line_parser_;
+  bool quick_ = true;
+  NdjsonFacts* out_ = nullptr;
   dom::parser parser_;
-  std::string array_;
+  // One per resource of the patient being read.
+  std::vector<dom::document> documents_;
+  dom::document scratch_;
   std::vector<Resource> resources_;
   std::vector<const Resource*> observations_;
   std::vector<Group> groups_;
   absl::flat_hash_map<std::string, size_t> group_of_;
-  NdjsonFacts out_;
 };
 
 }  // namespace

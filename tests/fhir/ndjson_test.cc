@@ -138,9 +138,8 @@ TEST(NdjsonTest, ObservationsOfAnAbsentOrDoubledPatientAreItsError) {
                          "e.g. line ", LineOf(text, "pt1-o1"), " (Observation/pt1-o1))"));
 }
 
-// A patient's lines are read again as one JSON array, one level deeper than
-// each line alone: a line nested as deep as a line may be must still read
-// with its patient.
+// A line nested as deep as simdjson reads a line is read with its patient
+// (sorting and reading a patient parse it at the same depth).
 TEST(NdjsonTest, ALineAsDeepAsALineMayBeIsReadWithItsPatient) {
   const std::string deep = absl::StrCat(std::string(1023, '['), std::string(1023, ']'));
   const std::string text = absl::StrCat(
@@ -156,6 +155,51 @@ TEST(NdjsonTest, ALineAsDeepAsALineMayBeIsReadWithItsPatient) {
   ASSERT_EQ(read.patients[0].facts->facts.size(), 1u);
   EXPECT_EQ(read.patients[0].facts->facts[0].name, "informed_consent");
   EXPECT_EQ(read.patients[0].facts->provenance[0].second, "Observation/o1");
+}
+
+// Lines are sorted to their patient from their text where they are written
+// as exports write them; a line whose parse says otherwise is read as its
+// parse says, whichever it is.
+TEST(NdjsonTest, ALineIsSortedAsItsParseSays) {
+  const std::vector<PatientLines> patients = SyntheticPatients(3, 7);
+  const std::string clean = ExportText(patients);
+  const NdjsonFacts expected = Read(clean);
+  // Cut short: not JSON, though it starts as a resource of pt0.
+  const std::string cut = R"({"resourceType":"Observation","id":"cut1","subject":{"reference":"Patient/pt0"})";
+  // pt1 is named first, in a nested resource: the Observation is pt0's.
+  const std::string nested =
+      R"({"resourceType":"Observation","id":"n1","contained":[{"subject":{"reference":"Patient/pt1"}}],)"
+      R"("subject":{"reference":"Patient/pt0"},"status":"final","code":{"coding":[{"system":)"
+      R"("urn:trialrules:fact","code":"no_such_fact"}]},"effectiveDateTime":"2020-01-10"})";
+  const std::string patient_cut = R"({"resourceType":"Patient","id":"pt9")";
+  for (const std::string& text :
+       {absl::StrCat(clean, cut, "\n"), absl::StrCat(patient_cut, "\n", clean),
+        absl::StrCat(clean, nested, "\n"), absl::StrCat(cut, "\n", clean, nested, "\n")}) {
+    SCOPED_TRACE(text.substr(0, 60));
+    const NdjsonFacts read = Read(text);
+    ASSERT_EQ(read.patients.size(), 3u);
+    for (size_t p = 0; p < 3; ++p) EXPECT_EQ(read.patients[p].id, absl::StrCat("pt", p));
+    const bool has_nested = text.find(nested) != std::string::npos;
+    if (has_nested) {
+      EXPECT_EQ(read.patients[0].facts.status().message(),
+                absl::StrCat("line ", LineOf(text, "n1"),
+                             R"( (Observation/n1): code names "no_such_fact", which is not )",
+                             "a fact of NCT04094766 1.0"));
+    } else {
+      ASSERT_TRUE(read.patients[0].facts.ok()) << read.patients[0].facts.status();
+      EXPECT_EQ(read.patients[0].facts->provenance, expected.patients[0].facts->provenance);
+    }
+    for (size_t p = 1; p < 3; ++p) {
+      ASSERT_TRUE(read.patients[p].facts.ok()) << read.patients[p].facts.status();
+      EXPECT_EQ(read.patients[p].facts->provenance, expected.patients[p].facts->provenance);
+    }
+    const size_t cut_lines = (text.find(cut) != std::string::npos) +
+                             (text.find(patient_cut) != std::string::npos);
+    ASSERT_EQ(read.line_errors.size(), cut_lines);
+    for (const std::string& error : read.line_errors) {
+      EXPECT_NE(error.find(": not JSON: "), std::string::npos) << error;
+    }
+  }
 }
 
 }  // namespace
