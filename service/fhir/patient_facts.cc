@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string_view>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
@@ -80,10 +81,11 @@ absl::StatusOr<std::optional<std::string_view>> TextField(const Resource& resour
 }
 
 // The codings of a CodeableConcept member: (system, code) pairs, viewing
-// the document.
-absl::StatusOr<std::vector<std::pair<std::string_view, std::string_view>>> Codings(
+// the document. Most concepts have one or two.
+using CodingList = absl::InlinedVector<std::pair<std::string_view, std::string_view>, 2>;
+absl::StatusOr<CodingList> Codings(
     const Resource& resource, dom::object concept_object, absl::string_view path) {
-  std::vector<std::pair<std::string_view, std::string_view>> codings;
+  CodingList codings;
   absl::StatusOr<std::optional<dom::array>> array =
       ArrayField(resource, concept_object, absl::StrCat(path, ".coding"), "coding");
   if (!array.ok()) return array.status();
@@ -221,15 +223,39 @@ std::string Resource::Name() const {
 PatientFactsReader::PatientFactsReader(const RuleSet& rules, const BundleOptions& options)
     : rules_(rules), options_(options) {
   DeclareSources();
+  sources_ = declared_;
+  source_count_ = declared_.size();
+  fact_source_.assign(rules_.facts().size(), -1);
+  is_range_.assign(declared_.size(), false);
+  for (int range : range_source_) {
+    if (range >= 0) is_range_[range] = true;
+  }
+  std::vector<int> by_name(rules_.facts().size());
+  for (size_t f = 0; f < by_name.size(); ++f) by_name[f] = static_cast<int>(f);
+  std::sort(by_name.begin(), by_name.end(), [&](int a, int b) {
+    return rules_.facts()[a].name < rules_.facts()[b].name;
+  });
+  name_order_.assign(by_name.size(), 0);
+  for (size_t i = 0; i < by_name.size(); ++i) {
+    name_order_[by_name[i]] =
+        i > 0 && rules_.facts()[by_name[i]].name == rules_.facts()[by_name[i - 1]].name
+            ? name_order_[by_name[i - 1]]
+            : static_cast<int>(i);
+  }
 }
 
 absl::StatusOr<BundleFacts> PatientFactsReader::Read(
     const Resource& patient, absl::string_view patient_full_url,
     absl::Span<const Resource* const> observations) {
   patient_ = &patient;
-  patient_full_url_ = std::string(patient_full_url);
-  sources_ = declared_;
-  fact_sources_.clear();
+  patient_full_url_.assign(patient_full_url.data(), patient_full_url.size());
+  // The last patient's sources are emptied rather than freed: their
+  // candidates' storage serves the next.
+  for (size_t s = 0; s < source_count_; ++s) {
+    sources_[s].candidates.clear();
+    if (s >= declared_.size()) fact_source_[sources_[s].fact] = -1;
+  }
+  source_count_ = declared_.size();
   ignored_.clear();
   if (absl::Status status = ReadPatient(patient); !status.ok()) return status;
   for (const Resource* observation : observations) {
@@ -269,9 +295,21 @@ void PatientFactsReader::DeclareSources() {
 }
 
 int PatientFactsReader::FactSource(int fact) {
-  const auto [it, inserted] = fact_sources_.try_emplace(fact, static_cast<int>(sources_.size()));
-  if (inserted) sources_.push_back({fact, kFactCodeSystem, -1, {}});
-  return it->second;
+  int& source = fact_source_[fact];
+  if (source < 0) {
+    source = static_cast<int>(source_count_);
+    if (sources_.size() == source_count_) {
+      sources_.push_back({fact, kFactCodeSystem, -1, {}});
+    } else {
+      // Emptied by Read.
+      Source& reused = sources_[source_count_];
+      reused.fact = fact;
+      reused.how = kFactCodeSystem;
+      reused.binding = -1;
+    }
+    ++source_count_;
+  }
+  return source;
 }
 
 absl::Status PatientFactsReader::ReadPatient(const Resource& patient) {
@@ -352,7 +390,7 @@ absl::Status PatientFactsReader::ReadObservation(const Resource& observation) {
       ObjectField(observation, observation.object, "code", "code");
   if (!code.ok()) return code.status();
   if (!code->has_value()) return Refuse(observation, "code", "is required");
-  absl::StatusOr<std::vector<std::pair<std::string_view, std::string_view>>> codings =
+  absl::StatusOr<CodingList> codings =
       Codings(observation, **code, "code");
   if (!codings.ok()) return codings.status();
   // Which source the codings select: one binding, or one fact by name.
@@ -433,9 +471,10 @@ const std::string& PatientFactsReader::FactName(int source) const {
 }
 
 absl::StatusOr<std::optional<DayNumber>> PatientFactsReader::DateOf(const Resource& observation) {
-  std::string field = "effectiveDateTime";
-  absl::StatusOr<std::optional<std::string>> text =
-      StringField(observation, observation.object, field, "effectiveDateTime");
+  absl::string_view field = "effectiveDateTime";
+  auto path = [&] { return std::string(field); };
+  absl::StatusOr<std::optional<std::string_view>> text =
+      TextField(observation, observation.object, path, "effectiveDateTime");
   if (!text.ok()) return text.status();
   if (!text->has_value()) {
     absl::StatusOr<std::optional<dom::object>> period =
@@ -443,16 +482,15 @@ absl::StatusOr<std::optional<DayNumber>> PatientFactsReader::DateOf(const Resour
     if (!period.ok()) return period.status();
     if (!period->has_value()) return std::nullopt;
     field = "effectivePeriod.start";
-    text = StringField(observation, **period, field, "start");
+    text = TextField(observation, **period, path, "start");
     if (!text.ok()) return text.status();
     if (!text->has_value()) return std::nullopt;
   }
   // The date as written: no time-zone conversion.
-  absl::StatusOr<DayNumber> day =
-      ParseIsoDate(absl::string_view(**text).substr(0, 10));
+  absl::StatusOr<DayNumber> day = ParseIsoDate(View(**text).substr(0, 10));
   if (!day.ok()) {
     return Refuse(observation, field,
-                  absl::StrCat("\"", **text, "\" does not start with a date YYYY-MM-DD"));
+                  absl::StrCat("\"", View(**text), "\" does not start with a date YYYY-MM-DD"));
   }
   return *day;
 }
@@ -496,11 +534,13 @@ absl::StatusOr<bool> PatientFactsReader::ValueOf(const Resource& observation, co
     }
     absl::StatusOr<Quantity> quantity = QuantityOf(observation, object, field);
     if (!quantity.ok()) return quantity.status();
-    std::vector<std::string> units = UnitsOf(fact);
-    if (bound != nullptr && !bound->units().empty()) {
-      units.assign(bound->units().begin(), bound->units().end());
-    }
-    if (std::find(units.begin(), units.end(), quantity->unit) == units.end()) {
+    const bool bound_units = bound != nullptr && !bound->units().empty();
+    if (bound_units ? std::find(bound->units().begin(), bound->units().end(),
+                                quantity->unit) == bound->units().end()
+                    : !TakesUnit(fact, quantity->unit)) {
+      // Listed only to refuse: most quantities are in a unit taken.
+      std::vector<std::string> units = UnitsOf(fact);
+      if (bound_units) units.assign(bound->units().begin(), bound->units().end());
       return Refuse(observation, absl::StrCat(field, ".code"),
                     absl::StrCat("\"", quantity->unit, "\" is not a unit ", fact.name,
                                  " takes (", UnitList(units), ")"));
@@ -531,7 +571,7 @@ absl::StatusOr<bool> PatientFactsReader::ValueOf(const Resource& observation, co
     if (value.get_object().get(object) != simdjson::SUCCESS) {
       return Refuse(observation, field, "must be an object");
     }
-    absl::StatusOr<std::vector<std::pair<std::string_view, std::string_view>>> codings =
+    absl::StatusOr<CodingList> codings =
         Codings(observation, object, field);
     if (!codings.ok()) return codings.status();
     // A code the binding does not map (e.g. "indeterminate") leaves the
@@ -565,13 +605,14 @@ absl::StatusOr<bool> PatientFactsReader::ValueOf(const Resource& observation, co
 absl::StatusOr<const Candidate*> PatientFactsReader::Winner(const Source& source) const {
   const std::vector<Candidate>& all = source.candidates;
   if (all.empty()) return nullptr;
+  if (all.size() == 1) return &all[0];
   DayNumber latest = all[0].date;
   for (const Candidate& c : all) latest = std::max(latest, c.date);
-  std::vector<const Candidate*> on_latest;
+  absl::InlinedVector<const Candidate*, 4> on_latest;
   for (const Candidate& c : all) {
     if (c.date == latest) on_latest.push_back(&c);
   }
-  std::vector<const Candidate*> winners;
+  absl::InlinedVector<const Candidate*, 4> winners;
   for (const Candidate* c : on_latest) {
     const bool beaten = c->issued.has_value() &&
                         std::any_of(on_latest.begin(), on_latest.end(),
@@ -629,45 +670,55 @@ absl::StatusOr<Candidate> PatientFactsReader::RangeHigh(const Candidate& selecte
 }
 
 absl::StatusOr<BundleFacts> PatientFactsReader::Select() {
-  struct Given {
-    Candidate candidate;
-    absl::string_view how;
-  };
-  std::map<std::string, std::vector<Given>> given;  // fact name → its sources
-  for (int s = 0; s < static_cast<int>(sources_.size()); ++s) {
+  std::vector<Given>& given = given_;
+  given.clear();
+  for (size_t s = 0; s < source_count_; ++s) {
     const Source& source = sources_[s];
-    if (std::find(range_source_.begin(), range_source_.end(), s) != range_source_.end()) {
+    if (s < is_range_.size() && is_range_[s]) {
       continue;  // given with its binding's winner below
     }
     absl::StatusOr<const Candidate*> winner = Winner(source);
     if (!winner.ok()) return winner.status();
     if (*winner == nullptr) continue;
     if ((*winner)->value.has_value()) {
-      given[rules_.facts()[source.fact].name].push_back({**winner, source.how});
+      given.push_back({source.fact, **winner, source.how});
     }
     if (source.binding >= 0 && range_source_[source.binding] >= 0) {
       const Source& range = sources_[range_source_[source.binding]];
       absl::StatusOr<Candidate> high = RangeHigh(**winner, range);
       if (!high.ok()) return high.status();
       if (high->value.has_value()) {
-        given[rules_.facts()[range.fact].name].push_back({*high, range.how});
+        given.push_back({range.fact, *std::move(high), range.how});
       }
     }
   }
+  // By name, each fact's sources in the order given.
+  std::stable_sort(given.begin(), given.end(), [&](const Given& a, const Given& b) {
+    return name_order_[a.fact] < name_order_[b.fact];
+  });
   BundleFacts out;
-  for (auto& [name, sources] : given) {
-    if (sources.size() > 1) {
+  out.facts.reserve(given.size());
+  out.provenance.reserve(given.size());
+  for (size_t i = 0; i < given.size();) {
+    size_t end = i + 1;
+    while (end < given.size() && name_order_[given[end].fact] == name_order_[given[i].fact]) {
+      ++end;
+    }
+    const std::string& name = rules_.facts()[given[i].fact].name;
+    if (end - i > 1) {
       std::vector<std::string> named;
-      for (const Given& g : sources) {
-        named.push_back(absl::StrCat(g.candidate.resource->Reference(), " (", g.how, ")"));
+      for (size_t g = i; g < end; ++g) {
+        named.push_back(
+            absl::StrCat(given[g].candidate.resource->Reference(), " (", given[g].how, ")"));
       }
       return absl::InvalidArgumentError(
           absl::StrCat("fact \"", name, "\" is given more than one way: ",
                        absl::StrJoin(named, " and "), "; a fact has one source"));
     }
-    const Candidate& c = sources[0].candidate;
+    const Candidate& c = given[i].candidate;
     out.facts.push_back({name, *c.value, c.unit});
     out.provenance.emplace_back(name, c.resource->Reference());
+    i = end;
   }
   out.ignored_unknown.assign(ignored_.begin(), ignored_.end());
   return out;

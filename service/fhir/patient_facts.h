@@ -111,12 +111,24 @@ class PatientFactsReader {
   std::vector<int> range_source_;    // per binding: its reference range's, or -1
   // system → code → binding; looked up with the document's string_views.
   std::map<std::string, std::map<std::string, int, std::less<>>, std::less<>> codes_;
+  std::vector<bool> is_range_;  // per declared source: a reference range's
+  std::vector<int> name_order_;  // per fact: its rank by name (answers are sorted by name)
   // Per patient.
   const Resource* patient_ = nullptr;
   std::string patient_full_url_;
-  std::vector<Source> sources_;      // declared_, then urn:trialrules:fact ones
-  std::map<int, int> fact_sources_;  // fact → its urn:trialrules:fact source
+  // declared_, then urn:trialrules:fact ones: the first source_count_
+  // (the rest are kept for their storage).
+  std::vector<Source> sources_;
+  size_t source_count_ = 0;
+  std::vector<int> fact_source_;  // per fact: its urn:trialrules:fact source, or -1
   std::set<std::string> ignored_;
+  // Select's: a winner (or reference range) for a fact, kept for its storage.
+  struct Given {
+    int fact = -1;
+    Candidate candidate;
+    absl::string_view how;
+  };
+  std::vector<Given> given_;
 };
 
 }  // namespace fhir_internal
