@@ -33,9 +33,11 @@ struct Line {
   std::string_view quick_id;
 };
 
-// The non-blank lines of `text`, numbered from 1 or by `numbers`.
-std::vector<Line> SplitLines(absl::string_view text, absl::Span<const uint64_t> numbers) {
-  std::vector<Line> lines;
+// Calls `f` with each non-blank line of `text`, as it goes (a list of an
+// export's lines would be as large as its patients' groups), numbered from
+// 1 or by `numbers`.
+template <typename F>
+void ForEachLine(absl::string_view text, absl::Span<const uint64_t> numbers, F f) {
   size_t count = 0;
   while (!text.empty()) {
     const size_t end = text.find('\n');
@@ -43,9 +45,8 @@ std::vector<Line> SplitLines(absl::string_view text, absl::Span<const uint64_t> 
     text = end == absl::string_view::npos ? absl::string_view() : text.substr(end + 1);
     const size_t number = count < numbers.size() ? numbers[count] : count + 1;
     ++count;
-    if (!absl::StripAsciiWhitespace(line).empty()) lines.push_back({number, line, {}});
+    if (!absl::StripAsciiWhitespace(line).empty()) f(Line{number, line, {}});
   }
-  return lines;
 }
 
 // Whose a line is, read from its text without parsing it, for the way
@@ -130,7 +131,7 @@ class NdjsonReader {
     text_end_ = text.data() + text.size();
     quick_ = quick;
     out_ = out;
-    for (const Line& line : SplitLines(text, line_numbers)) Sort(line);
+    ForEachLine(text, line_numbers, [this](const Line& line) { Sort(line); });
     out->patients.reserve(groups_.size());
     for (Group& group : groups_) {
       NdjsonPatient patient{std::string(), BundleFacts()};

@@ -230,6 +230,7 @@ PatientFactsReader::PatientFactsReader(const RuleSet& rules, const BundleOptions
   for (int range : range_source_) {
     if (range >= 0) is_range_[range] = true;
   }
+  highs_.reserve(range_source_.size());
   std::vector<int> by_name(rules_.facts().size());
   for (size_t f = 0; f < by_name.size(); ++f) by_name[f] = static_cast<int>(f);
   std::sort(by_name.begin(), by_name.end(), [&](int a, int b) {
@@ -672,6 +673,7 @@ absl::StatusOr<Candidate> PatientFactsReader::RangeHigh(const Candidate& selecte
 absl::StatusOr<BundleFacts> PatientFactsReader::Select() {
   std::vector<Given>& given = given_;
   given.clear();
+  highs_.clear();
   for (size_t s = 0; s < source_count_; ++s) {
     const Source& source = sources_[s];
     if (s < is_range_.size() && is_range_[s]) {
@@ -681,21 +683,30 @@ absl::StatusOr<BundleFacts> PatientFactsReader::Select() {
     if (!winner.ok()) return winner.status();
     if (*winner == nullptr) continue;
     if ((*winner)->value.has_value()) {
-      given.push_back({source.fact, **winner, source.how});
+      given.push_back({source.fact, *winner, source.how});
     }
     if (source.binding >= 0 && range_source_[source.binding] >= 0) {
       const Source& range = sources_[range_source_[source.binding]];
       absl::StatusOr<Candidate> high = RangeHigh(**winner, range);
       if (!high.ok()) return high.status();
       if (high->value.has_value()) {
-        given.push_back({range.fact, *std::move(high), range.how});
+        // Never reallocated (reserved for every range): given points into it.
+        highs_.push_back(*std::move(high));
+        given.push_back({range.fact, &highs_.back(), range.how});
       }
     }
   }
   // By name, each fact's sources in the order given.
-  std::stable_sort(given.begin(), given.end(), [&](const Given& a, const Given& b) {
-    return name_order_[a.fact] < name_order_[b.fact];
-  });
+  // An insertion sort: a couple of dozen facts, and stable without the
+  // buffer std::stable_sort allocates.
+  for (size_t i = 1; i < given.size(); ++i) {
+    const Given moving = given[i];
+    size_t j = i;
+    for (; j > 0 && name_order_[given[j - 1].fact] > name_order_[moving.fact]; --j) {
+      given[j] = given[j - 1];
+    }
+    given[j] = moving;
+  }
   BundleFacts out;
   out.facts.reserve(given.size());
   out.provenance.reserve(given.size());
@@ -709,13 +720,13 @@ absl::StatusOr<BundleFacts> PatientFactsReader::Select() {
       std::vector<std::string> named;
       for (size_t g = i; g < end; ++g) {
         named.push_back(
-            absl::StrCat(given[g].candidate.resource->Reference(), " (", given[g].how, ")"));
+            absl::StrCat(given[g].candidate->resource->Reference(), " (", given[g].how, ")"));
       }
       return absl::InvalidArgumentError(
           absl::StrCat("fact \"", name, "\" is given more than one way: ",
                        absl::StrJoin(named, " and "), "; a fact has one source"));
     }
-    const Candidate& c = given[i].candidate;
+    const Candidate& c = *given[i].candidate;
     out.facts.push_back({name, *c.value, c.unit});
     out.provenance.emplace_back(name, c.resource->Reference());
     i = end;

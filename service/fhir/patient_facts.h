@@ -122,13 +122,15 @@ class PatientFactsReader {
   size_t source_count_ = 0;
   std::vector<int> fact_source_;  // per fact: its urn:trialrules:fact source, or -1
   std::set<std::string> ignored_;
-  // Select's: a winner (or reference range) for a fact, kept for its storage.
+  // Select's: the winners (and reference ranges) of facts, kept for their
+  // storage.
   struct Given {
     int fact = -1;
-    Candidate candidate;
+    const Candidate* candidate = nullptr;  // a source's, or in highs_
     absl::string_view how;
   };
   std::vector<Given> given_;
+  std::vector<Candidate> highs_;
 };
 
 }  // namespace fhir_internal
