@@ -153,10 +153,15 @@ class NdjsonReader {
   }
 
   Group& GroupOf(std::string_view id) {
-    if (const auto it = group_of_.find(absl::string_view(id.data(), id.size()));
-        it != group_of_.end()) {
+    // An export lists a patient's Observations together.
+    if (last_group_ < groups_.size() && groups_[last_group_].id == id) {
+      return groups_[last_group_];
+    }
+    if (const auto it = group_of_.find(View(id)); it != group_of_.end()) {
+      last_group_ = it->second;
       return groups_[it->second];
     }
+    last_group_ = groups_.size();
     group_of_.emplace(std::string(id), groups_.size());
     groups_.push_back({std::string(id), {}, {}, "", absl::OkStatus()});
     return groups_.back();
@@ -356,6 +361,7 @@ class NdjsonReader {
   std::vector<const Resource*> observations_;
   std::vector<Group> groups_;
   absl::flat_hash_map<std::string, size_t> group_of_;
+  size_t last_group_ = 0;  // the group of the last line sorted
 };
 
 }  // namespace
