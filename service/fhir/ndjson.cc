@@ -15,15 +15,15 @@ namespace trialrules {
 namespace {
 
 namespace dom = simdjson::dom;
-
-// Debian's Abseil has its own string_view; simdjson hands out std's.
-absl::string_view View(std::string_view text) { return {text.data(), text.size()}; }
 using fhir_internal::PatientFactsReader;
 using fhir_internal::Refuse;
 using fhir_internal::Resource;
 using fhir_internal::StringField;
 
 constexpr std::string_view kPatientPrefix = "Patient/";
+
+// Debian's Abseil has its own string_view; simdjson hands out std's.
+absl::string_view View(std::string_view text) { return {text.data(), text.size()}; }
 
 struct Line {
   size_t number = 0;  // 1-based

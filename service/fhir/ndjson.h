@@ -40,11 +40,12 @@ struct NdjsonFacts {
 // The facts of every patient in `ndjson`, assessed as `options` say. Blank
 // lines are skipped; resources other than Patient and Observation are
 // ignored. Two Patients with one id, or Observations of a Patient the
-// export does not have, are that patient's error. The whole text is
-// parsed at once (about 3x its size in memory): callers split a large
-// export by patients. Errors number the lines from 1, or, when
-// `line_numbers` is not empty, by it: one number per line of `ndjson` (e.g.
-// the lines' numbers in the export a caller split).
+// export does not have, are that patient's error. Beyond the text it
+// holds where each line is (some 40 bytes a line) and the parse of one
+// patient's lines at a time: callers split a large export by patients.
+// Errors number the lines from 1, or, when `line_numbers` is not empty, by
+// it: one number per line of `ndjson` (e.g. the lines' numbers in the
+// export a caller split).
 NdjsonFacts FactsFromNdjson(absl::string_view ndjson, const RuleSet& rules,
                             const BundleOptions& options,
                             absl::Span<const uint64_t> line_numbers = {});
