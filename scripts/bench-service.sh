@@ -145,7 +145,7 @@ for name, value in sorted(medians.items()):
 print("%.2f" % (medians["BM_EngineEligibility/all_facts"] / medians["BM_RawMuparserEligibility"]))
 ' "$work/engine.json")
 
-echo "== FHIR Bulk Data export screened by the server, 2 streams of 500 patients per message" >&2
+echo "== FHIR Bulk Data export screened by the server, 3 streams of 150 patients per message" >&2
 fhir_patients="${FHIR_PATIENTS:-20000}"
 build/tests/make_fhir_export "$fhir_patients" 1 "$work/export"
 fhir_runs=()

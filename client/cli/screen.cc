@@ -39,7 +39,7 @@ constexpr char kUsage[] =
     "--assessment-date (default today); a patient is named Patient/ID\n"
     "With --server the servers screen the export: a dns:///NAME:PORT target (or an\n"
     "ipv4:A:P,B:P list) spreads it over every address, each with --streams-per-server\n"
-    "streams (default 2) taking messages of --batch patients (default 500) as they\n"
+    "streams (default 3) taking messages of --batch patients (default 150) as they\n"
     "finish; --deadline-ms bounds each message. A progress line shows on a terminal.\n";
 
 Screened ScreenOne(const Catalog& catalog, const std::string& protocol,

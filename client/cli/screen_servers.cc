@@ -343,8 +343,8 @@ int ScreenExportOnServers(const Args& args, const std::vector<std::string>& prot
   absl::StatusOr<absl::Duration> batch_deadline = DeadlineFlag(args);
   int batch_patients = 0, streams_per_server = 0;
   if (!batch_deadline.ok() ||
-      !absl::SimpleAtoi(args.Get("batch", "500"), &batch_patients) || batch_patients <= 0 ||
-      !absl::SimpleAtoi(args.Get("streams-per-server", "2"), &streams_per_server) ||
+      !absl::SimpleAtoi(args.Get("batch", "150"), &batch_patients) || batch_patients <= 0 ||
+      !absl::SimpleAtoi(args.Get("streams-per-server", "3"), &streams_per_server) ||
       streams_per_server <= 0) {
     std::cerr << "error: "
               << (batch_deadline.ok() ? "--batch and --streams-per-server take a positive number"
