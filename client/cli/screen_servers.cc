@@ -18,6 +18,7 @@
 #include <optional>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -126,6 +127,10 @@ struct Screening {
   bool progress_shown = false;  // a progress line is on the terminal
 
   std::mutex mu;
+  // Workers still opening their streams: none takes a batch before every
+  // replica has shown it screens under the same rules.
+  int opening = 0;
+  std::condition_variable opened;
   // Per batch, once answered: one response per protocol.
   std::vector<std::optional<std::vector<v1::ScreenResponse>>> answers;
   size_t next_printed = 0;
@@ -189,6 +194,15 @@ void ScreenOnReplica(Screening* screening, ScreenPrinter* printer, Replica* repl
                      const Args& args) {
   const std::vector<Protocol>& protocols = *screening->protocols;
   const std::vector<ExportBatch>& batches = screening->export_batches->batches;
+  bool arrived = false;
+  auto arrive = [&] {
+    if (arrived) return;
+    arrived = true;
+    std::lock_guard<std::mutex> lock(screening->mu);
+    --screening->opening;
+    screening->opened.notify_all();
+  };
+  absl::Cleanup arrive_on_return = arrive;
   Args for_replica = args;
   for_replica.options["server"] = replica->target;
   if (!replica->tls_name.empty() && args.Get("tls-server-name").empty()) {
@@ -204,8 +218,21 @@ void ScreenOnReplica(Screening* screening, ScreenPrinter* printer, Replica* repl
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
   std::vector<std::unique_ptr<grpc::ClientReaderWriter<v1::ScreenRequest, v1::ScreenResponse>>>
       streams;
+  // Streams an early return leaves open are cancelled and finished.
+  std::vector<bool> finished;
+  absl::Cleanup cancel_open = [&] {
+    for (size_t i = 0; i < streams.size(); ++i) {
+      if (finished[i]) continue;
+      contexts[i]->TryCancel();
+      static_cast<void>(streams[i]->Finish());
+    }
+  };
+  auto finish = [&](size_t i) {
+    finished[i] = true;
+    return streams[i]->Finish();
+  };
   auto stream_failed = [&](size_t i, const std::string& what) {
-    const grpc::Status status = streams[i]->Finish();
+    const grpc::Status status = finish(i);
     Fail(screening, absl::StrCat(replica->target, ", ", protocols[i].id, ": ", what,
                                  status.ok() ? "" : absl::StrCat(": ", status.error_message())));
   };
@@ -213,6 +240,7 @@ void ScreenOnReplica(Screening* screening, ScreenPrinter* printer, Replica* repl
     contexts.push_back(std::make_unique<grpc::ClientContext>());
     contexts.back()->set_deadline(absl::ToChronoTime(absl::Now() + deadline));
     streams.push_back(stub->ScreenPatients(contexts.back().get()));
+    finished.push_back(false);
     v1::ScreenRequest opening;
     *opening.mutable_header() = screening->header;
     opening.mutable_header()->set_protocol_id(protocols[i].id);
@@ -220,7 +248,7 @@ void ScreenOnReplica(Screening* screening, ScreenPrinter* printer, Replica* repl
     if (!streams[i]->Write(opening) || !streams[i]->Read(&answer)) {
       // The others take its share; an address a name resolves to may not
       // be listening (e.g. ::1 for a server on 127.0.0.1).
-      const grpc::Status status = streams[i]->Finish();
+      const grpc::Status status = finish(i);
       std::lock_guard<std::mutex> lock(screening->mu);
       std::cerr << "skipping " << replica->target << ": " << status.error_message() << "\n";
       return;
@@ -235,6 +263,11 @@ void ScreenOnReplica(Screening* screening, ScreenPrinter* printer, Replica* repl
                                protocols[i].rule_set.sha256(),
                                "); screen when every replica serves the same rules"));
     }
+  }
+  arrive();
+  {
+    std::unique_lock<std::mutex> lock(screening->mu);
+    screening->opened.wait(lock, [&] { return screening->opening == 0; });
   }
   v1::ScreenRequest request;  // reused: its buffers keep their capacity
   for (size_t b = screening->next_batch++; b < batches.size() && !screening->failed;
@@ -265,9 +298,9 @@ void ScreenOnReplica(Screening* screening, ScreenPrinter* printer, Replica* repl
   }
   for (size_t i = 0; i < protocols.size(); ++i) {
     streams[i]->WritesDone();
-    if (const grpc::Status status = streams[i]->Finish(); !status.ok()) {
-      return Fail(screening, absl::StrCat(replica->target, ", ", protocols[i].id, ": ",
-                                          status.error_message()));
+    if (const grpc::Status status = finish(i); !status.ok()) {
+      Fail(screening, absl::StrCat(replica->target, ", ", protocols[i].id, ": ",
+                                   status.error_message()));
     }
   }
 }
@@ -394,6 +427,7 @@ int ScreenExportOnServers(const Args& args, const std::vector<std::string>& prot
   for (const Replica& replica : *replicas) {
     for (int s = 0; s < streams_per_server; ++s) slots.push_back(replica);
   }
+  screening.opening = static_cast<int>(slots.size());
   for (Replica& slot : slots) {
     workers.emplace_back(ScreenOnReplica, &screening, &printer, &slot, std::cref(args));
   }

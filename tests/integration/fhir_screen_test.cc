@@ -277,6 +277,34 @@ TEST(FhirScreenServersTest, ADnsNameScreensOnEveryAddressThatAnswers) {
   EXPECT_EQ(Count(server.AuditLog(), "\"subject_ref\":\"Patient/pt"), 30);
 }
 
+TEST(FhirScreenServersTest, ReplicasUnderDifferentRuleFilesScreenNoPatient) {
+  // The second server's v1.0 differs by a comment: another SHA-256.
+  const std::filesystem::path rules =
+      std::filesystem::path(::testing::TempDir()) / "rules_amended_comment";
+  std::filesystem::remove_all(rules);
+  std::filesystem::copy(std::string(TRIALRULES_SOURCE_DIR) + "/rules", rules);
+  std::ofstream(rules / "NCT04094766-v1.0.textproto", std::ios::app) << "# amended\n";
+  ServerProcess same;
+  ServerProcess other({}, rules.string());
+  std::string targets;
+  for (ServerProcess* server : {&same, &other}) {
+    ASSERT_TRUE(server->WaitForPort()) << server->Stderr();
+    ASSERT_TRUE(server->WaitForHealth(kServing)) << server->Stderr();
+    absl::StrAppend(&targets, targets.empty() ? "" : ",", "127.0.0.1:", server->port());
+  }
+  const std::string path = ::testing::TempDir() + "/mixed_rules_export.ndjson";
+  std::ofstream(path) << testing::ExportText(testing::SyntheticPatients(40, 5));
+  const testing::CommandRun run = testing::RunCli(
+      absl::StrCat("screen --protocols NCT04094766 --fhir-ndjson ", path,
+                   " --assessment-date 2020-01-15 --json --batch 5 --server ipv4:", targets));
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_NE(run.output.find("screen when every replica serves the same rules"),
+            std::string::npos)
+      << run.output;
+  EXPECT_TRUE(PatientLinesOf(run.output).empty()) << run.output;
+  EXPECT_EQ(Count(same.AuditLog() + other.AuditLog(), "\"subject_ref\""), 0);
+}
+
 TEST(FhirScreenServersTest, AnUnreachableTargetIsAnErrorNamingIt) {
   const std::string path = ::testing::TempDir() + "/unreachable_export.ndjson";
   std::ofstream(path) << testing::ExportText(testing::SyntheticPatients(2, 5));
