@@ -155,11 +155,16 @@ ExportBatches BatchExportByPatient(const std::string& text, size_t max_patients,
   ExportBatches out;
   out.patients = patients.size();
   out.batches.emplace_back();
-  for (const Line& line : loose) Append(text, line, &out.batches.back());
+  for (const Line& line : loose) {
+    if (out.batches.back().bytes + line.length + 1 > max_bytes && out.batches.back().bytes > 0) {
+      out.batches.emplace_back();
+    }
+    Append(text, line, &out.batches.back());
+  }
   for (const PatientLines& patient : patients) {
     ExportBatch* batch = &out.batches.back();
-    if (batch->patients > 0 && (batch->patients >= max_patients ||
-                                batch->bytes + patient.bytes > max_bytes)) {
+    if (!batch->lines.empty() && (batch->patients >= max_patients ||
+                                  batch->bytes + patient.bytes > max_bytes)) {
       batch = &out.batches.emplace_back();
     }
     for (const Line& line : patient.lines) Append(text, line, batch);

@@ -40,7 +40,8 @@ constexpr char kUsage[] =
     "With --server the servers screen the export: a dns:///NAME:PORT target (or an\n"
     "ipv4:A:P,B:P list) spreads it over every address, each with --streams-per-server\n"
     "streams (default 3) taking messages of --batch patients (default 150) as they\n"
-    "finish; --deadline-ms bounds each message. A progress line shows on a terminal.\n";
+    "finish; a stream's deadline is --deadline-ms times one more than the export's\n"
+    "messages. A progress line shows on a terminal.\n";
 
 Screened ScreenOne(const Catalog& catalog, const std::string& protocol,
                    const PatientFacts& patient, Tally* tally) {

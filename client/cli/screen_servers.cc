@@ -246,9 +246,13 @@ void ScreenOnReplica(Screening* screening, ScreenPrinter* printer, Replica* repl
     opening.mutable_header()->set_protocol_id(protocols[i].id);
     v1::ScreenResponse answer;
     if (!streams[i]->Write(opening) || !streams[i]->Read(&answer)) {
-      // The others take its share; an address a name resolves to may not
-      // be listening (e.g. ::1 for a server on 127.0.0.1).
       const grpc::Status status = finish(i);
+      if (status.error_code() != grpc::StatusCode::UNAVAILABLE) {
+        return Fail(screening, absl::StrCat(replica->target, ", ", protocols[i].id, ": ",
+                                            status.error_message()));
+      }
+      // The others take its share: an address a name resolves to may not
+      // be listening (e.g. ::1 for a server on 127.0.0.1).
       std::lock_guard<std::mutex> lock(screening->mu);
       std::cerr << "skipping " << replica->target << ": " << status.error_message() << "\n";
       return;
@@ -328,10 +332,12 @@ absl::StatusOr<std::vector<Protocol>> Describe(const std::vector<std::string>& i
     const bool answered = stream->Write(opening) && stream->Read(&answer);
     stream->WritesDone();
     const grpc::Status status = stream->Finish();
-    if (!answered || !status.ok()) {
+    if (!status.ok()) {
       return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                          absl::StrCat(id, " on ", replica.target, ": ",
-                                       status.ok() ? "no answer" : status.error_message()));
+                          absl::StrCat(id, " on ", replica.target, ": ", status.error_message()));
+    }
+    if (!answered) {
+      return absl::UnavailableError(absl::StrCat(id, " on ", replica.target, ": no answer"));
     }
     absl::StatusOr<v1::RuleSetInfo> info =
         (*client)->GetRuleSet(id, answer.rule_set().version());
@@ -407,6 +413,8 @@ int ScreenExportOnServers(const Args& args, const std::vector<std::string>& prot
   screening.export_batches = &batches;
   screening.batch_deadline = *batch_deadline;
   screening.header.set_as_of_date(args.Get("assessment-date"));
+  // As offline: each protocol takes the facts it declares.
+  screening.header.set_ignore_unknown_facts(true);
   screening.answers.resize(batches.batches.size());
   absl::StatusOr<std::vector<Protocol>> protocols =
       Describe(protocol_ids, screening.header, replicas->front(), args);

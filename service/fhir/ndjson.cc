@@ -131,7 +131,12 @@ class NdjsonReader {
     text_end_ = text.data() + text.size();
     quick_ = quick;
     out_ = out;
+    unlisted_line_errors_ = 0;
     ForEachLine(text, line_numbers, [this](const Line& line) { Sort(line); });
+    if (unlisted_line_errors_ > 0) {
+      out->line_errors.push_back(
+          absl::StrCat("and ", unlisted_line_errors_, " more lines of no patient"));
+    }
     out->patients.reserve(groups_.size());
     for (Group& group : groups_) {
       NdjsonPatient patient{std::string(), BundleFacts()};
@@ -206,21 +211,33 @@ class NdjsonReader {
     SortParsed(line);
   }
 
+  // Whether a line error is listed: a text of nothing but broken lines
+  // must not cost a string per line.
+  bool KeepLineError() {
+    if (out_->line_errors.size() < kMaxLineErrors) return true;
+    ++unlisted_line_errors_;
+    return false;
+  }
+
   void SortParsed(const Line& line) {
     Resource resource;
     resource.index = line.number;
     resource.ndjson_line = true;
     dom::element element;
     if (const auto error = Parse(line, scratch_).get(element); error != simdjson::SUCCESS) {
-      out_->line_errors.push_back(absl::StrCat("line ", line.number, ": not JSON: ",
-                                               simdjson::error_message(error)));
+      if (KeepLineError()) {
+        out_->line_errors.push_back(absl::StrCat("line ", line.number, ": not JSON: ",
+                                                 simdjson::error_message(error)));
+      }
       return;
     }
     std::string_view type;
     if (element.get_object().get(resource.object) != simdjson::SUCCESS ||
         resource.object["resourceType"].get_string().get(type) != simdjson::SUCCESS) {
-      out_->line_errors.push_back(absl::StrCat(
-          "line ", line.number, ": must be an object with a string \"resourceType\""));
+      if (KeepLineError()) {
+        out_->line_errors.push_back(absl::StrCat(
+            "line ", line.number, ": must be an object with a string \"resourceType\""));
+      }
       return;
     }
     if (type != "Patient" && type != "Observation") return;
@@ -234,8 +251,10 @@ class NdjsonReader {
 
     if (type == "Patient") {
       if (id.empty()) {
-        out_->line_errors.push_back(std::string(
-            Refuse(resource, "id", "is required (a Patient is found by its id)").message()));
+        if (KeepLineError()) {
+          out_->line_errors.push_back(std::string(
+              Refuse(resource, "id", "is required (a Patient is found by its id)").message()));
+        }
         return;
       }
       Group& group = GroupOf(id);
@@ -252,9 +271,11 @@ class NdjsonReader {
     // An Observation belongs to the patient its subject names.
     std::string_view patient;
     if (!SubjectPatient(resource.object, &patient)) {
-      out_->line_errors.push_back(std::string(
-          Refuse(resource, "subject.reference", "must be \"Patient/ID\" (whose result it is)")
-              .message()));
+      if (KeepLineError()) {
+        out_->line_errors.push_back(std::string(
+            Refuse(resource, "subject.reference", "must be \"Patient/ID\" (whose result it is)")
+                .message()));
+      }
       return;
     }
     Group& group = GroupOf(patient);
@@ -353,6 +374,7 @@ class NdjsonReader {
   const char* text_end_ = nullptr;
   bool quick_ = true;
   NdjsonFacts* out_ = nullptr;
+  size_t unlisted_line_errors_ = 0;
   dom::parser parser_;
   // One per resource of the patient being read.
   std::vector<dom::document> documents_;

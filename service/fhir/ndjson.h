@@ -28,12 +28,15 @@ struct NdjsonPatient {
   absl::StatusOr<BundleFacts> facts;
 };
 
+inline constexpr size_t kMaxLineErrors = 100;
+
 struct NdjsonFacts {
   // One per patient, in the order the export first names each.
   std::vector<NdjsonPatient> patients;
   // Lines that belong to no patient and so cannot be charged to one:
   // malformed JSON, no resourceType, an Observation without a
-  // "Patient/ID" subject. Each names its line (1-based).
+  // "Patient/ID" subject. Each names its line (1-based); past
+  // kMaxLineErrors, a last entry says how many more there were.
   std::vector<std::string> line_errors;
 };
 
@@ -44,8 +47,8 @@ struct NdjsonFacts {
 // holds where each line is (some 40 bytes a line) and the parse of one
 // patient's lines at a time: callers split a large export by patients.
 // Errors number the lines from 1, or, when `line_numbers` is not empty, by
-// it: one number per line of `ndjson` (e.g. the lines' numbers in the
-// export a caller split).
+// it: one number, at least 1, per line of `ndjson` (e.g. the lines'
+// numbers in the export a caller split).
 NdjsonFacts FactsFromNdjson(absl::string_view ndjson, const RuleSet& rules,
                             const BundleOptions& options,
                             absl::Span<const uint64_t> line_numbers = {});

@@ -202,5 +202,16 @@ TEST(NdjsonTest, ALineIsSortedAsItsParseSays) {
   }
 }
 
+// A text of broken lines lists the first hundred and counts the rest.
+TEST(NdjsonTest, BrokenLinesPastAHundredAreCounted) {
+  std::string text;
+  for (int i = 0; i < 250; ++i) text += "x\n";
+  const NdjsonFacts read = Read(text);
+  EXPECT_TRUE(read.patients.empty());
+  ASSERT_EQ(read.line_errors.size(), kMaxLineErrors + 1);
+  EXPECT_EQ(read.line_errors[0].rfind("line 1: not JSON", 0), 0u) << read.line_errors[0];
+  EXPECT_EQ(read.line_errors.back(), "and 150 more lines of no patient");
+}
+
 }  // namespace
 }  // namespace trialrules
